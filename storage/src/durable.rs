@@ -1,0 +1,30 @@
+//! The proof that data is durable.
+
+/// Proof that every frame appended to a stream before a commit is on disk
+/// (written and fsynced, and its directory entry fsynced).
+///
+/// Only a successful commit constructs one (the constructor is private to
+/// the crate), and the coverage map records nothing without one. A commit
+/// that fails, for example on a full disk, yields no proof, so coverage
+/// cannot advance past data that is not durable.
+#[derive(Debug)]
+pub struct Durable {
+    stream: String,
+    seq: u64,
+}
+
+impl Durable {
+    pub(crate) fn new(stream: &str, seq: u64) -> Durable {
+        Durable { stream: stream.to_string(), seq }
+    }
+
+    /// The stream whose data the commit made durable.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The commit's sequence number, increasing per open store.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
