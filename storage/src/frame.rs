@@ -210,9 +210,23 @@ impl Encoder {
         })
     }
 
+    /// Forgets the pushed records (after their frame is safely appended).
+    pub fn clear(&mut self) {
+        self.raw.clear();
+        self.entries.clear();
+    }
+
     /// Compresses the pushed records into one frame appended to `out`, and
     /// clears the encoder. `compressor` carries the level and dictionary.
     pub fn finish(&mut self, compressor: &mut zstd::bulk::Compressor<'_>, dict_id: u32, out: &mut Vec<u8>) -> Result<()> {
+        self.encode(compressor, dict_id, out)?;
+        self.clear();
+        Ok(())
+    }
+
+    /// Compresses the pushed records into one frame appended to `out`,
+    /// keeping them (so that a failed append can be retried).
+    pub fn encode(&self, compressor: &mut zstd::bulk::Compressor<'_>, dict_id: u32, out: &mut Vec<u8>) -> Result<()> {
         let payload = compressor.compress(&self.raw).map_err(Error::Compression)?;
         let start = out.len();
         let mut table = Vec::with_capacity(self.entries.len() * 22);
@@ -239,8 +253,6 @@ impl Encoder {
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&table);
         out.extend_from_slice(&payload);
-        self.raw.clear();
-        self.entries.clear();
         Ok(())
     }
 }

@@ -14,11 +14,14 @@
 
 pub mod activity;
 pub mod coverage;
+pub mod dict;
 pub mod durable;
 pub mod error;
 pub mod frame;
+pub mod id_index;
 pub mod key;
 pub mod quarantine;
+pub mod segment;
 pub mod time;
 
 pub use durable::Durable;

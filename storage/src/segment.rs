@@ -1,0 +1,345 @@
+//! Segments: one append-only file per (stream, minute of activity time).
+//!
+//! # Design constraints
+//! - Appends must be cheap and the file must stay readable after a crash at
+//!   any byte: a frame is complete and checksummed, or it is cut off.
+//! - Opening a segment *repairs* it: a torn tail (a crash in the middle of
+//!   an append) is truncated, as Kafka truncates a log at its recovery
+//!   point. Damage in the middle (a flipped bit) costs only the damaged
+//!   frame: the scanner resynchronises on the next frame whose two
+//!   checksums hold, moves the damaged bytes aside into a `.damaged` file
+//!   (nothing is deleted), and rewrites the segment atomically.
+//! - Reading never modifies: readers stop at the first frame that does not
+//!   verify, so a tool can read while the archiver appends.
+//! - Sealing rewrites a minute into one frame atomically: write a new file,
+//!   fsync it, rename it over the old one, fsync the directory.
+//!
+//! # Layout
+//! ```text
+//! offset size field
+//!      0    8 magic "GAPLSEG\0"
+//!      8    1 version (1)
+//!      9    3 reserved, 0
+//!     12    4 minute: Unix minutes (u32)
+//!     16      frames, back to back (see frame.rs / FORMAT.md)
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::error::IoContext;
+use crate::frame::{self, Header, FIXED_LEN};
+use crate::{Error, Minute, Result};
+
+pub const FILE_MAGIC: [u8; 8] = *b"GAPLSEG\0";
+pub const FILE_VERSION: u8 = 1;
+pub const FILE_HEADER_LEN: u64 = 16;
+
+/// A frame found in a segment: where it starts and its verified header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameRef {
+    pub offset: u64,
+    pub header: Header,
+}
+
+/// What opening a segment had to repair.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repair {
+    /// Bytes cut from the end: a torn append.
+    pub truncated_tail: u64,
+    /// Byte ranges (in the file as it was) that failed their checksums
+    /// between valid frames, moved to the `.damaged` file.
+    pub damaged: Vec<Range<u64>>,
+}
+
+impl Repair {
+    pub fn is_clean(&self) -> bool {
+        self.truncated_tail == 0 && self.damaged.is_empty()
+    }
+}
+
+fn file_header(minute: Minute) -> [u8; FILE_HEADER_LEN as usize] {
+    let mut h = [0u8; FILE_HEADER_LEN as usize];
+    h[..8].copy_from_slice(&FILE_MAGIC);
+    h[8] = FILE_VERSION;
+    h[12..16].copy_from_slice(&(minute.0 as u32).to_le_bytes());
+    h
+}
+
+fn check_file_header(path: &Path, h: &[u8]) -> Result<Minute> {
+    if h[..8] != FILE_MAGIC {
+        return Err(Error::NotASegment { path: path.into(), reason: "bad magic".into() });
+    }
+    if h[8] != FILE_VERSION {
+        return Err(Error::UnsupportedVersion { path: path.into(), version: h[8] });
+    }
+    Ok(Minute(u32::from_le_bytes(h[12..16].try_into().expect("4 bytes")) as i64))
+}
+
+/// Fsyncs a directory so that a create or rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx("fsync directory", dir)
+}
+
+/// Tries to parse one complete, fully verified frame at the start of `buf`.
+fn verified_frame_at(buf: &[u8]) -> Option<Header> {
+    let fixed: &[u8; FIXED_LEN] = buf.get(..FIXED_LEN)?.try_into().ok()?;
+    let f = frame::parse_fixed(fixed).ok()?;
+    let table = buf.get(FIXED_LEN..FIXED_LEN + f.table_len as usize)?;
+    let header = frame::parse_header(fixed, table).ok()?;
+    let payload = buf.get(header.header_len..header.frame_len() as usize)?;
+    frame::check_payload(&header, payload).ok()?;
+    Some(header)
+}
+
+/// An open segment, positioned for appending.
+///
+/// Invariant: the file holds the file header followed by verified frames
+/// only; `len` is its length. Appends are not durable until [`sync`].
+///
+/// [`sync`]: SegmentWriter::sync
+pub struct SegmentWriter {
+    file: File,
+    path: PathBuf,
+    minute: Minute,
+    len: u64,
+    frames: usize,
+    dirty: bool,
+}
+
+impl SegmentWriter {
+    /// Opens (creating it if needed) and repairs the segment of `minute` at
+    /// `path`. Returns the writer, the frames it holds and what was
+    /// repaired.
+    pub fn open(path: &Path, minute: Minute) -> Result<(SegmentWriter, Vec<FrameRef>, Repair)> {
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ctx("open segment", path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ctx("read segment", path)?;
+        let mut repair = Repair::default();
+        if bytes.len() < FILE_HEADER_LEN as usize {
+            // A new file, or a crash while creating it: nothing after the
+            // header was ever written, so rewriting it loses nothing.
+            repair.truncated_tail = bytes.len() as u64;
+            file.set_len(0).ctx("truncate segment", path)?;
+            file.seek(SeekFrom::Start(0)).ctx("seek segment", path)?;
+            file.write_all(&file_header(minute)).ctx("write segment header", path)?;
+            file.sync_all().ctx("fsync segment", path)?;
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
+            let w = SegmentWriter { file, path: path.into(), minute, len: FILE_HEADER_LEN, frames: 0, dirty: false };
+            return Ok((w, Vec::new(), repair));
+        }
+        let found = check_file_header(path, &bytes)?;
+        if found != minute {
+            return Err(Error::NotASegment { path: path.into(), reason: format!("holds minute {found}, expected {minute}") });
+        }
+        let (frames, damaged, good_end) = scan(&bytes);
+        repair.truncated_tail = bytes.len() as u64 - good_end;
+        repair.damaged = damaged;
+        let mut len = good_end;
+        if !repair.damaged.is_empty() {
+            keep_damaged(path, &bytes, &repair.damaged)?;
+            let mut clean = bytes[..FILE_HEADER_LEN as usize].to_vec();
+            let mut moved = Vec::with_capacity(frames.len());
+            for f in &frames {
+                let start = f.offset as usize;
+                let new_offset = clean.len() as u64;
+                clean.extend_from_slice(&bytes[start..start + f.header.frame_len() as usize]);
+                moved.push(FrameRef { offset: new_offset, header: f.header.clone() });
+            }
+            replace_atomically(path, &clean)?;
+            file = OpenOptions::new().read(true).write(true).open(path).ctx("reopen segment", path)?;
+            len = clean.len() as u64;
+            let w = SegmentWriter { file, path: path.into(), minute, len, frames: moved.len(), dirty: false };
+            return Ok((w, moved, repair));
+        }
+        if repair.truncated_tail > 0 {
+            tracing::warn!(path = %path.display(), bytes = repair.truncated_tail, "cut a torn tail off a segment");
+            keep_damaged(path, &bytes, &[len..bytes.len() as u64])?;
+            file.set_len(len).ctx("truncate torn tail", path)?;
+            file.sync_all().ctx("fsync segment", path)?;
+        }
+        len = len.max(FILE_HEADER_LEN);
+        let w = SegmentWriter { file, path: path.into(), minute, len, frames: frames.len(), dirty: false };
+        Ok((w, frames, repair))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn minute(&self) -> Minute {
+        self.minute
+    }
+
+    /// Bytes in the file, all of them verified frames (or appended since).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    /// Appends encoded frames. Not durable until [`SegmentWriter::sync`].
+    /// On a write error the file is cut back to its last good length, so a
+    /// failed append (a full disk) leaves no partial frame behind.
+    pub fn append(&mut self, frame_bytes: &[u8]) -> Result<()> {
+        let res = self.file.seek(SeekFrom::Start(self.len)).and_then(|_| self.file.write_all(frame_bytes));
+        if let Err(e) = res {
+            let _ = self.file.set_len(self.len);
+            return Err(Error::Io { op: "append frame", path: self.path.clone(), source: e });
+        }
+        self.len += frame_bytes.len() as u64;
+        self.frames += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Makes every append so far durable (fdatasync).
+    pub fn sync(&mut self) -> Result<()> {
+        if self.dirty {
+            self.file.sync_data().ctx("fsync segment", &self.path)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+/// Scans a whole segment image. Returns the verified frames, the damaged
+/// ranges between them, and where the verified data ends.
+fn scan(bytes: &[u8]) -> (Vec<FrameRef>, Vec<Range<u64>>, u64) {
+    let mut frames = Vec::new();
+    let mut damaged = Vec::new();
+    let mut pos = FILE_HEADER_LEN as usize;
+    while pos < bytes.len() {
+        if let Some(header) = verified_frame_at(&bytes[pos..]) {
+            let len = header.frame_len() as usize;
+            frames.push(FrameRef { offset: pos as u64, header });
+            pos += len;
+            continue;
+        }
+        // Resynchronise: the next verified frame after `pos`, if any.
+        let next = (pos + 1..bytes.len())
+            .filter(|&at| bytes[at..].starts_with(&frame::MAGIC))
+            .find(|&at| verified_frame_at(&bytes[at..]).is_some());
+        match next {
+            Some(at) => {
+                damaged.push(pos as u64..at as u64);
+                pos = at;
+            }
+            None => return (frames, damaged, pos as u64),
+        }
+    }
+    (frames, damaged, pos as u64)
+}
+
+/// Saves damaged byte ranges beside the segment, so that nothing is
+/// deleted by a repair.
+fn keep_damaged(path: &Path, bytes: &[u8], damaged: &[Range<u64>]) -> Result<()> {
+    let mut out = path.as_os_str().to_owned();
+    out.push(".damaged");
+    let out = PathBuf::from(out);
+    let mut f = OpenOptions::new().create(true).append(true).open(&out).ctx("open damaged file", &out)?;
+    for r in damaged {
+        writeln!(f, "# offset {} length {}", r.start, r.end - r.start).ctx("write damaged file", &out)?;
+        f.write_all(&bytes[r.start as usize..r.end as usize]).ctx("write damaged file", &out)?;
+        f.write_all(b"\n").ctx("write damaged file", &out)?;
+    }
+    f.sync_all().ctx("fsync damaged file", &out)?;
+    tracing::warn!(path = %path.display(), ranges = ?damaged, "moved damaged segment bytes aside");
+    Ok(())
+}
+
+/// Replaces `path` with `contents`: write a temporary file, fsync it,
+/// rename it over `path`, fsync the directory. A crash at any point leaves
+/// either the old file or the new one.
+pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp).ctx("create", &tmp)?;
+        f.write_all(contents).ctx("write", &tmp)?;
+        f.sync_all().ctx("fsync", &tmp)?;
+    }
+    std::fs::rename(&tmp, path).ctx("rename", path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Reads the verified frame headers of a segment without reading payloads
+/// (seeking past them). Never modifies the file; stops at the first frame
+/// that does not verify, or whose payload is not all there yet.
+pub fn read_headers(path: &Path) -> Result<(Minute, Vec<FrameRef>)> {
+    let mut r = SegmentReader::open(path)?;
+    let mut out = Vec::new();
+    while let Some(f) = r.next_header()? {
+        r.skip_payload(&f)?;
+        out.push(f);
+    }
+    Ok((r.minute, out))
+}
+
+/// Reads a segment frame by frame, holding one frame in memory at a time.
+/// Read-only: safe while a writer appends.
+pub struct SegmentReader {
+    file: std::io::BufReader<File>,
+    path: PathBuf,
+    pub minute: Minute,
+    pos: u64,
+    end: u64,
+}
+
+impl SegmentReader {
+    pub fn open(path: &Path) -> Result<SegmentReader> {
+        let file = File::open(path).ctx("open segment", path)?;
+        let end = file.metadata().ctx("stat segment", path)?.len();
+        let mut file = std::io::BufReader::with_capacity(64 * 1024, file);
+        let mut h = [0u8; FILE_HEADER_LEN as usize];
+        file.read_exact(&mut h).map_err(|_| Error::NotASegment { path: path.into(), reason: "shorter than its header".into() })?;
+        let minute = check_file_header(path, &h)?;
+        Ok(SegmentReader { file, path: path.into(), minute, pos: FILE_HEADER_LEN, end })
+    }
+
+    /// The next frame's verified header, or `None` at the end of the
+    /// verified frames.
+    pub fn next_header(&mut self) -> Result<Option<FrameRef>> {
+        if self.pos + FIXED_LEN as u64 > self.end {
+            return Ok(None);
+        }
+        let mut fixed = [0u8; FIXED_LEN];
+        self.file.read_exact(&mut fixed).ctx("read frame header", &self.path)?;
+        let Ok(f) = frame::parse_fixed(&fixed) else { return Ok(None) };
+        let total = FIXED_LEN as u64 + f.table_len as u64 + f.payload_len as u64;
+        if self.pos + total > self.end {
+            return Ok(None);
+        }
+        let mut table = vec![0u8; f.table_len as usize];
+        self.file.read_exact(&mut table).ctx("read record table", &self.path)?;
+        let Ok(header) = frame::parse_header(&fixed, &table) else { return Ok(None) };
+        let offset = self.pos;
+        self.pos += header.header_len as u64;
+        Ok(Some(FrameRef { offset, header }))
+    }
+
+    /// Reads and verifies the payload of the frame just returned by
+    /// [`next_header`](Self::next_header); `None` if it does not verify.
+    pub fn read_payload(&mut self, f: &FrameRef, buf: &mut Vec<u8>) -> Result<bool> {
+        buf.resize(f.header.payload_len as usize, 0);
+        self.file.read_exact(buf).ctx("read frame payload", &self.path)?;
+        self.pos += f.header.payload_len as u64;
+        Ok(frame::check_payload(&f.header, buf).is_ok())
+    }
+
+    pub fn skip_payload(&mut self, f: &FrameRef) -> Result<()> {
+        self.file.seek_relative(f.header.payload_len as i64).ctx("seek segment", &self.path)?;
+        self.pos += f.header.payload_len as u64;
+        Ok(())
+    }
+}
