@@ -4,3 +4,4 @@
 //! the `gapless-storage` crate.
 
 pub mod cli;
+pub mod import;

@@ -21,7 +21,9 @@ pub mod frame;
 pub mod id_index;
 pub mod key;
 pub mod quarantine;
+pub mod reader;
 pub mod segment;
+pub mod store;
 pub mod time;
 
 pub use durable::Durable;

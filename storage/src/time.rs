@@ -16,7 +16,7 @@ pub const SNOWFLAKE_EPOCH_MS: i64 = 1_288_834_974_657;
 const FIRST_SNOWFLAKE: u64 = 1 << 40;
 
 /// A minute bucket: whole minutes since the Unix epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Minute(pub i64);
 
 impl Minute {

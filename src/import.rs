@@ -1,0 +1,224 @@
+//! `gapless import`: existing NDJSON archives into the store.
+//!
+//! Files written by other collectors (plain, `.gz` or `.zst`; native or
+//! Activity Streams format) go through the same ingest path as the stream:
+//! classified, deduplicated, stored in minute segments. Import claims no
+//! coverage: coverage is a statement about stream connections, and a file
+//! says nothing about what it missed.
+//!
+//! Two threads share the work: a reader decompresses, splits lines and
+//! classifies them (the borrowed parse is the costly part), and the
+//! writer probes the ID index, buffers and compresses. Batches of whole
+//! lines pass between them through a bounded channel, so memory stays
+//! bounded whatever the file size.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use gapless_storage::activity::{self, Limits, Line, Rejection};
+use gapless_storage::store::{Outcome, Store, StoreConfig, StreamWriter};
+
+/// Bytes of input per batch handed from the reader to the writer.
+const BATCH_BYTES: usize = 4 << 20;
+/// Commit once this many raw bytes are pending (a group commit).
+const COMMIT_BYTES: u64 = 256 << 20;
+
+/// What an import did.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub files: usize,
+    pub lines: u64,
+    pub bytes: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub heartbeats: u64,
+    pub system: u64,
+    pub seconds: f64,
+}
+
+impl Summary {
+    pub fn activities_per_sec(&self) -> f64 {
+        (self.stored + self.duplicates) as f64 / self.seconds.max(1e-9)
+    }
+
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "files        {}", self.files)?;
+        writeln!(f, "lines        {}", self.lines)?;
+        writeln!(f, "stored       {}", self.stored)?;
+        writeln!(f, "duplicates   {}", self.duplicates)?;
+        writeln!(f, "quarantined  {}", self.quarantined)?;
+        writeln!(f, "system       {}", self.system)?;
+        writeln!(f, "heartbeats   {}", self.heartbeats)?;
+        write!(
+            f,
+            "throughput   {:.0} activities/s, {:.1} MB/s of NDJSON ({:.2} s)",
+            self.activities_per_sec(),
+            self.mb_per_sec(),
+            self.seconds
+        )
+    }
+}
+
+/// Opens a file, decompressing by its magic bytes (gzip, zstd) or not.
+pub fn open_ndjson(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
+    let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let magic = r.fill_buf().with_context(|| format!("read {}", path.display()))?;
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::with_buffer(r).with_context(|| format!("zstd {}", path.display()))?)
+    } else {
+        Box::new(r)
+    })
+}
+
+/// A run of whole lines and their classification.
+struct Batch {
+    buf: Vec<u8>,
+    lines: Vec<(usize, usize, Result<Line, Rejection>)>,
+}
+
+/// Reads `files` in order, sending classified batches. Lines end at `\n`;
+/// a `\r` before it is part of the terminator.
+fn read_and_classify(files: &[PathBuf], limits: &Limits, tx: &mpsc::SyncSender<Batch>) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for path in files {
+        let mut input = open_ndjson(path)?;
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let mut buf = std::mem::take(&mut carry);
+            let start = buf.len();
+            buf.resize(start + BATCH_BYTES, 0);
+            let n = read_full(&mut input, &mut buf[start..]).with_context(|| format!("read {}", path.display()))?;
+            buf.truncate(start + n);
+            total += n as u64;
+            let eof = n == 0;
+            // Whole lines only; the rest waits for the next read.
+            let end = if eof { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+            if end == 0 && !eof {
+                carry = buf; // a line longer than a batch: keep reading
+                continue;
+            }
+            carry = buf[end..].to_vec();
+            buf.truncate(end);
+            let lines = split_lines(&buf).map(|(s, e)| (s, e, activity::classify(&buf[s..e], limits))).collect();
+            if tx.send(Batch { buf, lines }).is_err() {
+                return Ok(total); // the writer stopped; it reports why
+            }
+            if eof {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The lines of a buffer of whole lines, without terminators; a final
+/// line without `\n` counts. Empty lines are kept (they are heartbeats).
+pub fn split_lines(buf: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= buf.len() {
+            return None;
+        }
+        let end = memchr_nl(&buf[at..]).map_or(buf.len(), |i| at + i);
+        let start = at;
+        at = end + 1;
+        let trimmed = if end > start && buf[end - 1] == b'\r' { end - 1 } else { end };
+        Some((start, trimmed))
+    })
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+/// Imports `files` into stream `label` of the store at `data`.
+pub fn import(data: &Path, label: &str, files: &[PathBuf]) -> anyhow::Result<Summary> {
+    for f in files {
+        if !f.is_file() {
+            bail!("{}: no such file", f.display());
+        }
+    }
+    let store = Store::open(data, StoreConfig::bulk()).with_context(|| format!("open store {}", data.display()))?;
+    let mut writer = store.stream(label)?;
+    let started = Instant::now();
+    let limits = Limits::default();
+    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+    let owned: Vec<PathBuf> = files.to_vec();
+    let reader = std::thread::Builder::new()
+        .name("import-read".into())
+        .spawn(move || read_and_classify(&owned, &limits, &tx))
+        .context("start reader thread")?;
+    let mut summary = Summary { files: files.len(), ..Summary::default() };
+    let written = write_batches(&mut writer, rx, &mut summary);
+    let bytes = reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+    written?;
+    summary.bytes = bytes;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn write_batches(writer: &mut StreamWriter, rx: mpsc::Receiver<Batch>, s: &mut Summary) -> anyhow::Result<()> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut pending_bytes = 0u64;
+    for batch in rx {
+        for (start, end, classified) in batch.lines {
+            let line = &batch.buf[start..end];
+            s.lines += 1;
+            match writer.accept(line, classified, now_ms)? {
+                Outcome::Stored { .. } => {
+                    s.stored += 1;
+                    pending_bytes += line.len() as u64;
+                }
+                Outcome::Duplicate { .. } => s.duplicates += 1,
+                Outcome::Quarantined { .. } => s.quarantined += 1,
+                Outcome::Heartbeat => s.heartbeats += 1,
+                Outcome::System(_) => s.system += 1,
+            }
+        }
+        if pending_bytes >= COMMIT_BYTES {
+            writer.commit()?;
+            pending_bytes = 0;
+        }
+    }
+    writer.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_on_crlf_and_lf() {
+        let buf = b"a\r\nb\n\r\n\nc";
+        let got: Vec<&[u8]> = split_lines(buf).map(|(s, e)| &buf[s..e]).collect();
+        assert_eq!(got, vec![&b"a"[..], b"b", b"", b"", b"c"]);
+    }
+}

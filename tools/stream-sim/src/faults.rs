@@ -1,0 +1,304 @@
+//! Faults, scripted and random.
+//!
+//! A fault is active on a stream (optionally one partition) during a window
+//! of stream time `[start, start + duration)`. How each kind acts:
+//!
+//! | kind | effect |
+//! |---|---|
+//! | `drop` | connections of the target are cut (TCP closed without the chunked terminator) while the window is open, new ones too |
+//! | `stall` | connections send nothing at all, not even heartbeats, until the window closes; then they resume |
+//! | `unavailable` | connection requests get `503` |
+//! | `rate_limit` | connection requests get `429` (a 429 storm) |
+//! | `slow_drip` | bytes leave in 64-byte pieces with pauses |
+//! | `cut_line` | a connection sends half of a line, then is cut |
+//! | `corrupt_gzip` | a connection sends bytes that are not valid deflate, then is cut |
+//! | `drop_realtime` | activities whose activity time is in the window are never sent on realtime or backfill; Recovery has them |
+//! | `duplicate` | every batch is sent twice |
+//! | `break_recovery` | Recovery connections are cut while the window is open |
+//!
+//! Random faults are expanded per hour of stream time from a seed, so a
+//! random schedule is as deterministic as the data.
+
+use serde::Deserialize;
+
+use crate::clock::{parse_time, StreamMs};
+use crate::rng::{hash_str, Rng};
+use crate::stream::{parse_stream_name, StreamSpec};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Drop,
+    Stall,
+    Unavailable,
+    RateLimit,
+    SlowDrip,
+    CutLine,
+    CorruptGzip,
+    DropRealtime,
+    Duplicate,
+    BreakRecovery,
+}
+
+impl FaultKind {
+    pub fn code(self) -> u64 {
+        self as u64 + 1
+    }
+}
+
+/// One fault instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// Unique per instance (connections apply one-shot faults once per id).
+    pub id: u64,
+    pub kind: FaultKind,
+    pub start_ms: StreamMs,
+    pub end_ms: StreamMs,
+    /// `kind/label`; None = every stream.
+    pub stream: Option<String>,
+    /// None = every partition.
+    pub partition: Option<u32>,
+}
+
+impl Fault {
+    fn applies(&self, stream: &StreamSpec, partition: Option<u32>, t: StreamMs) -> bool {
+        t >= self.start_ms
+            && t < self.end_ms
+            && self.stream.as_deref().is_none_or(|s| s == stream.name())
+            && match (self.partition, partition) {
+                (Some(p), Some(q)) => p == q,
+                _ => true,
+            }
+    }
+}
+
+/// Random faults of one kind at a rate.
+#[derive(Clone, Debug)]
+pub struct RandomFault {
+    pub kind: FaultKind,
+    pub per_hour: f64,
+    pub duration_ms: i64,
+    pub stream: Option<String>,
+    pub partition: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    pub seed: u64,
+    pub scripted: Vec<Fault>,
+    pub random: Vec<RandomFault>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("fault file: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("fault file: bad time {0:?} (RFC 3339, or +DURATION from the clock start)")]
+    Time(String),
+    #[error("fault file: bad duration {0:?} (e.g. 500ms, 30s, 5m, 2h)")]
+    Duration(String),
+    #[error("fault file: bad stream {0:?} (KIND/LABEL)")]
+    Stream(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    seed: Option<u64>,
+    #[serde(default)]
+    fault: Vec<FileFault>,
+    #[serde(default)]
+    random: Vec<FileRandom>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFault {
+    at: String,
+    duration: DurationSpec,
+    kind: FaultKind,
+    stream: Option<String>,
+    partition: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRandom {
+    kind: FaultKind,
+    per_hour: f64,
+    duration: DurationSpec,
+    stream: Option<String>,
+    partition: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationSpec {
+    Secs(f64),
+    Text(String),
+}
+
+/// Parse `500ms`, `30s`, `5m`, `2h`, `1d` or a bare number of seconds.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000.0)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86_400_000.0)
+    } else {
+        (s, 1000.0)
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    Some((v * mult).round() as i64)
+}
+
+fn dur(d: &DurationSpec) -> Result<i64, FaultError> {
+    match d {
+        DurationSpec::Secs(s) if s.is_finite() && *s >= 0.0 => Ok((s * 1000.0).round() as i64),
+        DurationSpec::Secs(s) => Err(FaultError::Duration(s.to_string())),
+        DurationSpec::Text(t) => parse_duration_ms(t).ok_or_else(|| FaultError::Duration(t.clone())),
+    }
+}
+
+fn check_stream(s: &Option<String>) -> Result<(), FaultError> {
+    match s {
+        Some(s) if parse_stream_name(s).is_none() => Err(FaultError::Stream(s.clone())),
+        _ => Ok(()),
+    }
+}
+
+impl FaultPlan {
+    /// Parse a TOML fault file; `+DURATION` times are relative to `clock_start_ms`.
+    pub fn from_toml(text: &str, clock_start_ms: StreamMs, default_seed: u64) -> Result<Self, FaultError> {
+        let doc: FileDoc = toml::from_str(text)?;
+        let mut plan = FaultPlan { seed: doc.seed.unwrap_or(default_seed), ..Default::default() };
+        for (i, f) in doc.fault.iter().enumerate() {
+            let start = if let Some(rel) = f.at.strip_prefix('+') {
+                clock_start_ms + parse_duration_ms(rel).ok_or_else(|| FaultError::Time(f.at.clone()))?
+            } else {
+                parse_time(&f.at).ok_or_else(|| FaultError::Time(f.at.clone()))?
+            };
+            check_stream(&f.stream)?;
+            plan.scripted.push(Fault {
+                id: (i as u64 + 1) << 32,
+                kind: f.kind,
+                start_ms: start,
+                end_ms: start + dur(&f.duration)?,
+                stream: f.stream.clone(),
+                partition: f.partition,
+            });
+        }
+        for r in &doc.random {
+            check_stream(&r.stream)?;
+            plan.random.push(RandomFault {
+                kind: r.kind,
+                per_hour: r.per_hour.max(0.0),
+                duration_ms: dur(&r.duration)?,
+                stream: r.stream.clone(),
+                partition: r.partition,
+            });
+        }
+        Ok(plan)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scripted.is_empty() && self.random.is_empty()
+    }
+
+    /// The first fault of `kind` active at `t` for this stream and partition
+    /// (`partition` None = a request that names none, e.g. all partitions).
+    pub fn active(&self, kind: FaultKind, stream: &StreamSpec, partition: Option<u32>, t: StreamMs) -> Option<Fault> {
+        if let Some(f) = self.scripted.iter().find(|f| f.kind == kind && f.applies(stream, partition, t)) {
+            return Some(f.clone());
+        }
+        for (idx, r) in self.random.iter().enumerate() {
+            if r.kind != kind || r.per_hour <= 0.0 {
+                continue;
+            }
+            let hour = t.div_euclid(3_600_000);
+            let back = r.duration_ms.div_euclid(3_600_000) + 1;
+            for h in (hour - back)..=hour {
+                let mut rng = Rng::from_words(&[self.seed, 0xFA17, idx as u64, h as u64]);
+                let whole = r.per_hour.floor() as u64;
+                let n = whole + u64::from(rng.chance(r.per_hour - whole as f64));
+                for i in 0..n {
+                    let start = h * 3_600_000 + rng.below(3_600_000) as i64;
+                    let partition_pick = r.partition;
+                    let f = Fault {
+                        id: crate::rng::hash_words(&[0xFA18, idx as u64, h as u64, i]) | 1,
+                        kind,
+                        start_ms: start,
+                        end_ms: start + r.duration_ms,
+                        stream: r.stream.clone(),
+                        partition: partition_pick,
+                    };
+                    if f.applies(stream, partition, t) {
+                        return Some(f);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// True when an activity of this time is withheld from realtime delivery.
+    pub fn realtime_dropped(&self, stream: &StreamSpec, partition: u32, activity_ms: StreamMs) -> bool {
+        self.active(FaultKind::DropRealtime, stream, Some(partition), activity_ms).is_some()
+    }
+}
+
+/// A stable word for a stream name (used in seeds).
+pub fn stream_word(name: &str) -> u64 {
+    hash_str(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::StreamKind;
+
+    #[test]
+    fn parses_script_and_finds_active() {
+        let text = r#"
+            [[fault]]
+            at = "+90s"
+            duration = "30s"
+            kind = "stall"
+            stream = "sample10/prod"
+            partition = 1
+
+            [[random]]
+            kind = "drop"
+            per_hour = 3
+            duration = 5
+        "#;
+        let plan = FaultPlan::from_toml(text, 1_000_000, 9).unwrap();
+        let s = StreamSpec::new(StreamKind::Sample10, "prod");
+        assert!(plan.active(FaultKind::Stall, &s, Some(1), 1_000_000 + 95_000).is_some());
+        assert!(plan.active(FaultKind::Stall, &s, Some(2), 1_000_000 + 95_000).is_none());
+        assert!(plan.active(FaultKind::Stall, &s, Some(1), 1_000_000 + 120_000).is_none());
+        // About 3 random drops of 5 s per hour: count active seconds over 10 h.
+        let active = (0..36_000).filter(|s| plan.active(FaultKind::Drop, &s_spec(), Some(1), s * 1000).is_some()).count();
+        assert!(active > 60 && active < 300, "{active}");
+        fn s_spec() -> StreamSpec {
+            StreamSpec::new(StreamKind::Sample10, "prod")
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("2m"), Some(120_000));
+        assert_eq!(parse_duration_ms("1.5"), Some(1500));
+        assert_eq!(parse_duration_ms("x"), None);
+    }
+}
