@@ -6,11 +6,11 @@
 
 #![allow(dead_code)]
 
-pub struct Rng(u64);
+pub struct Rng(u64, std::collections::HashSet<u64>);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(seed, std::collections::HashSet::new())
     }
 
     pub fn next(&mut self) -> u64 {
@@ -62,11 +62,18 @@ fn created_at(ms: i64) -> String {
 }
 
 /// A snowflake of time `ms`: machines are 4 datacenters × 32 workers, the
-/// sequence is almost always small (a 10% sample of the firehose).
+/// sequence is almost always small (a 10% sample of the firehose). Unique
+/// per generator, as real IDs are: a taken ID takes the next sequence.
 pub fn snowflake(rng: &mut Rng, ms: i64) -> u64 {
     let machine = (rng.below(4) << 5) | rng.below(32);
-    let seq = if rng.below(10) == 0 { rng.below(8) } else { 0 };
-    (((ms - SNOWFLAKE_EPOCH_MS) as u64) << 22) | (machine << 12) | seq
+    let mut seq = if rng.below(10) == 0 { rng.below(8) } else { 0 };
+    loop {
+        let id = (((ms - SNOWFLAKE_EPOCH_MS) as u64) << 22) | (machine << 12) | seq;
+        if rng.1.insert(id) {
+            return id;
+        }
+        seq += 1;
+    }
 }
 
 fn user(rng: &mut Rng) -> String {

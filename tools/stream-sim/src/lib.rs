@@ -5,14 +5,30 @@
 //! generator is a pure function of seed and stream time, see [`generator`]),
 //! and breaks on command ([`faults`]). It shares no code with the archiver, so
 //! it can catch the archiver's mistakes.
+//!
+//! Modules, one concept each: [`clock`] (scaled stream time), [`generator`]
+//! (deterministic activities), [`protocol`] (requests, refusals, system
+//! lines), [`server`] (HTTP and routing), `connection` (realtime and
+//! backfill), `recovery`, [`faults`], [`truth`], [`gzip`].
 
 pub mod clock;
+pub mod config;
+pub(crate) mod connection;
 pub mod faults;
-pub mod gzip;
 pub mod generator;
+pub mod gzip;
 pub mod json;
+pub mod maxspeed;
 pub mod protocol;
+pub(crate) mod recovery;
 pub mod rng;
+pub mod server;
 pub mod stream;
 pub mod truth;
 pub mod words;
+
+pub use clock::Clock;
+pub use config::SimConfig;
+pub use generator::{Activity, Generator, Key};
+pub use server::Server;
+pub use stream::{StreamKind, StreamSpec};

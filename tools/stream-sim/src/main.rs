@@ -1,1 +1,171 @@
-fn main() {}
+//! The `stream-sim` binary: `serve`, `truth` and `bench`. All logic lives in
+//! the library; this file only maps flags onto it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use stream_sim::clock::{parse_time, Clock};
+use stream_sim::config::{SimConfig, DEFAULT_PASSWORD, DEFAULT_USER};
+use stream_sim::faults::FaultPlan;
+use stream_sim::generator::Generator;
+use stream_sim::stream::parse_stream_name;
+
+#[derive(Parser)]
+#[command(name = "stream-sim", version, about = "A Gnip-compatible stream server with ground truth and faults")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct ClockArgs {
+    /// Stream time at the clock origin (RFC 3339); default: wall time at the origin.
+    #[arg(long)]
+    clock_start: Option<String>,
+    /// Stream seconds per wall second.
+    #[arg(long, default_value_t = 1.0)]
+    clock_speed: f64,
+    /// Unix time (seconds, fractions allowed) at which stream time equals --clock-start; default: now.
+    #[arg(long)]
+    clock_origin: Option<f64>,
+}
+
+impl ClockArgs {
+    fn clock(&self) -> Result<Clock> {
+        let start = match &self.clock_start {
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(s)
+                    .with_context(|| format!("--clock-start {s:?}: RFC 3339 expected"))?
+                    .with_timezone(&Utc),
+            ),
+            None => None,
+        };
+        if !(self.clock_speed > 0.0 && self.clock_speed.is_finite()) {
+            bail!("--clock-speed must be a positive number");
+        }
+        Ok(Clock::scaled(start, self.clock_speed, self.clock_origin))
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the streams over HTTP.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        clock: ClockArgs,
+        /// Fault script (TOML).
+        #[arg(long)]
+        faults: Option<std::path::PathBuf>,
+        /// Server config (TOML): streams, limits, pace.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Average activities per second of stream time for every stream
+        /// (default per kind: sample10 600, firehose 6000, powertrack 50, likes 150).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Recovery pace: archive seconds replayed per stream second (0 = unlimited).
+        #[arg(long)]
+        recovery_pace: Option<f64>,
+        /// Max-speed mode: pre-generate this many seconds of every partition
+        /// from the clock start and serve them as fast as the socket takes.
+        #[arg(long)]
+        max_speed_seconds: Option<u32>,
+    },
+    /// Print every activity of a range as `KIND KEY`, in time order.
+    Truth {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// KIND/LABEL, e.g. sample10/prod.
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Same meaning as for serve.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Same as serve's --config (stream rates and partitions matter).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+fn load_config(seed: u64, config: Option<&std::path::Path>, rate: Option<f64>) -> Result<SimConfig> {
+    let mut cfg = SimConfig::new(seed);
+    if let Some(r) = rate {
+        cfg = cfg.with_rate(r);
+    }
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        cfg.apply_file(&text)?;
+    }
+    Ok(cfg)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "stream_sim=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { listen, seed, clock, faults, config, rate, recovery_pace, max_speed_seconds } => {
+            let mut cfg = load_config(seed, config.as_deref(), rate)?;
+            cfg.clock = clock.clock()?;
+            cfg.user = std::env::var("STREAM_SIM_USER").unwrap_or_else(|_| DEFAULT_USER.to_string());
+            cfg.password = std::env::var("STREAM_SIM_PASSWORD").unwrap_or_else(|_| DEFAULT_PASSWORD.to_string());
+            if let Some(p) = recovery_pace {
+                cfg.recovery_pace = p;
+            }
+            if let Some(path) = faults {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                cfg.faults = FaultPlan::from_toml(&text, cfg.clock.start_ms(), seed)?;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let server = match max_speed_seconds {
+                    Some(secs) => stream_sim::maxspeed::start(cfg, listen, secs).await?,
+                    None => stream_sim::Server::start(cfg, listen).await?,
+                };
+                eprintln!("stream-sim listening on http://{}", server.addr());
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                server.shutdown().await;
+                Ok::<(), anyhow::Error>(())
+            })?;
+        }
+        Cmd::Truth { seed, stream, from, to, partition, rate, config } => {
+            let (kind, label) =
+                parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
+            let cfg = load_config(seed, config.as_deref(), rate)?;
+            let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
+            let from_ms = parse_time(&from).with_context(|| format!("--from {from:?}: RFC 3339 expected"))?;
+            let to_ms = parse_time(&to).with_context(|| format!("--to {to:?}: RFC 3339 expected"))?;
+            if let Some(p) = partition {
+                if spec.partitions == 0 || p == 0 || p > spec.partitions {
+                    bail!("--partition {p}: {stream} has {} partitions", spec.partitions);
+                }
+            }
+            let gen = Generator::new(seed, &spec);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            stream_sim::truth::write_truth(&gen, from_ms, to_ms, partition, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

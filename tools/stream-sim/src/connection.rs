@@ -1,0 +1,208 @@
+//! A realtime connection (with optional Backfill).
+//!
+//! The connection keeps a cursor on *delivery time*: every tick it sends the
+//! activities whose delivery time passed since the last tick, sync-flushing
+//! the gzip stream after each batch, and a heartbeat `\r\n` after
+//! `heartbeat_ms` of silence (stream time). Backfill is the same loop started
+//! with the cursor `N` minutes in the past: it catches up one second of stream
+//! time per step, as fast as the client reads, then runs in realtime.
+//!
+//! Faults act here (see [`crate::faults`]): drop, stall, slow drip, cut line,
+//! corrupt gzip, drop-from-realtime and duplicate bursts.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::clock::Clock;
+use crate::faults::FaultKind;
+use crate::gzip::GzStream;
+use crate::protocol::forced_disconnect_line;
+use crate::server::{ConnGuard, Kill, Shared, StreamState};
+
+pub(crate) type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// Real-time tick: a quarter of the heartbeat interval in stream time,
+/// clamped to [1 ms, 50 ms] of wall time.
+pub(crate) fn tick(clock: &Clock, heartbeat_ms: i64) -> Duration {
+    clock.real_duration(heartbeat_ms / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
+}
+
+/// Why the sending side stopped.
+pub(crate) enum Stop {
+    /// The client went away.
+    Gone,
+}
+
+/// The sending half of a connection: gzip, faults on bytes, the channel.
+pub(crate) struct Out {
+    pub gz: GzStream,
+    pub tx: Tx,
+    pub sent_bytes: u64,
+}
+
+impl Out {
+    pub fn new(tx: Tx) -> Self {
+        Out { gz: GzStream::new(), tx, sent_bytes: 0 }
+    }
+
+    /// Write raw payload bytes into the compressor (not sent yet).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        self.gz.write(bytes).map_err(|_| Stop::Gone)
+    }
+
+    /// Flush the compressor and send what it produced; in slow-drip mode in
+    /// 64-byte pieces with pauses.
+    pub async fn flush(&mut self, slow: bool) -> Result<(), Stop> {
+        let bytes = self.gz.flush().map_err(|_| Stop::Gone)?;
+        self.send(bytes, slow).await
+    }
+
+    pub async fn send(&mut self, bytes: Bytes, slow: bool) -> Result<(), Stop> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.sent_bytes += bytes.len() as u64;
+        if slow {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let piece = rest.split_to(rest.len().min(64));
+                self.tx.send(Ok(piece)).await.map_err(|_| Stop::Gone)?;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Ok(())
+        } else {
+            self.tx.send(Ok(bytes)).await.map_err(|_| Stop::Gone)
+        }
+    }
+
+    /// Cut the connection: hyper closes the socket without ending the body.
+    pub async fn abort(self, why: &str) {
+        let _ = self.tx.send(Err(std::io::Error::other(why.to_string()))).await;
+    }
+
+    /// End the gzip member and close cleanly.
+    pub async fn finish(self) {
+        let Out { gz, tx, .. } = self;
+        if let Ok(b) = gz.finish() {
+            let _ = tx.send(Ok(b)).await;
+        }
+    }
+}
+
+/// Bytes that are not valid deflate: a block header with the reserved type.
+pub(crate) const CORRUPT: &[u8] = b"\xff\xff\xff\xffnot deflate";
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    stream: Arc<StreamState>,
+    partition: u32,
+    backfill_minutes: u32,
+    kill: Arc<Kill>,
+    tx: Tx,
+    _guard: ConnGuard,
+) {
+    let clock = shared.cfg.clock.clone();
+    let faults = &shared.cfg.faults;
+    let spec = &stream.spec;
+    let hb = shared.cfg.heartbeat_ms;
+    let tick = tick(&clock, hb);
+    let start = clock.now_ms();
+    let mut cursor = start - i64::from(backfill_minutes) * 60_000;
+    let mut last_send = start;
+    let mut out = Out::new(tx);
+    let mut applied: HashSet<u64> = HashSet::new();
+    let p = Some(partition);
+    // Send the gzip header at once so the client sees a live body.
+    if out.flush(false).await.is_err() {
+        return;
+    }
+    loop {
+        if kill.flag.load(Ordering::SeqCst) {
+            let now = clock.now_ms();
+            let line = forced_disconnect_line(now, spec.max_connections);
+            // Error lines end with a bare \n, as the real service sends them.
+            if out.write(line.as_bytes()).is_ok() && out.write(b"\n").is_ok() {
+                let _ = out.flush(false).await;
+            }
+            out.finish().await;
+            return;
+        }
+        let now = clock.now_ms();
+        if let Some(f) = faults.active(FaultKind::Drop, spec, p, now) {
+            info!(stream = %spec.name(), partition, fault = f.id, "fault: drop");
+            out.abort("fault: drop").await;
+            return;
+        }
+        if faults.active(FaultKind::CorruptGzip, spec, p, now).is_some_and(|f| applied.insert(f.id)) {
+            info!(stream = %spec.name(), partition, "fault: corrupt gzip");
+            let _ = out.send(Bytes::from_static(CORRUPT), false).await;
+            out.abort("fault: corrupt gzip").await;
+            return;
+        }
+        if faults.active(FaultKind::Stall, spec, p, now).is_some() {
+            // Nothing at all, not even heartbeats; the backlog follows later.
+            if wait(&kill, tick).await {
+                continue;
+            }
+            continue;
+        }
+        let slow = faults.active(FaultKind::SlowDrip, spec, p, now).is_some();
+        let upto = now.min(cursor + 1000);
+        let mut batch = stream.due(partition, cursor, upto, now);
+        cursor = upto;
+        if !faults.is_empty() {
+            batch.retain(|a| !faults.realtime_dropped(spec, a.partition, a.time_ms));
+        }
+        if !batch.is_empty() {
+            if let Some(f) = faults.active(FaultKind::CutLine, spec, p, now) {
+                if applied.insert(f.id) {
+                    info!(stream = %spec.name(), partition, "fault: cut line");
+                    let line = &batch[0].line;
+                    if out.write(&line[..line.len() / 2]).is_err() || out.flush(false).await.is_err() {
+                        return;
+                    }
+                    out.abort("fault: cut line").await;
+                    return;
+                }
+            }
+            let copies = if faults.active(FaultKind::Duplicate, spec, p, now).is_some() { 2 } else { 1 };
+            for _ in 0..copies {
+                for a in &batch {
+                    if out.write(&a.line).is_err() || out.write(b"\r\n").is_err() {
+                        return;
+                    }
+                }
+            }
+            if out.flush(slow).await.is_err() {
+                debug!(stream = %spec.name(), partition, "client gone");
+                return;
+            }
+            last_send = now;
+        } else if now - last_send >= hb {
+            if out.write(b"\r\n").is_err() || out.flush(slow).await.is_err() {
+                return;
+            }
+            last_send = now;
+        }
+        if cursor < now {
+            // Catching up (backfill): no pause, but let other tasks run.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        wait(&kill, tick).await;
+    }
+}
+
+/// Sleep for `d` or until a kill arrives; true if killed.
+pub(crate) async fn wait(kill: &Kill, d: Duration) -> bool {
+    tokio::select! {
+        _ = kill.notify.notified() => true,
+        _ = tokio::time::sleep(d) => kill.flag.load(Ordering::SeqCst),
+    }
+}
