@@ -6,11 +6,11 @@
 //! coverage: coverage is a statement about stream connections, and a file
 //! says nothing about what it missed.
 //!
-//! Two threads share the work: a reader decompresses, splits lines and
-//! classifies them (the borrowed parse is the costly part), and the
-//! writer probes the ID index, buffers and compresses. Batches of whole
-//! lines pass between them through a bounded channel, so memory stays
-//! bounded whatever the file size.
+//! Three threads share the work, so that both cores stay busy: a reader
+//! decompresses, splits lines and classifies them (the borrowed parse);
+//! the ingest front probes the ID index and buffers; the sink compresses,
+//! appends and fsyncs. Batches pass between them through bounded
+//! channels, so memory stays bounded whatever the file size.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -20,12 +20,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use gapless_storage::activity::{self, Limits, Line, Rejection};
-use gapless_storage::store::{Outcome, Store, StoreConfig, StreamWriter};
+use gapless_storage::store::{Ingest, Outcome, Pending, Store, StoreConfig, StreamWriter};
 
 /// Bytes of input per batch handed from the reader to the writer.
 const BATCH_BYTES: usize = 4 << 20;
-/// Commit once this many raw bytes are pending (a group commit).
-const COMMIT_BYTES: u64 = 256 << 20;
+/// Hand the sink a batch once this many raw bytes are pending: frames of a
+/// few thousand Posts, as large as a sealed minute compresses.
+const TAKE_BYTES: usize = 8 << 20;
+/// fsync once this many raw bytes were written (a group commit).
+const SYNC_BYTES: u64 = 256 << 20;
 
 /// What an import did.
 #[derive(Debug, Default, Clone)]
@@ -85,9 +88,17 @@ pub fn open_ndjson(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
 }
 
 /// A run of whole lines and their classification.
-struct Batch {
+pub struct Batch {
     buf: Vec<u8>,
     lines: Vec<(usize, usize, Result<Line, Rejection>)>,
+}
+
+impl Batch {
+    /// Splits a buffer of whole lines and classifies each.
+    pub fn classify(buf: Vec<u8>, limits: &Limits) -> Batch {
+        let lines = split_lines(&buf).map(|(s, e)| (s, e, activity::classify(&buf[s..e], limits))).collect();
+        Batch { buf, lines }
+    }
 }
 
 /// Reads `files` in order, sending classified batches. Lines end at `\n`;
@@ -113,8 +124,7 @@ fn read_and_classify(files: &[PathBuf], limits: &Limits, tx: &mpsc::SyncSender<B
             }
             carry = buf[end..].to_vec();
             buf.truncate(end);
-            let lines = split_lines(&buf).map(|(s, e)| (s, e, activity::classify(&buf[s..e], limits))).collect();
-            if tx.send(Batch { buf, lines }).is_err() {
+            if tx.send(Batch::classify(buf, limits)).is_err() {
                 return Ok(total); // the writer stopped; it reports why
             }
             if eof {
@@ -166,48 +176,77 @@ pub fn import(data: &Path, label: &str, files: &[PathBuf]) -> anyhow::Result<Sum
         }
     }
     let store = Store::open(data, StoreConfig::bulk()).with_context(|| format!("open store {}", data.display()))?;
-    let mut writer = store.stream(label)?;
-    let started = Instant::now();
-    let limits = Limits::default();
-    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+    let writer = store.stream(label)?;
     let owned: Vec<PathBuf> = files.to_vec();
-    let reader = std::thread::Builder::new()
-        .name("import-read".into())
-        .spawn(move || read_and_classify(&owned, &limits, &tx))
-        .context("start reader thread")?;
-    let mut summary = Summary { files: files.len(), ..Summary::default() };
-    let written = write_batches(&mut writer, rx, &mut summary);
+    let mut summary = run_pipeline(writer, move |tx| read_and_classify(&owned, &Limits::default(), tx))?;
+    summary.files = files.len();
+    Ok(summary)
+}
+
+/// Runs the three-stage ingest pipeline: `produce` (on its own thread)
+/// sends classified batches; this thread accepts them; a sink thread
+/// writes. Returns when everything produced is durable.
+pub fn run_pipeline<F>(writer: StreamWriter, produce: F) -> anyhow::Result<Summary>
+where
+    F: FnOnce(&mpsc::SyncSender<Batch>) -> anyhow::Result<u64> + Send + 'static,
+{
+    let started = Instant::now();
+    let (mut ingest, mut sink) = writer.into_parts();
+    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+    let reader = std::thread::Builder::new().name("ingest-read".into()).spawn(move || produce(&tx)).context("start reader thread")?;
+    let (ptx, prx) = mpsc::sync_channel::<Pending>(2);
+    let writer = std::thread::Builder::new()
+        .name("ingest-sink".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let mut unsynced = 0u64;
+            for mut p in prx {
+                unsynced += p.raw_bytes() as u64;
+                sink.write(&mut p)?;
+                if unsynced >= SYNC_BYTES {
+                    sink.sync()?;
+                    unsynced = 0;
+                }
+            }
+            sink.sync()?;
+            Ok(())
+        })
+        .context("start sink thread")?;
+    let mut summary = Summary::default();
+    let accepted = accept_batches(&mut ingest, rx, &ptx, &mut summary);
+    drop(ptx);
+    let written = writer.join().map_err(|_| anyhow::anyhow!("sink thread panicked"))?;
     let bytes = reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+    accepted?;
     written?;
     summary.bytes = bytes;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-fn write_batches(writer: &mut StreamWriter, rx: mpsc::Receiver<Batch>, s: &mut Summary) -> anyhow::Result<()> {
+fn accept_batches(
+    ingest: &mut Ingest,
+    rx: mpsc::Receiver<Batch>,
+    to_sink: &mpsc::SyncSender<Pending>,
+    s: &mut Summary,
+) -> anyhow::Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let mut pending_bytes = 0u64;
     for batch in rx {
         for (start, end, classified) in batch.lines {
             let line = &batch.buf[start..end];
             s.lines += 1;
-            match writer.accept(line, classified, now_ms)? {
-                Outcome::Stored { .. } => {
-                    s.stored += 1;
-                    pending_bytes += line.len() as u64;
-                }
+            match ingest.accept(line, classified, now_ms)? {
+                Outcome::Stored { .. } => s.stored += 1,
                 Outcome::Duplicate { .. } => s.duplicates += 1,
                 Outcome::Quarantined { .. } => s.quarantined += 1,
                 Outcome::Heartbeat => s.heartbeats += 1,
                 Outcome::System(_) => s.system += 1,
             }
         }
-        if pending_bytes >= COMMIT_BYTES {
-            writer.commit()?;
-            pending_bytes = 0;
+        if ingest.pending_bytes() >= TAKE_BYTES && to_sink.send(ingest.take()).is_err() {
+            return Ok(()); // the sink stopped; it reports why
         }
     }
-    writer.commit()?;
+    let _ = to_sink.send(ingest.take());
     Ok(())
 }
 

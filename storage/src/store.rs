@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::activity::{self, Activity, Limits, Line, SystemMessage};
@@ -171,28 +172,13 @@ pub fn check_label(label: &str) -> Result<()> {
     }
 }
 
-/// The ingest path of one stream.
+/// The ingest path of one stream: an [`Ingest`] front (classify, dedup,
+/// buffer) and a [`Sink`] back (compress, append, fsync), used in turn by
+/// [`StreamWriter::commit`], or on two threads after
+/// [`StreamWriter::into_parts`].
 pub struct StreamWriter {
-    label: String,
-    dir: PathBuf,
-    config: StoreConfig,
-    coverage: Arc<CoverageMap>,
-    index: IdIndex,
-    pending: BTreeMap<Minute, Encoder>,
-    counts: BTreeMap<Minute, Counts>,
-    writers: HashMap<Minute, SegmentWriter>,
-    new_dirs: HashSet<PathBuf>,
-    quarantine: Quarantine,
-    system_log: Option<File>,
-    dicts: Dictionaries,
-    dict: Option<u32>,
-    plain: zstd::bulk::Compressor<'static>,
-    with_dict: Option<zstd::bulk::Compressor<'static>>,
-    samples: Vec<u8>,
-    sample_sizes: Vec<usize>,
-    damaged_minutes: Vec<Minute>,
-    commit_seq: u64,
-    frame_buf: Vec<u8>,
+    ingest: Ingest,
+    sink: Sink,
 }
 
 impl StreamWriter {
@@ -200,54 +186,134 @@ impl StreamWriter {
         check_label(label)?;
         let dir = stream_dir(root, label);
         std::fs::create_dir_all(dir.join("segments")).ctx("create stream dir", &dir)?;
-        let quarantine = Quarantine::open(&dir.join("quarantine.log"))?;
-        let mut dicts = Dictionaries::new(&dir.join("dict"));
-        let dict = dicts.latest()?;
-        let with_dict = match dict {
-            Some(id) => Some(zstd::bulk::Compressor::with_dictionary(config.level, dicts.get(id)?).map_err(Error::Compression)?),
-            None => None,
-        };
-        let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
-        Ok(StreamWriter {
+        let appended = Arc::new(AtomicU64::new(0));
+        let sink = Sink::open(&dir, label, &config, coverage, appended.clone())?;
+        let mut config = config;
+        if sink.dict.is_some() {
+            config.dict_train_bytes = 0; // trained in an earlier run
+        }
+        let ingest = Ingest {
             label: label.to_string(),
-            dir,
+            dir: dir.clone(),
+            dicts: Dictionaries::new(&dir.join("dict")),
             config,
-            coverage,
             index: IdIndex::new(),
-            pending: BTreeMap::new(),
-            counts: BTreeMap::new(),
-            writers: HashMap::new(),
-            new_dirs: HashSet::new(),
-            quarantine,
-            system_log: None,
-            dicts,
-            dict,
-            plain,
-            with_dict,
+            pending: Pending::default(),
+            take_seq: 0,
+            last_take: HashMap::new(),
+            appended,
             samples: Vec::new(),
             sample_sizes: Vec::new(),
-            damaged_minutes: Vec::new(),
-            commit_seq: 0,
-            frame_buf: Vec::new(),
-        })
+        };
+        Ok(StreamWriter { ingest, sink })
     }
 
     pub fn label(&self) -> &str {
-        &self.label
+        &self.ingest.label
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.ingest.dir
     }
 
+    /// Classifies and accepts one line (without its terminator).
+    pub fn ingest(&mut self, line: &[u8], received_ms: i64) -> Result<Outcome> {
+        self.ingest.ingest(line, received_ms)
+    }
+
+    /// Accepts a line already classified.
+    pub fn accept(
+        &mut self,
+        line: &[u8],
+        classified: std::result::Result<Line, activity::Rejection>,
+        received_ms: i64,
+    ) -> Result<Outcome> {
+        self.ingest.accept(line, classified, received_ms)
+    }
+
+    /// Records accepted and not yet committed.
+    pub fn pending_records(&self) -> usize {
+        self.ingest.pending_records()
+    }
+
+    /// Writes every pending record and makes it durable; see the module doc.
+    /// On error the records stay pending for the next attempt.
+    pub fn commit(&mut self) -> Result<(Durable, CommitStats)> {
+        self.ingest.maybe_train(&mut self.sink)?;
+        let mut pending = self.ingest.take();
+        if let Err(e) = self.sink.write(&mut pending) {
+            self.ingest.restore(pending);
+            return Err(e);
+        }
+        self.sink.sync()
+    }
+
+    /// Minutes whose segments were found damaged when opened for append:
+    /// their coverage was withdrawn so that they are requested again.
+    pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
+        self.sink.take_damaged_minutes()
+    }
+
+    /// Splits the writer for a pipeline: the [`Ingest`] on one thread hands
+    /// [`Pending`] batches to the [`Sink`] on another.
+    pub fn into_parts(self) -> (Ingest, Sink) {
+        (self.ingest, self.sink)
+    }
+}
+
+/// Everything accepted since the last take: the unit handed from
+/// [`Ingest`] to [`Sink`].
+#[derive(Default)]
+pub struct Pending {
+    frames: BTreeMap<Minute, Encoder>,
+    counts: BTreeMap<Minute, Counts>,
+    quarantined: Vec<(Vec<u8>, String, i64)>,
+    system: Vec<u8>,
+    seq: u64,
+}
+
+impl Pending {
+    pub fn records(&self) -> usize {
+        self.frames.values().map(|e| e.len()).sum()
+    }
+
+    pub fn raw_bytes(&self) -> usize {
+        self.frames.values().map(|e| e.raw_len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.counts.is_empty() && self.quarantined.is_empty() && self.system.is_empty()
+    }
+}
+
+/// The front of a stream's ingest path: classifies, deduplicates against
+/// the ID index and buffers. Writes nothing.
+pub struct Ingest {
+    label: String,
+    dir: PathBuf,
+    dicts: Dictionaries,
+    config: StoreConfig,
+    index: IdIndex,
+    pending: Pending,
+    take_seq: u64,
+    /// The last take that held records of each minute.
+    last_take: HashMap<Minute, u64>,
+    /// The last take the sink has appended (shared with it): a minute whose
+    /// last take is newer has frames in flight and must stay resident.
+    appended: Arc<AtomicU64>,
+    samples: Vec<u8>,
+    sample_sizes: Vec<usize>,
+}
+
+impl Ingest {
     /// Classifies and accepts one line (without its terminator).
     pub fn ingest(&mut self, line: &[u8], received_ms: i64) -> Result<Outcome> {
         let classified = activity::classify(line, &self.config.limits);
         self.accept(line, classified, received_ms)
     }
 
-    /// Accepts a line already classified (the import pipeline classifies
-    /// on another thread).
+    /// Accepts a line already classified (pipelines classify on another
+    /// thread).
     pub fn accept(
         &mut self,
         line: &[u8],
@@ -257,15 +323,17 @@ impl StreamWriter {
         match classified {
             Ok(Line::Heartbeat) => Ok(Outcome::Heartbeat),
             Ok(Line::System(msg)) => {
-                self.log_system(line)?;
+                self.pending.system.extend_from_slice(line);
+                self.pending.system.push(b'\n');
                 Ok(Outcome::System(msg))
             }
             Ok(Line::Activity(a)) => self.accept_activity(line, a),
             Err(rejection) => {
                 let reason = rejection.to_string();
-                self.quarantine.push(line, &reason, received_ms)?;
-                self.counts.entry(Minute::of_ms(received_ms)).or_default().quarantined += 1;
-                self.counts.entry(Minute::of_ms(received_ms)).or_default().received += 1;
+                self.pending.quarantined.push((line.to_vec(), reason.clone(), received_ms));
+                let c = self.pending.counts.entry(Minute::of_ms(received_ms)).or_default();
+                c.received += 1;
+                c.quarantined += 1;
                 Ok(Outcome::Quarantined { reason })
             }
         }
@@ -277,18 +345,20 @@ impl StreamWriter {
             let keys = self.load_keys(minute)?;
             self.index.load(minute, keys);
         }
-        let counts = self.counts.entry(minute).or_default();
-        counts.received += 1;
         let fresh = self.index.minute_mut(minute).insert(minute, a.key);
         let duplicate = !fresh && !(matches!(a.key, Key::Hashed(_)) && !self.same_bytes_stored(minute, &a.key, line)?);
-        let counts = self.counts.entry(minute).or_default();
+        let counts = self.pending.counts.entry(minute).or_default();
+        counts.received += 1;
         if duplicate {
             counts.duplicates += 1;
             return Ok(Outcome::Duplicate { minute });
         }
         counts.stored += 1;
-        self.sample(line);
-        self.pending.entry(minute).or_default().push(a.kind, a.key, a.time_ms, line);
+        if self.dict_wanted() {
+            self.samples.extend_from_slice(line);
+            self.sample_sizes.push(line.len());
+        }
+        self.pending.frames.entry(minute).or_default().push(a.kind, a.key, a.time_ms, line);
         Ok(Outcome::Stored { minute, kind: a.kind })
     }
 
@@ -310,9 +380,10 @@ impl StreamWriter {
 
     /// For a hashed key already in the index: is an activity with exactly
     /// these bytes stored or pending? (Equal hashes with other bytes are a
-    /// collision, and the new activity is kept.)
+    /// collision, and the new activity is kept.) A copy still in flight to
+    /// the sink is not seen; the reader drops such a copy by its bytes.
     fn same_bytes_stored(&mut self, minute: Minute, key: &Key, line: &[u8]) -> Result<bool> {
-        if let Some(enc) = self.pending.get(&minute) {
+        if let Some(enc) = self.pending.frames.get(&minute) {
             if enc.records().any(|(e, b)| e.key == *key && b == line) {
                 return Ok(true);
             }
@@ -326,62 +397,191 @@ impl StreamWriter {
         Ok(found)
     }
 
-    fn log_system(&mut self, line: &[u8]) -> Result<()> {
+    fn dict_wanted(&self) -> bool {
+        self.config.dict_train_bytes > 0 && self.samples.len() < self.config.dict_train_bytes
+    }
+
+    /// Records accepted and not yet taken.
+    pub fn pending_records(&self) -> usize {
+        self.pending.records()
+    }
+
+    /// Raw bytes accepted and not yet taken.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.raw_bytes()
+    }
+
+    /// Takes everything accepted so far, for the sink, and lets the ID
+    /// index forget minutes that are neither recent nor in flight.
+    pub fn take(&mut self) -> Pending {
+        self.take_seq += 1;
+        let mut p = std::mem::take(&mut self.pending);
+        p.seq = self.take_seq;
+        for m in p.frames.keys() {
+            self.last_take.insert(*m, self.take_seq);
+        }
+        let appended = self.appended.load(Ordering::Acquire);
+        self.last_take.retain(|_, seq| *seq > appended);
+        let in_flight = &self.last_take;
+        self.index.evict(self.config.resident_minutes, |m| in_flight.contains_key(&m));
+        p
+    }
+
+    /// Puts back a batch the sink could not write, ahead of anything
+    /// accepted since.
+    pub fn restore(&mut self, mut p: Pending) {
+        let newer = std::mem::take(&mut self.pending);
+        for (m, enc) in newer.frames {
+            let into = p.frames.entry(m).or_default();
+            for (e, b) in enc.records() {
+                into.push(e.kind, e.key, e.time_ms, b);
+            }
+        }
+        for (m, c) in newer.counts {
+            *p.counts.entry(m).or_default() += c;
+        }
+        p.quarantined.extend(newer.quarantined);
+        p.system.extend(newer.system);
+        self.pending = p;
+    }
+
+    /// Trains the stream's dictionary once enough samples are in, and hands
+    /// it to the sink.
+    pub fn maybe_train(&mut self, sink: &mut Sink) -> Result<()> {
+        if self.config.dict_train_bytes == 0 || sink.dict.is_some() || self.samples.len() < self.config.dict_train_bytes {
+            return Ok(());
+        }
+        let trained = dict::train(&self.samples, &self.sample_sizes, self.config.dict_size);
+        self.samples = Vec::new();
+        self.sample_sizes = Vec::new();
+        self.config.dict_train_bytes = 0;
+        match trained {
+            Ok(bytes) => sink.use_dictionary(bytes),
+            Err(e) => {
+                tracing::warn!(stream = %self.label, error = %e, "dictionary training failed; frames stay plain");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The back of a stream's ingest path: compresses pending records into
+/// frames, appends them to segments, and makes them durable.
+pub struct Sink {
+    label: String,
+    dir: PathBuf,
+    config: StoreConfig,
+    coverage: Arc<CoverageMap>,
+    writers: HashMap<Minute, SegmentWriter>,
+    new_dirs: HashSet<PathBuf>,
+    quarantine: Quarantine,
+    system_log: Option<File>,
+    dicts: Dictionaries,
+    dict: Option<u32>,
+    plain: zstd::bulk::Compressor<'static>,
+    with_dict: Option<zstd::bulk::Compressor<'static>>,
+    damaged_minutes: Vec<Minute>,
+    /// Counts of batches written but not yet synced.
+    unsynced_counts: BTreeMap<Minute, Counts>,
+    stats: CommitStats,
+    appended: Arc<AtomicU64>,
+    commit_seq: u64,
+    frame_buf: Vec<u8>,
+}
+
+impl Sink {
+    fn open(dir: &Path, label: &str, config: &StoreConfig, coverage: Arc<CoverageMap>, appended: Arc<AtomicU64>) -> Result<Sink> {
+        let quarantine = Quarantine::open(&dir.join("quarantine.log"))?;
+        let mut dicts = Dictionaries::new(&dir.join("dict"));
+        let dict = dicts.latest()?;
+        let with_dict = match dict {
+            Some(id) => Some(zstd::bulk::Compressor::with_dictionary(config.level, dicts.get(id)?).map_err(Error::Compression)?),
+            None => None,
+        };
+        let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
+        Ok(Sink {
+            label: label.to_string(),
+            dir: dir.to_path_buf(),
+            config: config.clone(),
+            coverage,
+            writers: HashMap::new(),
+            new_dirs: HashSet::new(),
+            quarantine,
+            system_log: None,
+            dicts,
+            dict,
+            plain,
+            with_dict,
+            damaged_minutes: Vec::new(),
+            unsynced_counts: BTreeMap::new(),
+            stats: CommitStats::default(),
+            appended,
+            commit_seq: 0,
+            frame_buf: Vec::new(),
+        })
+    }
+
+    fn use_dictionary(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let id = self.dicts.save(bytes)?;
+        self.with_dict =
+            Some(zstd::bulk::Compressor::with_dictionary(self.config.level, self.dicts.get(id)?).map_err(Error::Compression)?);
+        self.dict = Some(id);
+        tracing::info!(stream = %self.label, id = format!("{id:08x}"), "trained a compression dictionary");
+        Ok(())
+    }
+
+    /// Compresses and appends a batch (not yet durable: see [`Sink::sync`]).
+    /// Frames appended before an error are removed from `p`, so that a
+    /// retry writes each record once.
+    pub fn write(&mut self, p: &mut Pending) -> Result<()> {
+        let minutes: Vec<Minute> = p.frames.keys().copied().collect();
+        for minute in minutes {
+            let enc = &p.frames[&minute];
+            if !enc.is_empty() {
+                self.frame_buf.clear();
+                let use_dict = enc.len() < self.config.dict_max_records && self.with_dict.is_some();
+                match (use_dict, self.with_dict.as_mut()) {
+                    (true, Some(c)) => enc.encode(c, self.dict.unwrap_or(0), &mut self.frame_buf)?,
+                    _ => enc.encode(&mut self.plain, 0, &mut self.frame_buf)?,
+                }
+                let frame = std::mem::take(&mut self.frame_buf);
+                let appended = self.writer(minute).and_then(|w| w.append(&frame));
+                self.frame_buf = frame;
+                appended?;
+                self.stats.frames += 1;
+                self.stats.records += enc.len();
+                self.stats.raw_bytes += enc.raw_len() as u64;
+                self.stats.stored_bytes += self.frame_buf.len() as u64;
+            }
+            p.frames.remove(&minute);
+        }
+        for (line, reason, received_ms) in p.quarantined.drain(..) {
+            self.quarantine.push(&line, &reason, received_ms)?;
+        }
+        if !p.system.is_empty() {
+            self.log_system(&p.system)?;
+            p.system.clear();
+        }
+        for (m, c) in std::mem::take(&mut p.counts) {
+            *self.unsynced_counts.entry(m).or_default() += c;
+        }
+        self.appended.fetch_max(p.seq, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn log_system(&mut self, lines: &[u8]) -> Result<()> {
+        let path = self.dir.join("system.log");
         if self.system_log.is_none() {
-            let path = self.dir.join("system.log");
             self.system_log = Some(OpenOptions::new().create(true).append(true).open(&path).ctx("open system log", &path)?);
         }
-        let path = self.dir.join("system.log");
         let f = self.system_log.as_mut().expect("opened above");
-        f.write_all(line).and_then(|_| f.write_all(b"\n")).ctx("write system log", path)
+        f.write_all(lines).ctx("write system log", path)
     }
 
-    fn sample(&mut self, line: &[u8]) {
-        if self.dict.is_none() && self.config.dict_train_bytes > 0 && self.samples.len() < self.config.dict_train_bytes {
-            self.samples.extend_from_slice(line);
-            self.sample_sizes.push(line.len());
-        }
-    }
-
-    /// Records accepted and not yet committed.
-    pub fn pending_records(&self) -> usize {
-        self.pending.values().map(|e| e.len()).sum()
-    }
-
-    /// Minutes whose segments were found damaged when opened for append:
-    /// their coverage was withdrawn so that they are requested again.
-    pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
-        std::mem::take(&mut self.damaged_minutes)
-    }
-
-    /// Writes every pending record and makes it durable; see the module doc.
-    pub fn commit(&mut self) -> Result<(Durable, CommitStats)> {
-        self.maybe_train()?;
-        let mut stats = CommitStats::default();
-        let minutes: Vec<Minute> = self.pending.keys().copied().collect();
-        for minute in minutes {
-            let enc = &self.pending[&minute];
-            if enc.is_empty() {
-                continue;
-            }
-            self.frame_buf.clear();
-            let use_dict = enc.len() < self.config.dict_max_records && self.with_dict.is_some();
-            match (use_dict, self.with_dict.as_mut()) {
-                (true, Some(c)) => enc.encode(c, self.dict.unwrap_or(0), &mut self.frame_buf)?,
-                _ => enc.encode(&mut self.plain, 0, &mut self.frame_buf)?,
-            }
-            stats.frames += 1;
-            stats.records += enc.len();
-            stats.raw_bytes += enc.raw_len() as u64;
-            stats.stored_bytes += self.frame_buf.len() as u64;
-            let frame = std::mem::take(&mut self.frame_buf);
-            let appended = self.writer(minute).and_then(|w| w.append(&frame));
-            self.frame_buf = frame;
-            appended?;
-            if let Some(enc) = self.pending.get_mut(&minute) {
-                enc.clear();
-            }
-        }
+    /// Makes everything written durable, then records the counters, and
+    /// returns the proof coverage needs with what was written since the
+    /// last sync.
+    pub fn sync(&mut self) -> Result<(Durable, CommitStats)> {
         for w in self.writers.values_mut() {
             w.sync()?;
         }
@@ -392,18 +592,20 @@ impl StreamWriter {
         if let Some(f) = self.system_log.as_mut() {
             f.sync_data().ctx("fsync system log", self.dir.join("system.log"))?;
         }
-        self.pending.clear();
         // Data is durable: now the bookkeeping that describes it.
-        for (minute, c) in std::mem::take(&mut self.counts) {
+        for (minute, c) in std::mem::take(&mut self.unsynced_counts) {
             self.coverage.add_counts(&self.label, minute, c)?;
         }
-        self.writers.retain(|_, w| !w.is_empty() || w.len() > segment::FILE_HEADER_LEN);
         if self.writers.len() > 64 {
             self.writers.clear();
         }
-        self.index.evict(self.config.resident_minutes, |_| false);
         self.commit_seq += 1;
-        Ok((Durable::new(&self.label, self.commit_seq), stats))
+        Ok((Durable::new(&self.label, self.commit_seq), std::mem::take(&mut self.stats)))
+    }
+
+    /// Minutes whose segments were found damaged when opened for append.
+    pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
+        std::mem::take(&mut self.damaged_minutes)
     }
 
     /// The open writer of `minute`'s segment, opening (and repairing) it.
@@ -423,34 +625,14 @@ impl StreamWriter {
             if !repair.damaged.is_empty() {
                 // Frames were lost to damage: whatever coverage claimed for
                 // this minute no longer holds.
-                self.coverage.uncover(&self.label, minute.start_secs()..minute.next().start_secs())?;
+                if self.coverage.partitions(&self.label)?.is_some() {
+                    self.coverage.uncover(&self.label, minute.start_secs()..minute.next().start_secs())?;
+                }
                 self.damaged_minutes.push(minute);
             }
             self.writers.insert(minute, w);
         }
         Ok(self.writers.get_mut(&minute).expect("inserted above"))
-    }
-
-    /// Trains the stream's dictionary once enough samples are in.
-    fn maybe_train(&mut self) -> Result<()> {
-        if self.dict.is_some() || self.config.dict_train_bytes == 0 || self.samples.len() < self.config.dict_train_bytes {
-            return Ok(());
-        }
-        let trained = dict::train(&self.samples, &self.sample_sizes, self.config.dict_size);
-        self.samples = Vec::new();
-        self.sample_sizes = Vec::new();
-        match trained {
-            Ok(bytes) => {
-                let id = self.dicts.save(bytes)?;
-                self.with_dict = Some(
-                    zstd::bulk::Compressor::with_dictionary(self.config.level, self.dicts.get(id)?).map_err(Error::Compression)?,
-                );
-                self.dict = Some(id);
-                tracing::info!(stream = %self.label, id = format!("{id:08x}"), "trained a compression dictionary");
-            }
-            Err(e) => tracing::warn!(stream = %self.label, error = %e, "dictionary training failed; frames stay plain"),
-        }
-        Ok(())
     }
 }
 
