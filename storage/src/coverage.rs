@@ -325,12 +325,28 @@ impl CoverageMap {
     /// Opens the store at `path`, creating it if it does not exist. Fails
     /// if another process has it open (sled's file lock), or if it was
     /// written in a format version this build does not know.
+    ///
+    /// If sled reports its lock busy, an earlier handle of this process may
+    /// still be shutting down (sled's background flusher holds the database
+    /// for a moment after the last handle drops; sled's own tests block on
+    /// the lock for this reason): it retries for up to two seconds before
+    /// reporting the error, which then names the lock (another process).
     pub fn open(path: &Path) -> Result<CoverageMap> {
-        let db = sled::Config::new()
-            .path(path)
-            // sled's default is 1 GiB; coverage is small and read by range.
-            .cache_capacity(64 << 20)
-            .open()?;
+        let mut tries = 0;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                // sled's default is 1 GiB; coverage is small and read by range.
+                .cache_capacity(64 << 20)
+                .open();
+            match opened {
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         CoverageMap::from_db(db)
     }
 

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use crate::dict::Dictionaries;
 use crate::frame::Entry;
 use crate::key::Key;
-use crate::store::{for_each_record, segment_path, stream_dir};
-use crate::{Minute, Result};
+use crate::store::{for_each_frame, segment_path, stream_dir};
+use crate::error::IoContext;
+use crate::{Error, Minute, Result};
 
 /// The records of one minute, in time order.
 #[derive(Debug, Default)]
@@ -26,6 +27,8 @@ pub struct MinuteBatch {
     pub minute: Minute,
     entries: Vec<(Entry, Range<usize>)>,
     buf: Vec<u8>,
+    /// Verified frames the minute's segment holds (1 once sealed).
+    pub frames: usize,
 }
 
 impl MinuteBatch {
@@ -45,10 +48,17 @@ impl MinuteBatch {
 
 /// Iterates the minutes of `[from_ms, to_ms)` of one stream that hold
 /// records. Each item is one minute's records within the range.
+///
+/// It lists the segments that exist (day directory by day directory), so
+/// a wide, sparse range costs what is stored, not what the range spans.
 pub struct RangeReader {
     dir: PathBuf,
     dicts: Dictionaries,
-    next: Minute,
+    /// Day directories in the range not yet listed, latest first.
+    days: Option<Vec<String>>,
+    /// Minutes of the current day not yet read, latest first.
+    minutes: Vec<Minute>,
+    first: Minute,
     end: Minute,
     range: Range<i64>,
 }
@@ -57,47 +67,109 @@ impl RangeReader {
     pub fn new(root: &Path, stream: &str, range: Range<i64>) -> RangeReader {
         let dir = stream_dir(root, stream);
         let dicts = Dictionaries::new(&dir.join("dict"));
-        let end = if range.end <= range.start { Minute::of_ms(range.start) } else { Minute::of_ms(range.end - 1).next() };
-        RangeReader { dir, dicts, next: Minute::of_ms(range.start), end, range }
+        let first = Minute::of_ms(range.start);
+        let end = if range.end <= range.start { first } else { Minute::of_ms(range.end - 1).next() };
+        RangeReader { dir, dicts, days: None, minutes: Vec::new(), first, end, range }
+    }
+
+    fn list_days(&self) -> Result<Vec<String>> {
+        let segments = self.dir.join("segments");
+        let (lo, hi) = (self.first.day_dir(), Minute(self.end.0 - 1).day_dir());
+        let mut days = Vec::new();
+        match std::fs::read_dir(&segments) {
+            Ok(entries) => {
+                for e in entries {
+                    let e = e.ctx("list segments", &segments)?;
+                    if let Some(name) = e.file_name().to_str() {
+                        if name.len() == 10 && name >= lo.as_str() && name <= hi.as_str() {
+                            days.push(name.to_string());
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io { op: "list segments", path: segments, source: e }),
+        }
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(days)
+    }
+
+    fn list_minutes(&self, day: &str) -> Result<Vec<Minute>> {
+        let path = self.dir.join("segments").join(day);
+        let mut minutes = Vec::new();
+        for e in std::fs::read_dir(&path).ctx("list day", &path)? {
+            let e = e.ctx("list day", &path)?;
+            let name = e.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else { continue };
+            let Ok(t) = chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%MZ") else { continue };
+            let m = Minute::of_secs(t.and_utc().timestamp());
+            if m >= self.first && m < self.end {
+                minutes.push(m);
+            }
+        }
+        minutes.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(minutes)
+    }
+
+    /// The next minute with a segment in the range.
+    fn next_minute(&mut self) -> Result<Option<Minute>> {
+        if self.days.is_none() {
+            self.days = Some(self.list_days()?);
+        }
+        loop {
+            if let Some(m) = self.minutes.pop() {
+                return Ok(Some(m));
+            }
+            let Some(day) = self.days.as_mut().and_then(|d| d.pop()) else { return Ok(None) };
+            self.minutes = self.list_minutes(&day)?;
+        }
     }
 
     /// Reads one minute (whether or not it is inside the range).
     pub fn read_minute(&mut self, minute: Minute) -> Result<MinuteBatch> {
-        let mut batch = MinuteBatch { minute, ..MinuteBatch::default() };
         let path = segment_path(&self.dir, minute);
         if !path.exists() {
-            return Ok(batch);
+            return Ok(MinuteBatch { minute, ..MinuteBatch::default() });
         }
-        let range = self.range.clone();
-        let mut entries = Vec::new();
-        let mut buf = Vec::new();
-        for_each_record(&path, &mut self.dicts, |e, b| {
+        load_minute(&path, minute, &mut self.dicts, &self.range)
+    }
+}
+
+/// Reads a segment's records with activity time in `range`, in time order,
+/// each key once.
+pub fn load_minute(path: &Path, minute: Minute, dicts: &mut Dictionaries, range: &Range<i64>) -> Result<MinuteBatch> {
+    let mut entries = Vec::new();
+    let mut buf = Vec::new();
+    let mut frames = 0;
+    for_each_frame(path, dicts, |records| {
+        frames += 1;
+        for &(e, b) in records {
             if range.contains(&e.time_ms) {
                 let start = buf.len();
                 buf.extend_from_slice(b);
                 entries.push((*e, start..buf.len()));
             }
-        })?;
-        entries.sort_by(|a, b| (a.0.time_ms, a.0.key).cmp(&(b.0.time_ms, b.0.key)).then_with(|| buf[a.1.clone()].cmp(&buf[b.1.clone()])));
-        entries.dedup_by(|b, a| a.0.key == b.0.key && (!matches!(a.0.key, Key::Hashed(_)) || buf[a.1.clone()] == buf[b.1.clone()]));
-        batch.entries = entries;
-        batch.buf = buf;
-        Ok(batch)
-    }
+        }
+    })?;
+    entries.sort_by(|a, b| (a.0.time_ms, a.0.key).cmp(&(b.0.time_ms, b.0.key)).then_with(|| buf[a.1.clone()].cmp(&buf[b.1.clone()])));
+    entries.dedup_by(|b, a| a.0.key == b.0.key && (!matches!(a.0.key, Key::Hashed(_)) || buf[a.1.clone()] == buf[b.1.clone()]));
+    Ok(MinuteBatch { minute, entries, buf, frames })
 }
 
 impl Iterator for RangeReader {
     type Item = Result<MinuteBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.next < self.end {
-            let minute = self.next;
-            self.next = minute.next();
+        loop {
+            let minute = match self.next_minute() {
+                Ok(Some(m)) => m,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            };
             match self.read_minute(minute) {
                 Ok(b) if b.is_empty() => continue,
                 other => return Some(other),
             }
         }
-        None
     }
 }

@@ -60,7 +60,8 @@ impl Repair {
     }
 }
 
-fn file_header(minute: Minute) -> [u8; FILE_HEADER_LEN as usize] {
+/// The 16 bytes that start the segment of `minute`.
+pub fn file_header(minute: Minute) -> [u8; FILE_HEADER_LEN as usize] {
     let mut h = [0u8; FILE_HEADER_LEN as usize];
     h[..8].copy_from_slice(&FILE_MAGIC);
     h[8] = FILE_VERSION;

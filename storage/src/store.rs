@@ -106,6 +106,15 @@ pub struct CommitStats {
     pub stored_bytes: u64,
 }
 
+/// What sealing a minute did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStats {
+    pub frames_before: usize,
+    pub records: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
 /// A data directory, opened for writing by this process alone.
 pub struct Store {
     root: PathBuf,
@@ -252,6 +261,12 @@ impl StreamWriter {
     /// their coverage was withdrawn so that they are requested again.
     pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
         self.sink.take_damaged_minutes()
+    }
+
+    /// Seals a minute into one frame; see [`Sink::seal`]. Commits first.
+    pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
+        self.commit()?;
+        self.sink.seal(minute)
     }
 
     /// Splits the writer for a pipeline: the [`Ingest`] on one thread hands
@@ -608,6 +623,40 @@ impl Sink {
         std::mem::take(&mut self.damaged_minutes)
     }
 
+    /// Seals a minute: rewrites its segment as one frame of its records in
+    /// time order, without a dictionary (a minute compresses well alone),
+    /// atomically (write a new file, fsync, rename, fsync the directory). A
+    /// crash at any point leaves the old file or the new one, both complete.
+    /// Late data may still arrive afterwards: it is appended as a new frame,
+    /// and the minute can be sealed again. Returns `None` if there was
+    /// nothing to do (no segment, or already one frame).
+    pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
+        let path = segment_path(&self.dir, minute);
+        if !path.exists() {
+            return Ok(None);
+        }
+        // Durable and repaired before it is read: open through the writer.
+        if let Some(mut w) = self.writers.remove(&minute) {
+            w.sync()?;
+        }
+        self.writer(minute)?;
+        self.writers.remove(&minute);
+        let bytes_before = std::fs::metadata(&path).ctx("stat segment", &path)?.len();
+        let all = i64::MIN..i64::MAX;
+        let batch = crate::reader::load_minute(&path, minute, &mut self.dicts, &all)?;
+        if batch.frames <= 1 {
+            return Ok(None);
+        }
+        let mut enc = Encoder::new();
+        for (e, b) in batch.iter() {
+            enc.push(e.kind, e.key, e.time_ms, b);
+        }
+        let mut out = segment::file_header(minute).to_vec();
+        enc.encode(&mut self.plain, 0, &mut out)?;
+        segment::replace_atomically(&path, &out)?;
+        Ok(Some(SealStats { frames_before: batch.frames, records: batch.len(), bytes_before, bytes_after: out.len() as u64 }))
+    }
+
     /// The open writer of `minute`'s segment, opening (and repairing) it.
     fn writer(&mut self, minute: Minute) -> Result<&mut SegmentWriter> {
         if !self.writers.contains_key(&minute) {
@@ -638,6 +687,16 @@ impl Sink {
 
 /// Calls `f` on every record of every verified frame of a segment.
 pub fn for_each_record(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(&frame::Entry, &[u8])) -> Result<()> {
+    for_each_frame(path, dicts, |records| {
+        for (e, b) in records {
+            f(e, b);
+        }
+    })
+}
+
+/// Calls `f` with the records of each verified frame of a segment, in file
+/// order, holding one frame in memory at a time.
+pub fn for_each_frame(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(&[(&frame::Entry, &[u8])])) -> Result<()> {
     let mut r = SegmentReader::open(path)?;
     let mut payload = Vec::new();
     while let Some(fr) = r.next_header()? {
@@ -645,9 +704,7 @@ pub fn for_each_record(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(
             break;
         }
         let raw = decompress(&fr.header, &payload, dicts)?;
-        for (e, b) in frame::split_records(&fr.header, &raw)? {
-            f(e, b);
-        }
+        f(&frame::split_records(&fr.header, &raw)?);
     }
     Ok(())
 }

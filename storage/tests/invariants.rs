@@ -94,7 +94,7 @@ proptest! {
                             read_all(dir.path()).into_iter().map(|r| (r.0.div_euclid(60_000), r.1)).collect();
                         model.retain(|k, _| stored.contains(k));
                     }
-                    store = Some(Store::open(dir.path(), StoreConfig::default()).unwrap());
+                    store = Some(Store::open(dir.path(), StoreConfig::default()).unwrap_or_else(|e| panic!("reopen: {e:?}")));
                     w = store.as_ref().unwrap().stream("s").unwrap();
                 }
             }
