@@ -142,7 +142,7 @@ fn ingest_vs_zstd() {
                     buf.extend_from_slice(l.as_bytes());
                     buf.push(b'\n');
                 }
-                tx.send(gapless::import::Batch::classify(buf, &limits)).unwrap();
+                tx.send(gapless::lines::Batch::classify(buf, &limits)).unwrap();
             }
             Ok(0)
         })

@@ -19,8 +19,10 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use gapless_storage::activity::{self, Limits, Line, Rejection};
+use gapless_storage::activity::Limits;
 use gapless_storage::store::{Ingest, Outcome, Pending, Store, StoreConfig, StreamWriter};
+
+use crate::lines::Batch;
 
 /// Bytes of input per batch handed from the reader to the writer.
 const BATCH_BYTES: usize = 4 << 20;
@@ -87,20 +89,6 @@ pub fn open_ndjson(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
     })
 }
 
-/// A run of whole lines and their classification.
-pub struct Batch {
-    buf: Vec<u8>,
-    lines: Vec<(usize, usize, Result<Line, Rejection>)>,
-}
-
-impl Batch {
-    /// Splits a buffer of whole lines and classifies each.
-    pub fn classify(buf: Vec<u8>, limits: &Limits) -> Batch {
-        let lines = split_lines(&buf).map(|(s, e)| (s, e, activity::classify(&buf[s..e], limits))).collect();
-        Batch { buf, lines }
-    }
-}
-
 /// Reads `files` in order, sending classified batches. Lines end at `\n`;
 /// a `\r` before it is part of the terminator.
 fn read_and_classify(files: &[PathBuf], limits: &Limits, tx: &mpsc::SyncSender<Batch>) -> anyhow::Result<u64> {
@@ -146,26 +134,6 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// The lines of a buffer of whole lines, without terminators; a final
-/// line without `\n` counts. Empty lines are kept (they are heartbeats).
-pub fn split_lines(buf: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        if at >= buf.len() {
-            return None;
-        }
-        let end = memchr_nl(&buf[at..]).map_or(buf.len(), |i| at + i);
-        let start = at;
-        at = end + 1;
-        let trimmed = if end > start && buf[end - 1] == b'\r' { end - 1 } else { end };
-        Some((start, trimmed))
-    })
-}
-
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 /// Imports `files` into stream `label` of the store at `data`.
@@ -231,8 +199,7 @@ fn accept_batches(
 ) -> anyhow::Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     for batch in rx {
-        for (start, end, classified) in batch.lines {
-            let line = &batch.buf[start..end];
+        batch.each(|line, classified| -> anyhow::Result<()> {
             s.lines += 1;
             match ingest.accept(line, classified, now_ms)? {
                 Outcome::Stored { .. } => s.stored += 1,
@@ -241,23 +208,12 @@ fn accept_batches(
                 Outcome::Heartbeat => s.heartbeats += 1,
                 Outcome::System(_) => s.system += 1,
             }
-        }
+            Ok(())
+        })?;
         if ingest.pending_bytes() >= TAKE_BYTES && to_sink.send(ingest.take()).is_err() {
             return Ok(()); // the sink stopped; it reports why
         }
     }
     let _ = to_sink.send(ingest.take());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_split_on_crlf_and_lf() {
-        let buf = b"a\r\nb\n\r\n\nc";
-        let got: Vec<&[u8]> = split_lines(buf).map(|(s, e)| &buf[s..e]).collect();
-        assert_eq!(got, vec![&b"a"[..], b"b", b"", b"", b"c"]);
-    }
 }

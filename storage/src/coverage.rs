@@ -41,7 +41,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `meta` | `b"format"` | `u32`: the format version, `1` |
-//! | `streams` | `label` | JSON object: `{"partitions": N}` (N >= 1; unknown fields ignored) |
+//! | `streams` | `label` | JSON object: `{"partitions": N, "owed_from": S}` (N >= 1; S, optional, the Unix second from which coverage is owed; unknown fields ignored) |
 //! | `covered` | `label 0x00 partition:u32 day:u32` | runs (below) |
 //! | `lost` | `label 0x00 day:u32` | runs (below) |
 //! | `counts` | `label 0x00 minute:u32` | 4 x `u64`: received, stored, duplicates, quarantined |
@@ -319,6 +319,10 @@ pub struct CoverageMap {
 #[derive(Serialize, Deserialize)]
 struct StreamMeta {
     partitions: u32,
+    /// Unix second from which the archive owes coverage (its first start,
+    /// or earlier with `--since`): holes before it are not holes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owed_from: Option<i64>,
 }
 
 impl CoverageMap {
@@ -415,11 +419,44 @@ impl CoverageMap {
         if partitions == 0 {
             return Err(Error::Invalid(format!("stream {stream}: 0 partitions")));
         }
-        let json = serde_json::to_vec(&StreamMeta { partitions })
-            .map_err(|e| Error::Invalid(format!("stream metadata: {e}")))?;
+        let owed_from = self.stream_meta(stream)?.and_then(|m| m.owed_from);
+        self.put_stream_meta(stream, &StreamMeta { partitions, owed_from })
+    }
+
+    fn put_stream_meta(&self, stream: &str, meta: &StreamMeta) -> Result<()> {
+        let json = serde_json::to_vec(meta).map_err(|e| Error::Invalid(format!("stream metadata: {e}")))?;
         self.streams.insert(stream.as_bytes(), json)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn stream_meta(&self, stream: &str) -> Result<Option<StreamMeta>> {
+        match self.streams.get(stream.as_bytes())? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| corrupt(format!("stream {stream}: metadata: {e}"))),
+        }
+    }
+
+    /// Records the Unix second from which `stream` owes coverage. Only ever
+    /// moves earlier: a later start does not forgive earlier holes.
+    /// The stream must be registered with [`CoverageMap::set_partitions`].
+    pub fn owe_from(&self, stream: &str, secs: i64) -> Result<i64> {
+        let Some(mut meta) = self.stream_meta(stream)? else {
+            return Err(Error::Invalid(format!("stream {stream}: not registered")));
+        };
+        let from = meta.owed_from.map_or(secs, |f| f.min(secs));
+        if meta.owed_from != Some(from) {
+            meta.owed_from = Some(from);
+            self.put_stream_meta(stream, &meta)?;
+        }
+        Ok(from)
+    }
+
+    /// The Unix second from which `stream` owes coverage, if recorded.
+    pub fn owed_from(&self, stream: &str) -> Result<Option<i64>> {
+        Ok(self.stream_meta(stream)?.and_then(|m| m.owed_from))
     }
 
     /// The partition count of `stream`, or `None` if it was never registered.

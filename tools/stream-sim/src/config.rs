@@ -45,7 +45,10 @@ impl SimConfig {
             clock: Clock::real(),
             user: DEFAULT_USER.to_string(),
             password: DEFAULT_PASSWORD.to_string(),
-            streams: vec![StreamSpec::new(StreamKind::Sample10, "prod"), StreamSpec::new(StreamKind::Likes, "prod")],
+            streams: vec![
+                StreamSpec::new(StreamKind::Sample10, "prod"),
+                StreamSpec::new(StreamKind::Likes, "prod"),
+            ],
             auto_streams: true,
             heartbeat_ms: 10_000,
             rate_limit: 10,
@@ -68,7 +71,11 @@ impl SimConfig {
 
     /// The spec for a requested stream, if served.
     pub fn spec_for(&self, kind: StreamKind, label: &str) -> Option<StreamSpec> {
-        if let Some(s) = self.streams.iter().find(|s| s.kind == kind && s.label == label) {
+        if let Some(s) = self
+            .streams
+            .iter()
+            .find(|s| s.kind == kind && s.label == label)
+        {
             return Some(s.clone());
         }
         if !self.auto_streams {
@@ -106,7 +113,8 @@ impl SimConfig {
             self.streams.clear();
         }
         for s in f.stream {
-            let (kind, label) = parse_stream_name(&s.name).ok_or_else(|| ConfigError::Stream(s.name.clone()))?;
+            let (kind, label) =
+                parse_stream_name(&s.name).ok_or_else(|| ConfigError::Stream(s.name.clone()))?;
             let mut spec = StreamSpec::new(kind, &label);
             if let Some(r) = s.rate.or(self.rate_override) {
                 spec.rate = r;
@@ -117,8 +125,17 @@ impl SimConfig {
             if let Some(c) = s.max_connections {
                 spec.max_connections = c;
             }
+            match s.format.as_deref() {
+                None | Some("native") => {}
+                Some("activity_streams") => spec.format = crate::stream::Format::ActivityStreams,
+                Some(other) => return Err(ConfigError::Format(other.to_string())),
+            }
             if let Some(h) = s.recovery_window_hours {
-                spec.recovery_window_ms = if h > 0.0 { Some((h * 3_600_000.0) as i64) } else { None };
+                spec.recovery_window_ms = if h > 0.0 {
+                    Some((h * 3_600_000.0) as i64)
+                } else {
+                    None
+                };
             }
             self.streams.push(spec);
         }
@@ -130,6 +147,8 @@ impl SimConfig {
 pub enum ConfigError {
     #[error("config file: {0}")]
     Toml(#[from] toml::de::Error),
+    #[error("config file: unknown format {0:?} (native or activity_streams)")]
+    Format(String),
     #[error("config file: bad stream name {0:?} (KIND/LABEL, KIND one of sample10, firehose, powertrack, likes)")]
     Stream(String),
 }
@@ -156,4 +175,43 @@ struct FileStream {
     max_connections: Option<u32>,
     /// 0 = no Recovery.
     recovery_window_hours: Option<f64>,
+    /// `native` (default) or `activity_streams`.
+    format: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the README.
+    #[test]
+    fn readme_example_parses() {
+        let text = r#"
+heartbeat_seconds = 10       # heartbeat after this much silence
+rate_limit = 10              # connection requests per window, per stream
+rate_window_seconds = 60
+max_recovery_jobs = 2        # per account
+recovery_pace = 0.9
+auto_streams = true
+
+[[stream]]                   # listing streams replaces the defaults
+name = "sample10/prod"
+rate = 600
+partitions = 2
+max_connections = 2          # redundant connections per partition
+recovery_window_hours = 120  # 0 = no Recovery
+format = "native"            # or "activity_streams"
+
+[[stream]]
+name = "sample10/dev"
+rate = 50
+"#;
+        let mut cfg = SimConfig::new(1);
+        cfg.apply_file(text).unwrap();
+        assert_eq!(cfg.streams.len(), 2);
+        assert_eq!(cfg.streams[1].rate, 50.0);
+        assert_eq!(cfg.streams[0].recovery_window_ms, Some(120 * 3_600_000));
+        assert!(cfg.apply_file("[[stream]]\nname = \"nope/x\"").is_err());
+        assert!(cfg.apply_file("bogus = 1").is_err());
+    }
 }

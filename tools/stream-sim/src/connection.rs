@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::faults::FaultKind;
@@ -30,7 +30,9 @@ pub(crate) type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
 /// Real-time tick: a quarter of the heartbeat interval in stream time,
 /// clamped to [1 ms, 50 ms] of wall time.
 pub(crate) fn tick(clock: &Clock, heartbeat_ms: i64) -> Duration {
-    clock.real_duration(heartbeat_ms / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
+    clock
+        .real_duration(heartbeat_ms / 4)
+        .clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
 
 /// Why the sending side stopped.
@@ -48,7 +50,11 @@ pub(crate) struct Out {
 
 impl Out {
     pub fn new(tx: Tx) -> Self {
-        Out { gz: GzStream::new(), tx, sent_bytes: 0 }
+        Out {
+            gz: GzStream::new(),
+            tx,
+            sent_bytes: 0,
+        }
     }
 
     /// Write raw payload bytes into the compressor (not sent yet).
@@ -83,7 +89,10 @@ impl Out {
 
     /// Cut the connection: hyper closes the socket without ending the body.
     pub async fn abort(self, why: &str) {
-        let _ = self.tx.send(Err(std::io::Error::other(why.to_string()))).await;
+        let _ = self
+            .tx
+            .send(Err(std::io::Error::other(why.to_string())))
+            .await;
     }
 
     /// End the gzip member and close cleanly.
@@ -98,17 +107,29 @@ impl Out {
 /// Bytes that are not valid deflate: a block header with the reserved type.
 pub(crate) const CORRUPT: &[u8] = b"\xff\xff\xff\xffnot deflate";
 
+/// What a realtime connection was asked for.
+pub(crate) struct Realtime {
+    pub partition: u32,
+    pub backfill_minutes: u32,
+    /// Its ordinal among the stream's accepted connections (fault targeting).
+    pub ordinal: u64,
+    pub kill: Arc<Kill>,
+}
+
 pub(crate) async fn run(
     shared: Arc<Shared>,
     stream: Arc<StreamState>,
-    partition: u32,
-    backfill_minutes: u32,
-    kill: Arc<Kill>,
+    job: Realtime,
     tx: Tx,
     _guard: ConnGuard,
 ) {
+    let Realtime {
+        partition,
+        backfill_minutes,
+        ordinal,
+        kill,
+    } = job;
     let clock = shared.cfg.clock.clone();
-    let faults = &shared.cfg.faults;
     let spec = &stream.spec;
     let hb = shared.cfg.heartbeat_ms;
     let tick = tick(&clock, hb);
@@ -117,12 +138,16 @@ pub(crate) async fn run(
     let mut last_send = start;
     let mut out = Out::new(tx);
     let mut applied: HashSet<u64> = HashSet::new();
+    let mut caught_up = false;
+    let mut last_lag_warning = i64::MIN / 2;
     let p = Some(partition);
     // Send the gzip header at once so the client sees a live body.
     if out.flush(false).await.is_err() {
         return;
     }
     loop {
+        // Faults can be added at run time: take the current plan each turn.
+        let faults = shared.faults();
         if kill.flag.load(Ordering::SeqCst) {
             let now = clock.now_ms();
             let line = forced_disconnect_line(now, spec.max_connections);
@@ -134,25 +159,35 @@ pub(crate) async fn run(
             return;
         }
         let now = clock.now_ms();
-        if let Some(f) = faults.active(FaultKind::Drop, spec, p, now) {
+        if let Some(f) = faults.active_on(FaultKind::Drop, spec, p, Some(ordinal), now) {
             info!(stream = %spec.name(), partition, fault = f.id, "fault: drop");
             out.abort("fault: drop").await;
             return;
         }
-        if faults.active(FaultKind::CorruptGzip, spec, p, now).is_some_and(|f| applied.insert(f.id)) {
+        if faults
+            .active_on(FaultKind::CorruptGzip, spec, p, Some(ordinal), now)
+            .is_some_and(|f| applied.insert(f.id))
+        {
             info!(stream = %spec.name(), partition, "fault: corrupt gzip");
             let _ = out.send(Bytes::from_static(CORRUPT), false).await;
             out.abort("fault: corrupt gzip").await;
             return;
         }
-        if faults.active(FaultKind::Stall, spec, p, now).is_some() {
-            // Nothing at all, not even heartbeats; the backlog follows later.
-            if wait(&kill, tick).await {
-                continue;
+        if faults
+            .active_on(FaultKind::Stall, spec, p, Some(ordinal), now)
+            .is_some()
+        {
+            // Nothing at all, not even heartbeats; the backlog follows later
+            // (a catch-up, like backfill).
+            caught_up = false;
+            if wait(&kill, &out.tx, tick).await == Wake::Gone {
+                return;
             }
             continue;
         }
-        let slow = faults.active(FaultKind::SlowDrip, spec, p, now).is_some();
+        let slow = faults
+            .active_on(FaultKind::SlowDrip, spec, p, Some(ordinal), now)
+            .is_some();
         let upto = now.min(cursor + 1000);
         let mut batch = stream.due(partition, cursor, upto, now);
         cursor = upto;
@@ -160,18 +195,27 @@ pub(crate) async fn run(
             batch.retain(|a| !faults.realtime_dropped(spec, a.partition, a.time_ms));
         }
         if !batch.is_empty() {
-            if let Some(f) = faults.active(FaultKind::CutLine, spec, p, now) {
+            if let Some(f) = faults.active_on(FaultKind::CutLine, spec, p, Some(ordinal), now) {
                 if applied.insert(f.id) {
                     info!(stream = %spec.name(), partition, "fault: cut line");
                     let line = &batch[0].line;
-                    if out.write(&line[..line.len() / 2]).is_err() || out.flush(false).await.is_err() {
+                    if out.write(&line[..line.len() / 2]).is_err()
+                        || out.flush(false).await.is_err()
+                    {
                         return;
                     }
                     out.abort("fault: cut line").await;
                     return;
                 }
             }
-            let copies = if faults.active(FaultKind::Duplicate, spec, p, now).is_some() { 2 } else { 1 };
+            let copies = if faults
+                .active_on(FaultKind::Duplicate, spec, p, Some(ordinal), now)
+                .is_some()
+            {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 for a in &batch {
                     if out.write(&a.line).is_err() || out.write(b"\r\n").is_err() {
@@ -183,6 +227,7 @@ pub(crate) async fn run(
                 debug!(stream = %spec.name(), partition, "client gone");
                 return;
             }
+            stream.count_sent(batch.len() as u64 * copies);
             last_send = now;
         } else if now - last_send >= hb {
             if out.write(b"\r\n").is_err() || out.flush(slow).await.is_err() {
@@ -190,19 +235,46 @@ pub(crate) async fn run(
             }
             last_send = now;
         }
+        if cursor >= now {
+            caught_up = true;
+        } else if caught_up && now - cursor > 10_000 && now - last_lag_warning > 60_000 {
+            // Past the initial backfill, a lag means generation or the client
+            // cannot keep up: deliveries come later than their latency bound.
+            warn!(
+                stream = %spec.name(),
+                partition,
+                lag_ms = now - cursor,
+                "realtime delivery lags behind stream time: lower --rate or --clock-speed"
+            );
+            last_lag_warning = now;
+        }
         if cursor < now {
             // Catching up (backfill): no pause, but let other tasks run.
             tokio::task::yield_now().await;
             continue;
         }
-        wait(&kill, tick).await;
+        if wait(&kill, &out.tx, tick).await == Wake::Gone {
+            debug!(stream = %spec.name(), partition, "client gone");
+            return;
+        }
     }
 }
 
-/// Sleep for `d` or until a kill arrives; true if killed.
-pub(crate) async fn wait(kill: &Kill, d: Duration) -> bool {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Tick,
+    Killed,
+    Gone,
+}
+
+/// Sleep for `d`, or until a kill arrives or the body is dropped (the client
+/// went away and hyper let go of the body).
+pub(crate) async fn wait(kill: &Kill, tx: &Tx, d: Duration) -> Wake {
     tokio::select! {
-        _ = kill.notify.notified() => true,
-        _ = tokio::time::sleep(d) => kill.flag.load(Ordering::SeqCst),
+        _ = kill.notify.notified() => Wake::Killed,
+        _ = tx.closed() => Wake::Gone,
+        _ = tokio::time::sleep(d) => {
+            if kill.flag.load(Ordering::SeqCst) { Wake::Killed } else { Wake::Tick }
+        }
     }
 }

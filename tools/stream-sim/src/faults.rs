@@ -41,8 +41,20 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub fn code(self) -> u64 {
-        self as u64 + 1
+    /// The name used in fault files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Drop => "drop",
+            FaultKind::Stall => "stall",
+            FaultKind::Unavailable => "unavailable",
+            FaultKind::RateLimit => "rate_limit",
+            FaultKind::SlowDrip => "slow_drip",
+            FaultKind::CutLine => "cut_line",
+            FaultKind::CorruptGzip => "corrupt_gzip",
+            FaultKind::DropRealtime => "drop_realtime",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::BreakRecovery => "break_recovery",
+        }
     }
 }
 
@@ -58,9 +70,26 @@ pub struct Fault {
     pub stream: Option<String>,
     /// None = every partition.
     pub partition: Option<u32>,
+    /// Only the N-th connection accepted on the stream (1-based, realtime and
+    /// Recovery alike); None = every connection. Request faults ignore it.
+    pub connection: Option<u64>,
 }
 
 impl Fault {
+    fn applies_conn(
+        &self,
+        stream: &StreamSpec,
+        partition: Option<u32>,
+        conn: Option<u64>,
+        t: StreamMs,
+    ) -> bool {
+        self.applies(stream, partition, t)
+            && match (self.connection, conn) {
+                (Some(want), Some(c)) => want == c,
+                _ => true,
+            }
+    }
+
     fn applies(&self, stream: &StreamSpec, partition: Option<u32>, t: StreamMs) -> bool {
         t >= self.start_ms
             && t < self.end_ms
@@ -119,6 +148,7 @@ struct FileFault {
     kind: FaultKind,
     stream: Option<String>,
     partition: Option<u32>,
+    connection: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -165,7 +195,9 @@ fn dur(d: &DurationSpec) -> Result<i64, FaultError> {
     match d {
         DurationSpec::Secs(s) if s.is_finite() && *s >= 0.0 => Ok((s * 1000.0).round() as i64),
         DurationSpec::Secs(s) => Err(FaultError::Duration(s.to_string())),
-        DurationSpec::Text(t) => parse_duration_ms(t).ok_or_else(|| FaultError::Duration(t.clone())),
+        DurationSpec::Text(t) => {
+            parse_duration_ms(t).ok_or_else(|| FaultError::Duration(t.clone()))
+        }
     }
 }
 
@@ -178,12 +210,20 @@ fn check_stream(s: &Option<String>) -> Result<(), FaultError> {
 
 impl FaultPlan {
     /// Parse a TOML fault file; `+DURATION` times are relative to `clock_start_ms`.
-    pub fn from_toml(text: &str, clock_start_ms: StreamMs, default_seed: u64) -> Result<Self, FaultError> {
+    pub fn from_toml(
+        text: &str,
+        clock_start_ms: StreamMs,
+        default_seed: u64,
+    ) -> Result<Self, FaultError> {
         let doc: FileDoc = toml::from_str(text)?;
-        let mut plan = FaultPlan { seed: doc.seed.unwrap_or(default_seed), ..Default::default() };
+        let mut plan = FaultPlan {
+            seed: doc.seed.unwrap_or(default_seed),
+            ..Default::default()
+        };
         for (i, f) in doc.fault.iter().enumerate() {
             let start = if let Some(rel) = f.at.strip_prefix('+') {
-                clock_start_ms + parse_duration_ms(rel).ok_or_else(|| FaultError::Time(f.at.clone()))?
+                clock_start_ms
+                    + parse_duration_ms(rel).ok_or_else(|| FaultError::Time(f.at.clone()))?
             } else {
                 parse_time(&f.at).ok_or_else(|| FaultError::Time(f.at.clone()))?
             };
@@ -195,6 +235,7 @@ impl FaultPlan {
                 end_ms: start + dur(&f.duration)?,
                 stream: f.stream.clone(),
                 partition: f.partition,
+                connection: f.connection,
             });
         }
         for r in &doc.random {
@@ -210,14 +251,47 @@ impl FaultPlan {
         Ok(plan)
     }
 
+    /// Add another plan's faults (e.g. posted at run time), keeping ids unique.
+    pub fn merge(&mut self, other: FaultPlan) {
+        let base = self.scripted.iter().map(|f| f.id >> 32).max().unwrap_or(0);
+        for (i, mut f) in other.scripted.into_iter().enumerate() {
+            f.id = (base + i as u64 + 1) << 32;
+            self.scripted.push(f);
+        }
+        self.random.extend(other.random);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scripted.is_empty() && self.random.is_empty()
     }
 
     /// The first fault of `kind` active at `t` for this stream and partition
     /// (`partition` None = a request that names none, e.g. all partitions).
-    pub fn active(&self, kind: FaultKind, stream: &StreamSpec, partition: Option<u32>, t: StreamMs) -> Option<Fault> {
-        if let Some(f) = self.scripted.iter().find(|f| f.kind == kind && f.applies(stream, partition, t)) {
+    pub fn active(
+        &self,
+        kind: FaultKind,
+        stream: &StreamSpec,
+        partition: Option<u32>,
+        t: StreamMs,
+    ) -> Option<Fault> {
+        self.active_on(kind, stream, partition, None, t)
+    }
+
+    /// Like [`FaultPlan::active`], for connection `conn` (its ordinal on the
+    /// stream), so that faults aimed at one connection spare the others.
+    pub fn active_on(
+        &self,
+        kind: FaultKind,
+        stream: &StreamSpec,
+        partition: Option<u32>,
+        conn: Option<u64>,
+        t: StreamMs,
+    ) -> Option<Fault> {
+        if let Some(f) = self
+            .scripted
+            .iter()
+            .find(|f| f.kind == kind && f.applies_conn(stream, partition, conn, t))
+        {
             return Some(f.clone());
         }
         for (idx, r) in self.random.iter().enumerate() {
@@ -240,6 +314,7 @@ impl FaultPlan {
                         end_ms: start + r.duration_ms,
                         stream: r.stream.clone(),
                         partition: partition_pick,
+                        connection: None,
                     };
                     if f.applies(stream, partition, t) {
                         return Some(f);
@@ -251,8 +326,19 @@ impl FaultPlan {
     }
 
     /// True when an activity of this time is withheld from realtime delivery.
-    pub fn realtime_dropped(&self, stream: &StreamSpec, partition: u32, activity_ms: StreamMs) -> bool {
-        self.active(FaultKind::DropRealtime, stream, Some(partition), activity_ms).is_some()
+    pub fn realtime_dropped(
+        &self,
+        stream: &StreamSpec,
+        partition: u32,
+        activity_ms: StreamMs,
+    ) -> bool {
+        self.active(
+            FaultKind::DropRealtime,
+            stream,
+            Some(partition),
+            activity_ms,
+        )
+        .is_some()
     }
 }
 
@@ -283,15 +369,34 @@ mod tests {
         "#;
         let plan = FaultPlan::from_toml(text, 1_000_000, 9).unwrap();
         let s = StreamSpec::new(StreamKind::Sample10, "prod");
-        assert!(plan.active(FaultKind::Stall, &s, Some(1), 1_000_000 + 95_000).is_some());
-        assert!(plan.active(FaultKind::Stall, &s, Some(2), 1_000_000 + 95_000).is_none());
-        assert!(plan.active(FaultKind::Stall, &s, Some(1), 1_000_000 + 120_000).is_none());
+        assert!(plan
+            .active(FaultKind::Stall, &s, Some(1), 1_000_000 + 95_000)
+            .is_some());
+        assert!(plan
+            .active(FaultKind::Stall, &s, Some(2), 1_000_000 + 95_000)
+            .is_none());
+        assert!(plan
+            .active(FaultKind::Stall, &s, Some(1), 1_000_000 + 120_000)
+            .is_none());
         // About 3 random drops of 5 s per hour: count active seconds over 10 h.
-        let active = (0..36_000).filter(|s| plan.active(FaultKind::Drop, &s_spec(), Some(1), s * 1000).is_some()).count();
+        let active = (0..36_000)
+            .filter(|s| {
+                plan.active(FaultKind::Drop, &s_spec(), Some(1), s * 1000)
+                    .is_some()
+            })
+            .count();
         assert!(active > 60 && active < 300, "{active}");
         fn s_spec() -> StreamSpec {
             StreamSpec::new(StreamKind::Sample10, "prod")
         }
+    }
+
+    #[test]
+    fn demo_scenario_parses() {
+        let text = include_str!("../demo/faults.toml");
+        let plan = FaultPlan::from_toml(text, 0, 1).unwrap();
+        assert_eq!(plan.scripted.len(), 8);
+        assert_eq!(plan.random.len(), 1);
     }
 
     #[test]

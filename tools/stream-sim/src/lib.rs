@@ -9,8 +9,13 @@
 //! Modules, one concept each: [`clock`] (scaled stream time), [`generator`]
 //! (deterministic activities), [`protocol`] (requests, refusals, system
 //! lines), [`server`] (HTTP and routing), `connection` (realtime and
-//! backfill), `recovery`, [`faults`], [`truth`], [`gzip`].
+//! backfill), `recovery`, [`faults`], [`truth`], [`gzip`], [`maxspeed`]
+//! (benchmark serving), [`activity_streams`] (the optional older format),
+//! [`rng`] (SplitMix64 and FNV-1a: output never changes with a crate
+//! version), [`json`] and [`words`] (payload writing).
 
+pub mod activity_streams;
+pub(crate) mod admin;
 pub mod clock;
 pub mod config;
 pub(crate) mod connection;

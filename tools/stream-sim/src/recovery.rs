@@ -17,17 +17,30 @@ use crate::faults::FaultKind;
 use crate::protocol::recovery_completed_line;
 use crate::server::{JobSlot, Shared, StreamState};
 
+/// What a Recovery request asked for.
+pub(crate) struct Recovery {
+    /// None = all partitions.
+    pub partition: Option<u32>,
+    pub start_ms: StreamMs,
+    pub end_ms: StreamMs,
+    /// Its ordinal among the stream's accepted connections (fault targeting).
+    pub ordinal: u64,
+}
+
 pub(crate) async fn run(
     shared: Arc<Shared>,
     stream: Arc<StreamState>,
-    partition: Option<u32>,
-    start_ms: StreamMs,
-    end_ms: StreamMs,
+    job: Recovery,
     tx: Tx,
     _slot: JobSlot,
 ) {
+    let Recovery {
+        partition,
+        start_ms,
+        end_ms,
+        ordinal,
+    } = job;
     let clock = shared.cfg.clock.clone();
-    let faults = &shared.cfg.faults;
     let spec = &stream.spec;
     let hb = shared.cfg.heartbeat_ms;
     let tick = tick(&clock, hb);
@@ -49,15 +62,28 @@ pub(crate) async fn run(
             t0
         };
         loop {
+            let faults = shared.faults();
             let now = clock.now_ms();
-            if faults.active(FaultKind::BreakRecovery, spec, partition, now).is_some()
-                || faults.active(FaultKind::Drop, spec, partition, now).is_some()
+            if faults
+                .active_on(
+                    FaultKind::BreakRecovery,
+                    spec,
+                    partition,
+                    Some(ordinal),
+                    now,
+                )
+                .is_some()
+                || faults
+                    .active_on(FaultKind::Drop, spec, partition, Some(ordinal), now)
+                    .is_some()
             {
                 info!(stream = %spec.name(), ?partition, sent = count, "fault: recovery broken off");
                 out.abort("fault: break recovery").await;
                 return;
             }
-            let stalled = faults.active(FaultKind::Stall, spec, partition, now).is_some();
+            let stalled = faults
+                .active_on(FaultKind::Stall, spec, partition, Some(ordinal), now)
+                .is_some();
             if now >= due_at && !stalled {
                 break;
             }
@@ -67,25 +93,43 @@ pub(crate) async fn run(
                 }
                 last_send = now;
             }
-            let wait = if stalled { tick } else { clock.until(due_at).min(tick) };
-            tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))).await;
+            let wait = if stalled {
+                tick
+            } else {
+                clock.until(due_at).min(tick)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))) => {}
+                _ = out.tx.closed() => return,
+            }
         }
-        let acts = stream.gen.second(sec);
+        let acts = stream.gen.second_of(sec, partition);
         let mut n = 0;
-        for a in acts.iter().filter(|a| {
-            a.time_ms >= start_ms && a.time_ms < end_ms && partition.is_none_or(|p| p == a.partition)
-        }) {
+        for a in acts
+            .iter()
+            .filter(|a| a.time_ms >= start_ms && a.time_ms < end_ms)
+        {
             if out.write(&a.line).is_err() || out.write(b"\r\n").is_err() {
                 return;
             }
             n += 1;
         }
         if n > 0 {
-            let slow = faults.active(FaultKind::SlowDrip, spec, partition, clock.now_ms()).is_some();
+            let slow = shared
+                .faults()
+                .active_on(
+                    FaultKind::SlowDrip,
+                    spec,
+                    partition,
+                    Some(ordinal),
+                    clock.now_ms(),
+                )
+                .is_some();
             if out.flush(slow).await.is_err() {
                 return;
             }
             count += n;
+            stream.count_sent(n);
             last_send = clock.now_ms();
         } else if clock.now_ms() - last_send >= hb {
             if out.write(b"\r\n").is_err() || out.flush(false).await.is_err() {
@@ -95,7 +139,10 @@ pub(crate) async fn run(
         }
     }
     let line = recovery_completed_line(clock.now_ms(), count);
-    if out.write(line.as_bytes()).is_err() || out.write(b"\r\n").is_err() || out.flush(false).await.is_err() {
+    if out.write(line.as_bytes()).is_err()
+        || out.write(b"\r\n").is_err()
+        || out.flush(false).await.is_err()
+    {
         return;
     }
     info!(stream = %spec.name(), ?partition, activities = count, "recovery completed");

@@ -14,8 +14,12 @@ pub enum StreamKind {
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 4] =
-        [StreamKind::Sample10, StreamKind::Firehose, StreamKind::PowerTrack, StreamKind::Likes];
+    pub const ALL: [StreamKind; 4] = [
+        StreamKind::Sample10,
+        StreamKind::Firehose,
+        StreamKind::PowerTrack,
+        StreamKind::Likes,
+    ];
 
     pub fn path_name(self) -> &'static str {
         match self {
@@ -70,6 +74,16 @@ impl fmt::Display for StreamKind {
     }
 }
 
+/// Payload format of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Native enriched (the default).
+    #[default]
+    Native,
+    /// Gnip Activity Streams, for Posts and Post deletes.
+    ActivityStreams,
+}
+
 /// One served stream: a kind and a label, with its settings.
 #[derive(Clone, Debug)]
 pub struct StreamSpec {
@@ -83,6 +97,7 @@ pub struct StreamSpec {
     pub recovery_window_ms: Option<i64>,
     /// Connections allowed at once per (stream, partition).
     pub max_connections: u32,
+    pub format: Format,
 }
 
 impl StreamSpec {
@@ -94,6 +109,7 @@ impl StreamSpec {
             rate: kind.default_rate(),
             recovery_window_ms: kind.default_recovery_window_ms(),
             max_connections: 2,
+            format: Format::Native,
         }
     }
 

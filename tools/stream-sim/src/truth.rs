@@ -28,9 +28,16 @@ pub fn write_truth<W: Write>(
 }
 
 /// The truth as a vector of lines.
-pub fn truth_lines(gen: &Generator, from_ms: StreamMs, to_ms: StreamMs, partition: Option<u32>) -> Vec<String> {
+pub fn truth_lines(
+    gen: &Generator,
+    from_ms: StreamMs,
+    to_ms: StreamMs,
+    partition: Option<u32>,
+) -> Vec<String> {
     if to_ms <= from_ms {
         return Vec::new();
     }
-    gen.range(from_ms, to_ms, partition).map(|a| a.key.truth_line()).collect()
+    gen.range(from_ms, to_ms, partition)
+        .map(|a| a.key.truth_line())
+        .collect()
 }

@@ -10,13 +10,17 @@ use stream_sim::{Clock, Server, SimConfig, StreamKind};
 pub const START: &str = "2026-01-01T12:00:00Z";
 
 pub fn start_ms() -> i64 {
-    DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis()
+    DateTime::parse_from_rfc3339(START)
+        .unwrap()
+        .timestamp_millis()
 }
 
 /// A config with a fast clock starting at START now, low rate, pace unlimited.
 pub fn config(speed: f64, rate: f64) -> SimConfig {
     let mut cfg = SimConfig::new(42).with_rate(rate);
-    let start = DateTime::parse_from_rfc3339(START).unwrap().with_timezone(&Utc);
+    let start = DateTime::parse_from_rfc3339(START)
+        .unwrap()
+        .with_timezone(&Utc);
     cfg.clock = Clock::scaled(Some(start), speed, None);
     cfg.recovery_pace = 0.0;
     cfg.user = "u".into();
@@ -25,7 +29,9 @@ pub fn config(speed: f64, rate: f64) -> SimConfig {
 }
 
 pub async fn server(cfg: SimConfig) -> Server {
-    Server::start(cfg, "127.0.0.1:0".parse().unwrap()).await.expect("server starts")
+    Server::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("server starts")
 }
 
 pub fn client() -> reqwest::Client {
@@ -42,7 +48,12 @@ pub fn url(s: &Server, kind: StreamKind, query: &str) -> String {
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
-    client().get(url).basic_auth("u", Some("p")).send().await.expect("request")
+    client()
+        .get(url)
+        .basic_auth("u", Some("p"))
+        .send()
+        .await
+        .expect("request")
 }
 
 /// One item read from a stream body.
@@ -66,7 +77,11 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(resp: reqwest::Response) -> Self {
-        Reader { resp, buf: Vec::new(), done: false }
+        Reader {
+            resp,
+            buf: Vec::new(),
+            done: false,
+        }
     }
 
     pub async fn next(&mut self, timeout: Duration) -> Item {
@@ -97,7 +112,10 @@ impl Reader {
                 Ok(Ok(None)) => {
                     self.done = true;
                     if !self.buf.is_empty() {
-                        return Item::Error(format!("{} bytes of an unfinished line at the end", self.buf.len()));
+                        return Item::Error(format!(
+                            "{} bytes of an unfinished line at the end",
+                            self.buf.len()
+                        ));
                     }
                 }
                 Ok(Err(e)) => return Item::Error(format!("{e:?}")),
@@ -130,6 +148,16 @@ pub fn key_of(line: &[u8]) -> (String, i64) {
             _ => panic!("no timestamp_ms in {}", String::from_utf8_lossy(line)),
         }
     };
+    // Activity Streams: IDs in `tag:search.twitter.com,2005:{id}`.
+    const TAG: &str = "tag:search.twitter.com,2005:";
+    if v.get("verb").is_some() {
+        let t = ts(&v["timestamp_ms"]);
+        let id = |x: &serde_json::Value| x.as_str().unwrap().strip_prefix(TAG).unwrap().to_string();
+        return match v["verb"].as_str().unwrap() {
+            "delete" => (format!("delete {}", id(&v["object"]["id"])), t),
+            _ => (format!("post {}", id(&v["id"])), t),
+        };
+    }
     if let Some(d) = v.get("delete") {
         let t = ts(&d["timestamp_ms"]);
         if let Some(s) = d.get("status") {
@@ -137,15 +165,26 @@ pub fn key_of(line: &[u8]) -> (String, i64) {
         }
         let f = &d["favorite"];
         return (
-            format!("unlike {}:{}:{}", f["tweet_id_str"].as_str().unwrap(), f["user_id_str"].as_str().unwrap(), t),
+            format!(
+                "unlike {}:{}:{}",
+                f["tweet_id_str"].as_str().unwrap(),
+                f["user_id_str"].as_str().unwrap(),
+                t
+            ),
             t,
         );
     }
     if v.get("favorited_status").is_some() {
-        return (format!("like {}", v["id"].as_str().unwrap()), ts(&v["timestamp_ms"]));
+        return (
+            format!("like {}", v["id"].as_str().unwrap()),
+            ts(&v["timestamp_ms"]),
+        );
     }
     if v.get("id_str").is_some() && v.get("user").is_some() {
-        return (format!("post {}", v["id_str"].as_str().unwrap()), ts(&v["timestamp_ms"]));
+        return (
+            format!("post {}", v["id_str"].as_str().unwrap()),
+            ts(&v["timestamp_ms"]),
+        );
     }
     // Compliance: FNV-1a 64 of the exact bytes.
     let mut h: u64 = 0xcbf29ce484222325;

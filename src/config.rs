@@ -1,0 +1,333 @@
+//! `gapless.toml`: what to archive and how.
+//!
+//! ```toml
+//! data = "gapless-data"                  # the data directory (--data overrides)
+//! admin = "127.0.0.1:9477"               # admin HTTP: /status /coverage /metrics
+//! credentials = { file = "sim.credentials" }   # or { env = "GNIP_CREDENTIALS" }: "user:password"
+//!
+//! [[stream]]
+//! label = "decahose"                     # the archive's name for it
+//! kind = "decahose"                      # decahose | firehose | powertrack | likes
+//! url = "http://127.0.0.1:8787/stream/sample10/accounts/{account}/publishers/twitter/{label}.json"
+//! account = "acme"
+//! remote_label = "prod"                  # {label} in the URL (default: label)
+//! partitions = 2                         # default by kind: decahose 2, firehose 20, likes 2, powertrack none
+//! connections_per_partition = 1          # redundancy
+//! backfill = true
+//! recovery = { enabled = true, window = "5d", chunk = "1h", concurrency = 2 }
+//! liveness = { silence = "30s", data_silence = "60s", latency_allowance = "13s" }
+//! ```
+//!
+//! Durations are written `250ms`, `30s`, `5m`, `1h`, `5d`. Relative paths
+//! are relative to the config file. Credentials are never in the file
+//! itself: only where to find them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::credentials::CredentialSource;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Decahose,
+    Firehose,
+    Powertrack,
+    Likes,
+}
+
+impl Kind {
+    pub fn default_partitions(self) -> u32 {
+        match self {
+            Kind::Decahose | Kind::Likes => 2,
+            Kind::Firehose => 20,
+            Kind::Powertrack => 0,
+        }
+    }
+
+    /// The service keeps this much for Recovery; Likes have none.
+    pub fn default_window(self) -> Option<Duration> {
+        match self {
+            Kind::Decahose | Kind::Firehose => Some(Duration::from_secs(5 * 86_400)),
+            Kind::Powertrack => Some(Duration::from_secs(86_400)),
+            Kind::Likes => None,
+        }
+    }
+
+    pub fn default_chunk(self) -> Duration {
+        match self {
+            Kind::Powertrack => Duration::from_secs(7200),
+            _ => Duration::from_secs(3600),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Decahose => "decahose",
+            Kind::Firehose => "firehose",
+            Kind::Powertrack => "powertrack",
+            Kind::Likes => "likes",
+        }
+    }
+}
+
+/// A duration in a config file: `250ms`, `30s`, `5m`, `1h`, `5d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (e.g. 250ms, 30s, 5m, 1h, 5d)")))
+    }
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub window: Option<Dur>,
+    pub chunk: Option<Dur>,
+    #[serde(default = "two")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessConfig {
+    /// No byte at all (heartbeats included) for this long: the connection
+    /// is dead, even if TCP says otherwise. Heartbeats come every 10 s.
+    #[serde(default = "thirty_s")]
+    pub silence: Dur,
+    /// Bytes, but no activity, for this long: on a busy stream that means
+    /// trouble too. Unset: no bound (quiet PowerTrack rules).
+    pub data_silence: Option<Dur>,
+    /// Activities arrive up to this late; coverage trails the last sign of
+    /// life by it (10 s stream delay + 3 s out of order).
+    #[serde(default = "thirteen_s")]
+    pub latency_allowance: Dur,
+    /// A connection alive this long counts as stable: backoff starts over.
+    #[serde(default = "one_min")]
+    pub stable_after: Dur,
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        LivenessConfig {
+            silence: thirty_s(),
+            data_silence: None,
+            latency_allowance: thirteen_s(),
+            stable_after: one_min(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn two() -> usize {
+    2
+}
+fn one() -> u32 {
+    1
+}
+fn thirty_s() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn thirteen_s() -> Dur {
+    Dur(Duration::from_secs(13))
+}
+fn one_min() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    pub label: String,
+    pub kind: Kind,
+    pub url: String,
+    #[serde(default)]
+    pub account: String,
+    pub remote_label: Option<String>,
+    pub partitions: Option<u32>,
+    #[serde(default = "one")]
+    pub connections_per_partition: u32,
+    #[serde(default = "yes")]
+    pub backfill: bool,
+    pub recovery: Option<RecoveryConfig>,
+    #[serde(default)]
+    pub liveness: Option<LivenessConfig>,
+    pub credentials: Option<CredentialSource>,
+}
+
+/// A stream's settings with every default filled in.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub label: String,
+    pub kind: Kind,
+    /// The URL with account and label filled in, without query.
+    pub url: String,
+    /// 0: not partitioned (PowerTrack).
+    pub partitions: u32,
+    pub connections_per_partition: u32,
+    pub backfill: bool,
+    pub recovery: Option<Recovery>,
+    pub liveness: LivenessConfig,
+    pub credentials: CredentialSource,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Recovery {
+    pub window: Duration,
+    pub chunk: Duration,
+    pub concurrency: usize,
+}
+
+impl Stream {
+    /// Partitions as coverage counts them: 1..=N, or just 1 when the stream
+    /// is not partitioned.
+    pub fn coverage_partitions(&self) -> u32 {
+        self.partitions.max(1)
+    }
+
+    /// How far back coverage may be owed: the recovery window, or for a
+    /// stream without Recovery, backfill's five minutes.
+    pub fn reach(&self) -> Duration {
+        match &self.recovery {
+            Some(r) => r.window,
+            None => Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    data: Option<PathBuf>,
+    admin: Option<SocketAddr>,
+    credentials: Option<CredentialSource>,
+    #[serde(rename = "stream", default)]
+    streams: Vec<StreamConfig>,
+}
+
+/// The whole configuration, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data: PathBuf,
+    pub admin: Option<SocketAddr>,
+    pub streams: Vec<Stream>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
+        let file: File = toml::from_str(text)?;
+        let data = base.join(file.data.unwrap_or_else(|| PathBuf::from("gapless-data")));
+        let mut streams = Vec::new();
+        for s in file.streams {
+            let credentials = match s.credentials.or_else(|| file.credentials.clone()) {
+                Some(c) => c.relative_to(base),
+                None => bail!("stream {:?}: no credentials (set `credentials = {{ env = \"VAR\" }}` or `{{ file = \"path\" }}`)", s.label),
+            };
+            gapless_storage::store::check_label(&s.label)?;
+            if streams.iter().any(|o: &Stream| o.label == s.label) {
+                bail!("stream label {:?} appears twice", s.label);
+            }
+            let partitions = s.partitions.unwrap_or(s.kind.default_partitions());
+            let remote = s.remote_label.clone().unwrap_or_else(|| s.label.clone());
+            let url = s.url.replace("{account}", &s.account).replace("{label}", &remote);
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("stream {:?}: url must be http:// or https://, got {url:?}", s.label);
+            }
+            let recovery = match (s.recovery, s.kind.default_window()) {
+                (Some(r), _) if !r.enabled => None,
+                (Some(r), default) => {
+                    let Some(window) = r.window.map(|d| d.0).or(default) else {
+                        bail!("stream {:?}: {} streams have no Recovery; set recovery.window if yours does", s.label, s.kind.name())
+                    };
+                    Some(Recovery { window, chunk: r.chunk.map_or(s.kind.default_chunk(), |d| d.0), concurrency: r.concurrency.clamp(1, 2) })
+                }
+                (None, Some(window)) => Some(Recovery { window, chunk: s.kind.default_chunk(), concurrency: 2 }),
+                (None, None) => None,
+            };
+            streams.push(Stream {
+                label: s.label,
+                kind: s.kind,
+                url,
+                partitions,
+                connections_per_partition: s.connections_per_partition.max(1),
+                backfill: s.backfill,
+                recovery,
+                liveness: s.liveness.unwrap_or_default(),
+                credentials,
+            });
+        }
+        if streams.is_empty() {
+            bail!("no [[stream]] configured");
+        }
+        Ok(Config { data, admin: file.admin, streams })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../examples/sim.toml");
+        let c = Config::parse(text, Path::new("/etc/gapless")).unwrap();
+        assert_eq!(c.streams.len(), 2);
+        let d = &c.streams[0];
+        assert_eq!((d.label.as_str(), d.kind, d.partitions), ("decahose", Kind::Decahose, 2));
+        assert!(d.url.ends_with("/stream/sample10/accounts/acme/publishers/twitter/prod.json"), "{}", d.url);
+        assert_eq!(d.recovery.unwrap().window, Duration::from_secs(5 * 86_400));
+        let l = &c.streams[1];
+        assert_eq!(l.kind, Kind::Likes);
+        assert!(l.recovery.is_none(), "likes have no Recovery");
+        assert!(l.backfill);
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432_000)));
+        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn a_stream_without_credentials_or_with_a_bad_label_is_refused() {
+        let e = Config::parse("[[stream]]\nlabel='a'\nkind='decahose'\nurl='http://x/'\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("no credentials"), "{e}");
+        let e = Config::parse("credentials={env='X'}\n[[stream]]\nlabel='../a'\nkind='decahose'\nurl='http://x/'\n", Path::new(".")).unwrap_err();
+        assert!(format!("{e:#}").contains("label"), "{e:#}");
+    }
+}
