@@ -20,6 +20,22 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Archive the configured streams until SIGINT/SIGTERM, keeping the
+    /// archive complete inside the recovery window.
+    Archive {
+        /// The configuration file (see examples/sim.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The data directory (overrides the configuration's).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Owe coverage from this time (RFC 3339), not only from the first
+        /// start: the planner recovers the history inside the window.
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        clock: crate::clock::ClockArgs,
+    },
     /// Import existing NDJSON archives (plain, .gz or .zst; native or
     /// Activity Streams format) into a stream of the store. Deduplicates;
     /// claims no coverage.
@@ -50,6 +66,15 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs(cli.log_json);
     match cli.command {
+        Command::Archive { config, data, since, clock } => {
+            let mut config = crate::config::Config::load(&config)?;
+            if let Some(d) = data {
+                config.data = d;
+            }
+            let clock = clock.clock()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
+            rt.block_on(crate::archiver::run(crate::archiver::Options { config, clock, since_secs: since.map(|t| t.timestamp()) }))
+        }
         Command::Import { data, stream, files } => {
             let summary = crate::import::import(&data, &stream, &files)
                 .with_context(|| format!("import into stream {stream:?} of {}", data.display()))?;

@@ -4,11 +4,23 @@
 //! the `gapless-storage` crate; this crate connects, keeps connections
 //! alive, and repairs holes.
 
+pub mod admin;
+pub mod archiver;
 pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod credentials;
 pub mod import;
 pub mod limiter;
+pub mod metrics;
+pub mod planner;
+pub mod recovery;
+pub mod writer;
 pub mod lines;
+
+/// A Unix second as RFC 3339, for logs.
+pub fn recovery_time(secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0).map_or_else(|| secs.to_string(), |t| t.to_rfc3339())
+}

@@ -1,0 +1,157 @@
+//! The archiver: every configured stream, kept complete.
+//!
+//! Per stream it runs a storage thread (see `writer.rs`), one realtime task
+//! per (partition, redundant slot) (`connection.rs`) and a recovery planner
+//! (`planner.rs`), all sharing the stream's connection limiter. Recovery
+//! jobs share two slots across the archive: the service's limit per account.
+//!
+//! Shutdown (SIGINT, SIGTERM, or the `shutdown` watch): every task stops
+//! reading; the storage threads commit what they have and record the
+//! coverage claimed before it; then the process exits 0. Nothing is
+//! claimed that was not received, so a restart finds the exact hole of its
+//! downtime and backfills or recovers it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use gapless_storage::activity::Limits;
+use gapless_storage::store::{Store, StoreConfig};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connection::{run_realtime, StreamCtx};
+use crate::limiter::Limiter;
+use crate::metrics::{Metrics, StreamMetrics};
+use crate::planner::run_planner;
+
+/// Recovery jobs allowed at once per account.
+pub const RECOVERY_SLOTS: usize = 2;
+
+pub struct Options {
+    pub config: Config,
+    pub clock: Clock,
+    /// Owe coverage from this Unix second (inside the recovery window), not
+    /// only from the first start.
+    pub since_secs: Option<i64>,
+}
+
+/// A running archiver, for in-process use (tests, the demo).
+pub struct Running {
+    pub metrics: Arc<Metrics>,
+    pub admin: Option<std::net::SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops reading, commits, records coverage, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("archiver task")?
+    }
+}
+
+/// Starts the archiver; it runs until [`Running::stop`].
+pub async fn start(opts: Options) -> anyhow::Result<Running> {
+    let (shutdown, rx) = watch::channel(false);
+    let store = Store::open(&opts.config.data, StoreConfig::default()).with_context(|| format!("open data directory {}", opts.config.data.display()))?;
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .gzip(true)
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(30))
+        .build()
+        .context("build the HTTP client")?;
+    let slots = Arc::new(Semaphore::new(RECOVERY_SLOTS));
+    let mut metrics = Metrics::default();
+    let mut tasks = Vec::new();
+    let mut threads = Vec::new();
+    let coverage = store.coverage().clone();
+    let now = opts.clock.now_secs();
+    for cfg in &opts.config.streams {
+        let secret = cfg.credentials.load().with_context(|| format!("stream {}", cfg.label))?;
+        let partitions = cfg.coverage_partitions();
+        coverage.set_partitions(&cfg.label, partitions)?;
+        let reach = cfg.reach().as_secs() as i64;
+        let owed_from = opts.since_secs.map_or(now, |s| s.clamp(now - reach, now));
+        let owed = coverage.owe_from(&cfg.label, owed_from)?;
+        tracing::info!(stream = %cfg.label, kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %crate::recovery_time(owed), "archiving");
+        let m = Arc::new(StreamMetrics::new(&cfg.label, cfg.kind.name()));
+        metrics.streams.push(m.clone());
+        let (tx, rx_msgs) = mpsc::channel(256);
+        let writer = store.stream(&cfg.label)?;
+        threads.push(crate::writer::spawn(writer, coverage.clone(), partitions, m.clone(), opts.clock, rx_msgs)?);
+        let ctx = Arc::new(StreamCtx {
+            cfg: cfg.clone(),
+            clock: opts.clock,
+            client: client.clone(),
+            secret,
+            limiter: Limiter::new(10, Duration::from_secs(60), opts.clock),
+            tx,
+            metrics: m,
+            coverage: coverage.clone(),
+            shutdown: rx.clone(),
+            limits: Limits::default(),
+        });
+        let parts: Vec<Option<u32>> = if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };
+        for p in parts {
+            for slot in 0..cfg.connections_per_partition {
+                tasks.push(tokio::spawn(run_realtime(ctx.clone(), p, slot)));
+            }
+        }
+        tasks.push(tokio::spawn(run_planner(ctx, slots.clone())));
+    }
+    let metrics = Arc::new(metrics);
+    let admin = match opts.config.admin {
+        Some(addr) => Some(crate::admin::serve(addr, metrics.clone(), coverage.clone(), opts.clock, opts.config.streams.clone(), rx.clone()).await?),
+        None => None,
+    };
+    let task = tokio::spawn(async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|s| *s).await;
+        tracing::info!("stopping: committing and recording coverage");
+        for t in tasks {
+            let _ = t.await;
+        }
+        // Every sender is gone with its task: the storage threads commit
+        // a last time and end.
+        let joined = tokio::task::spawn_blocking(move || threads.into_iter().map(|t| t.join().is_ok()).all(|ok| ok)).await;
+        drop(store);
+        anyhow::ensure!(joined.unwrap_or(false), "a storage thread panicked");
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(Running { metrics, admin, shutdown, task })
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let running = start(opts).await?;
+    wait_for_signal().await;
+    running.stop().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,462 @@
+//! Connections: one streaming HTTP request, read until it ends, with a
+//! liveness deadline that does not depend on the read returning.
+//!
+//! # Liveness
+//! Every read waits at most `liveness.silence` (stream time): heartbeats
+//! come every 10 s, so 30 s without a byte means the connection is dead even
+//! when TCP says it is open (a stall). The deadline runs on a timer beside
+//! the read, so a stalled socket that never returns is still caught.
+//!
+//! # Coverage claims (realtime)
+//! A realtime connection that started at stream time `t0` (or `t0 − N min`
+//! with `backfillMinutes=N`) claims the seconds `[t0, w)`, where the
+//! watermark `w` trails the last sign of life by the latency allowance
+//! (13 s): activities are delivered up to 10 s late and 3 s out of order.
+//! On a stream where data never pauses (Decahose, Firehose, Likes), the
+//! watermark also trails the newest *activity time* by those 3 s, and a jump
+//! of more than `data_silence` between activity times is a hole: the
+//! service withheld data there (it happens: some activities exist only in
+//! Recovery), so the connection does not claim it and the planner repairs
+//! it. Claims travel through the storage thread's channel after the data
+//! they cover, and become coverage only after the commit that makes that
+//! data durable.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gapless_storage::activity::{Limits, Line, Rejection, SystemLevel};
+use gapless_storage::coverage::CoverageMap;
+use tokio::sync::{mpsc, watch};
+
+use crate::backoff::{Backoff, Cause};
+use crate::clock::Clock;
+use crate::config::Stream;
+use crate::credentials::Secret;
+use crate::limiter::Limiter;
+use crate::lines::Batch;
+use crate::metrics::{ConnectionState, StreamMetrics};
+use crate::writer::{Claim, Msg};
+
+/// Activities arrive at most this much out of time order.
+pub const OUT_OF_ORDER_MS: i64 = 3_000;
+/// Largest gap that `backfillMinutes` can close.
+pub const BACKFILL_MAX_MINUTES: i64 = 5;
+
+/// What every connection of a stream shares.
+pub struct StreamCtx {
+    pub cfg: Stream,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    pub secret: Secret,
+    pub limiter: Limiter,
+    pub tx: mpsc::Sender<Msg>,
+    pub metrics: Arc<StreamMetrics>,
+    pub coverage: Arc<CoverageMap>,
+    pub shutdown: watch::Receiver<bool>,
+    pub limits: Limits,
+}
+
+impl StreamCtx {
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sends a claim to the storage thread (after the data it covers).
+    pub async fn claim(&self, partition: Option<u32>, secs: Range<i64>) {
+        if secs.start < secs.end {
+            let _ = self.tx.send(Msg::Claim(Claim { partition, secs, done: None })).await;
+        }
+    }
+
+    /// Sends a claim and waits until it is recorded (or failed).
+    pub async fn claim_and_wait(&self, partition: Option<u32>, secs: Range<i64>) -> bool {
+        if secs.start >= secs.end {
+            return true;
+        }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Claim(Claim { partition, secs, done: Some(done) })).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Sleeps for a stream duration, or until shutdown.
+    pub async fn sleep(&self, d: Duration) {
+        let mut sd = self.shutdown.clone();
+        tokio::select! {
+            _ = self.clock.sleep(d) => {}
+            _ = sd.wait_for(|s| *s) => {}
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    Shutdown,
+    /// Could not connect, or the HTTP status was not 200.
+    Refused(Cause, String),
+    /// No byte for the silence bound: a stall.
+    Stalled,
+    /// Bytes, but no activity for the silence bound.
+    DataSilence,
+    /// The body ended or broke (reset, corrupt gzip, closed).
+    Broken(String),
+    /// `Forced Disconnect` or another error line from the server.
+    ServerError(String),
+    /// `Recovery Request Completed`.
+    Completed,
+}
+
+impl End {
+    pub fn cause(&self) -> Cause {
+        match self {
+            End::Refused(c, _) => c.clone(),
+            End::ServerError(_) => Cause::Disconnected,
+            _ => Cause::Network,
+        }
+    }
+}
+
+/// Observes what a connection delivers and decides what it may claim.
+pub trait Tracker {
+    /// A batch was received at `now_ms` (and sent on to storage). Returns
+    /// ranges (Unix seconds) to claim now, and whether to end.
+    fn observe(&mut self, batch: &Batch, now_ms: i64) -> (Vec<Range<i64>>, Option<End>);
+    /// Any bytes (a heartbeat) at `now_ms`: what may be claimed.
+    fn tick(&mut self, now_ms: i64) -> Option<Range<i64>>;
+}
+
+/// Reads a streaming response to its end. Sends batches and claims.
+pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp: reqwest::Response, tracker: &mut (dyn Tracker + Send)) -> End {
+    let silence = ctx.cfg.liveness.silence.0;
+    let mut body = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut last_activity = ctx.clock.now_ms();
+    let data_bound_ms = ctx.cfg.liveness.data_silence.map(|d| (d.0.as_millis() as i64).max(silence.as_millis() as i64));
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return End::Shutdown,
+            r = tokio::time::timeout(ctx.clock.wall(silence), body.next()) => r,
+        };
+        let chunk = match next {
+            Err(_) => return finish(ctx, partition, buf, End::Stalled).await,
+            Ok(None) => return finish(ctx, partition, buf, End::Broken("the server closed the stream".into())).await,
+            Ok(Some(Err(e))) => return finish(ctx, partition, buf, End::Broken(describe(&e))).await,
+            Ok(Some(Ok(c))) => c,
+        };
+        let now = ctx.clock.now_ms();
+        ctx.metrics.update_connection(name, |c| c.last_byte_ms = Some(now));
+        buf.extend_from_slice(&chunk);
+        let Some(cut) = buf.iter().rposition(|&b| b == b'\n') else { continue };
+        let rest = buf.split_off(cut + 1);
+        let batch = Batch::classify(std::mem::replace(&mut buf, rest), &ctx.limits);
+        let mut end = system_end(ctx, &batch);
+        if batch.classified().any(|c| matches!(c, Ok(Line::Activity(_)))) {
+            last_activity = now;
+        }
+        let (claims, tracked_end) = tracker.observe(&batch, now);
+        end = end.or(tracked_end);
+        if ctx.tx.send(Msg::Batch(batch)).await.is_err() {
+            return End::Shutdown;
+        }
+        for c in claims {
+            ctx.claim(partition, c).await;
+        }
+        if let Some(c) = tracker.tick(now) {
+            ctx.metrics.update_connection(name, |s| s.claimed_to_secs = Some(c.end));
+            ctx.claim(partition, c).await;
+        }
+        if let Some(end) = end {
+            return end;
+        }
+        if data_bound_ms.is_some_and(|b| now - last_activity > b) {
+            return End::DataSilence;
+        }
+    }
+}
+
+/// A line cut off by the end of its connection is kept in quarantine (it
+/// is never covered: a later delivery brings it whole).
+async fn finish(ctx: &StreamCtx, _partition: Option<u32>, rest: Vec<u8>, end: End) -> End {
+    if !rest.is_empty() && rest.iter().any(|b| !b.is_ascii_whitespace()) {
+        let batch = Batch::rejected(rest, Rejection::NotJson("incomplete line: the connection ended in the middle of it".into()));
+        let _ = ctx.tx.send(Msg::Batch(batch)).await;
+    }
+    end
+}
+
+/// Error lines end a connection (`Forced Disconnect`); info and warn are
+/// logged.
+fn system_end(ctx: &StreamCtx, batch: &Batch) -> Option<End> {
+    let mut end = None;
+    for c in batch.classified() {
+        if let Ok(Line::System(m)) = c {
+            match m.level {
+                SystemLevel::Error => {
+                    tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "error from the server");
+                    end = Some(End::ServerError(m.message.clone()));
+                }
+                SystemLevel::Warn => tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "warning from the server"),
+                SystemLevel::Info if m.is_recovery_completed() => end = Some(End::Completed),
+                SystemLevel::Info => tracing::info!(stream = %ctx.cfg.label, message = %m.message, "info from the server"),
+            }
+        }
+    }
+    end
+}
+
+/// An error's chain, for logs: reqwest errors can name the URL, which
+/// carries no secret (credentials travel in a header).
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Sends a request and checks its status. A non-200 status is a refusal
+/// with the start of its body (JSON errors from the service) for the log.
+pub async fn request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Response, End> {
+    ctx.limiter.acquire().await;
+    let send = ctx.client.get(url).header(reqwest::header::AUTHORIZATION, ctx.secret.authorization()).send();
+    let resp = match tokio::time::timeout(ctx.clock.wall(ctx.cfg.liveness.silence.0), send).await {
+        Err(_) => return Err(End::Refused(Cause::Network, "no response".into())),
+        Ok(Err(e)) => return Err(End::Refused(Cause::Network, describe(&e))),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status().as_u16();
+    if status == 200 {
+        return Ok(resp);
+    }
+    let body = tokio::time::timeout(Duration::from_secs(2), resp.text()).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    let body: String = body.chars().take(300).collect();
+    Err(End::Refused(Cause::of_status(status), format!("HTTP {status}: {}", body.trim())))
+}
+
+/// The realtime tracker: see the module doc.
+pub struct Realtime {
+    /// Start (ms) of the interval being claimed.
+    from_ms: i64,
+    max_activity_ms: Option<i64>,
+    claimed_to: i64,
+    allowance_ms: i64,
+    data_silence_ms: Option<i64>,
+}
+
+impl Realtime {
+    pub fn new(from_ms: i64, allowance: Duration, data_silence: Option<Duration>) -> Realtime {
+        Realtime {
+            from_ms,
+            max_activity_ms: None,
+            claimed_to: i64::MIN,
+            allowance_ms: allowance.as_millis() as i64,
+            data_silence_ms: data_silence.map(|d| d.as_millis() as i64),
+        }
+    }
+
+    /// Seconds claimable at `now_ms`, from the current interval.
+    fn claimable(&mut self, now_ms: i64) -> Option<Range<i64>> {
+        let mut to_ms = now_ms - self.allowance_ms;
+        if self.data_silence_ms.is_some() {
+            to_ms = to_ms.min(self.max_activity_ms? - OUT_OF_ORDER_MS);
+        }
+        let start = self.from_ms.div_euclid(1000) + i64::from(self.from_ms.rem_euclid(1000) != 0);
+        let start = start.max(self.claimed_to);
+        let end = to_ms.div_euclid(1000);
+        (start < end).then(|| {
+            self.claimed_to = end;
+            start..end
+        })
+    }
+
+    /// The end (exclusive, Unix seconds) of what this connection claimed.
+    pub fn claimed_to(&self) -> Option<i64> {
+        (self.claimed_to != i64::MIN).then_some(self.claimed_to)
+    }
+}
+
+impl Tracker for Realtime {
+    fn observe(&mut self, batch: &Batch, now_ms: i64) -> (Vec<Range<i64>>, Option<End>) {
+        let mut claims = Vec::new();
+        let Some(bound) = self.data_silence_ms else { return (claims, None) };
+        let mut times: Vec<i64> =
+            batch.classified().filter_map(|c| if let Ok(Line::Activity(a)) = c { Some(a.time_ms) } else { None }).collect();
+        times.sort_unstable();
+        for t in times {
+            let last = self.max_activity_ms.unwrap_or(self.from_ms);
+            if t > last + bound {
+                // A hole in the data: claim what came before it, and start
+                // again after it.
+                if let Some(c) = self.claimable(now_ms) {
+                    claims.push(c);
+                }
+                tracing::debug!(gap_from = last, gap_to = t, "no activity for longer than the data-silence bound: a hole");
+                self.from_ms = t;
+                self.claimed_to = self.claimed_to.max(t.div_euclid(1000));
+            }
+            self.max_activity_ms = Some(self.max_activity_ms.map_or(t, |m| m.max(t)));
+        }
+        (claims, None)
+    }
+
+    fn tick(&mut self, now_ms: i64) -> Option<Range<i64>> {
+        self.claimable(now_ms)
+    }
+}
+
+/// Runs one realtime connection slot of a stream until shutdown or a
+/// fatal refusal: connect, read, reconnect with backfill sized to the gap.
+pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32) {
+    let name = match partition {
+        Some(p) => format!("partition-{p}/{slot}"),
+        None => format!("stream/{slot}"),
+    };
+    let mut backoff = Backoff::new(ctx.clock.now_ms() as u64 ^ ((partition.unwrap_or(0) as u64) << 32) ^ slot as u64);
+    // Where this slot's coverage ends: after a restart, from the store.
+    let cov_partition = partition.unwrap_or(1);
+    // A fresh archive owes coverage from its start: the first connection
+    // backfills to it.
+    let owed = ctx.coverage.owed_from(&ctx.cfg.label).ok().flatten();
+    let mut hole_from: Option<i64> = last_covered(&ctx, cov_partition).or(owed);
+    let state = |s: &'static str| ConnectionState {
+        partition,
+        slot,
+        state: s,
+        connected_since_ms: None,
+        last_byte_ms: None,
+        claimed_to_secs: None,
+        last_error: None,
+    };
+    ctx.metrics.set_connection(&name, state("connecting"));
+    while !ctx.stopping() {
+        let now = ctx.clock.now_ms();
+        let backfill = ctx.cfg.backfill.then_some(hole_from).flatten().and_then(|h| {
+            let minutes = (now - h * 1000 + 59_999).div_euclid(60_000).max(1);
+            (minutes <= BACKFILL_MAX_MINUTES).then_some(minutes)
+        });
+        let mut url = ctx.cfg.url.clone();
+        let mut query = Vec::new();
+        if let Some(p) = partition {
+            query.push(format!("partition={p}"));
+        }
+        if let Some(m) = backfill {
+            query.push(format!("backfillMinutes={m}"));
+        }
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        ctx.metrics.update_connection(&name, |c| c.state = "connecting");
+        let end = match request(&ctx, &url).await {
+            Err(end) => end,
+            Ok(resp) => {
+                let t0 = ctx.clock.now_ms();
+                let from = t0 - backfill.unwrap_or(0) * 60_000;
+                tracing::info!(stream = %ctx.cfg.label, connection = %name, backfill_minutes = backfill.unwrap_or(0), "connected");
+                ctx.metrics.update_connection(&name, |c| {
+                    c.state = "connected";
+                    c.connected_since_ms = Some(t0);
+                });
+                let data_silence = ctx.cfg.liveness.data_silence.map(|d| d.0);
+                let mut tracker = Realtime::new(from, ctx.cfg.liveness.latency_allowance.0, data_silence);
+                let end = read_body(&ctx, &name, partition, resp, &mut tracker).await;
+                if let Some(to) = tracker.claimed_to() {
+                    hole_from = Some(to);
+                } else if hole_from.is_none() {
+                    hole_from = Some(from.div_euclid(1000));
+                }
+                if ctx.clock.now_ms() - t0 >= ctx.cfg.liveness.stable_after.0.as_millis() as i64 {
+                    backoff.reset();
+                }
+                end
+            }
+        };
+        if end == End::Shutdown {
+            break;
+        }
+        let cause = end.cause();
+        ctx.metrics.reconnected(cause.label());
+        let message = format!("{end:?}");
+        match backoff.next(&cause) {
+            None => {
+                tracing::error!(stream = %ctx.cfg.label, connection = %name, reason = %message, "STREAM STOPPED: the server refused us in a way retrying cannot fix");
+                if let Ok(mut f) = ctx.metrics.fatal.lock() {
+                    *f = Some(message.clone());
+                }
+                ctx.metrics.update_connection(&name, |c| {
+                    c.state = "stopped";
+                    c.last_error = Some(message);
+                });
+                return;
+            }
+            Some(wait) => {
+                tracing::warn!(stream = %ctx.cfg.label, connection = %name, reason = %message, wait_ms = wait.as_millis() as u64, "connection ended; reconnecting");
+                ctx.metrics.update_connection(&name, |c| {
+                    c.state = "backoff";
+                    c.last_error = Some(message);
+                });
+                ctx.sleep(wait).await;
+            }
+        }
+    }
+    ctx.metrics.update_connection(&name, |c| c.state = "stopped");
+}
+
+/// The end of the latest coverage of `partition` in the last backfill
+/// reach: where a restarted archiver's hole begins.
+fn last_covered(ctx: &StreamCtx, partition: u32) -> Option<i64> {
+    let now = ctx.clock.now_secs();
+    let ranges = ctx.coverage.covered_ranges(&ctx.cfg.label, partition, now - BACKFILL_MAX_MINUTES * 60..now).ok()?;
+    ranges.last().map(|r| r.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gapless_storage::activity::Limits;
+
+    fn batch(times: &[i64]) -> Batch {
+        let mut buf = Vec::new();
+        for (i, t) in times.iter().enumerate() {
+            buf.extend_from_slice(format!("{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n", 1000 + i).as_bytes());
+        }
+        Batch::classify(buf, &Limits::default())
+    }
+
+    #[test]
+    fn realtime_claims_trail_the_watermark_and_skip_data_holes() {
+        let t0 = 1_700_000_000_000;
+        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(Duration::from_secs(5)));
+        let every_second = |from: i64, to: i64| (from..=to).map(|s| t0 + s * 1000).collect::<Vec<_>>();
+        // Heartbeats alone claim nothing on a stream that must carry data.
+        assert_eq!(r.tick(t0 + 20_000), None);
+        let (c, _) = r.observe(&batch(&every_second(0, 19)), t0 + 20_000);
+        assert!(c.is_empty());
+        // min(now - 13 s, newest activity - 3 s) = t0 + 7 s.
+        assert_eq!(r.tick(t0 + 20_000), Some(t0 / 1000..t0 / 1000 + 7));
+        // 40 s of no activity, then data again: what came before the hole is
+        // claimed up to the newest activity - 3 s, the hole is not.
+        let (c, _) = r.observe(&batch(&every_second(60, 61)), t0 + 80_000);
+        assert_eq!(c, vec![t0 / 1000 + 7..t0 / 1000 + 16]);
+        assert_eq!(r.tick(t0 + 80_000), None, "nothing after the hole is claimable yet");
+        let (c, _) = r.observe(&batch(&every_second(62, 70)), t0 + 90_000);
+        assert!(c.is_empty());
+        assert_eq!(r.tick(t0 + 90_000), Some(t0 / 1000 + 60..t0 / 1000 + 67));
+    }
+
+    #[test]
+    fn without_a_data_bound_heartbeats_carry_coverage() {
+        let t0 = 1_700_000_000_500;
+        let mut r = Realtime::new(t0, Duration::from_secs(13), None);
+        assert_eq!(r.tick(t0 + 30_000), Some(t0 / 1000 + 1..t0 / 1000 + 17));
+        assert_eq!(r.tick(t0 + 30_400), None);
+        assert_eq!(r.claimed_to(), Some(t0 / 1000 + 17));
+    }
+}

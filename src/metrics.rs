@@ -1,0 +1,123 @@
+//! What the archiver knows about itself, shared between its tasks and the
+//! admin API: counters (monotonic), gauges, and the live state of each
+//! connection and recovery job.
+//!
+//! Counters are atomics, bumped on the hot path without locks; the
+//! connection and job tables sit behind a mutex touched only when a
+//! connection changes state (and when `/status` reads them).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Counters and state of one stream.
+#[derive(Default, Debug)]
+pub struct StreamMetrics {
+    pub label: String,
+    pub kind: String,
+    /// Lines received (activities, system messages and bad lines; not heartbeats).
+    pub received: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub system_messages: AtomicU64,
+    pub heartbeats: AtomicU64,
+    /// Decompressed bytes received.
+    pub bytes: AtomicU64,
+    pub commits: AtomicU64,
+    pub commit_errors: AtomicU64,
+    /// Largest activity time received (ms), for the delivery lag.
+    pub last_activity_ms: AtomicI64,
+    /// Reconnects by cause label (see `backoff::Cause::label`).
+    pub reconnects: Mutex<BTreeMap<&'static str, u64>>,
+    pub connections: Mutex<BTreeMap<String, ConnectionState>>,
+    pub jobs: Mutex<BTreeMap<u64, JobState>>,
+    /// Set when the stream stopped for good (401, 403, 404, 406...).
+    pub fatal: Mutex<Option<String>>,
+    /// Minutes full / not full inside the window, as of the planner's last pass.
+    pub covered_minutes: AtomicU64,
+    pub missing_minutes: AtomicU64,
+    pub lost_minutes: AtomicU64,
+    /// Holes inside the window as of the planner's last pass: (start, end) Unix seconds.
+    pub holes: Mutex<Vec<(i64, i64)>>,
+}
+
+/// One connection, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionState {
+    pub partition: Option<u32>,
+    pub slot: u32,
+    /// `connecting`, `connected`, `backoff`, `stopped`.
+    pub state: &'static str,
+    /// Stream time (ms) the connection was established, if it is.
+    pub connected_since_ms: Option<i64>,
+    /// Stream time (ms) of the last byte received.
+    pub last_byte_ms: Option<i64>,
+    /// Coverage claimed up to here (Unix second, exclusive).
+    pub claimed_to_secs: Option<i64>,
+    /// The last error, without secrets.
+    pub last_error: Option<String>,
+}
+
+/// One recovery job, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobState {
+    pub id: u64,
+    pub start_secs: i64,
+    pub end_secs: i64,
+    /// Delivered up to here (the start of the minute of the last activity).
+    pub progress_secs: i64,
+    pub state: &'static str,
+}
+
+impl StreamMetrics {
+    pub fn new(label: &str, kind: &str) -> StreamMetrics {
+        StreamMetrics { label: label.to_string(), kind: kind.to_string(), last_activity_ms: AtomicI64::new(0), ..Default::default() }
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn reconnected(&self, cause: &'static str) {
+        if let Ok(mut m) = self.reconnects.lock() {
+            *m.entry(cause).or_default() += 1;
+        }
+    }
+
+    pub fn set_connection(&self, name: &str, state: ConnectionState) {
+        if let Ok(mut m) = self.connections.lock() {
+            m.insert(name.to_string(), state);
+        }
+    }
+
+    pub fn update_connection(&self, name: &str, f: impl FnOnce(&mut ConnectionState)) {
+        if let Ok(mut m) = self.connections.lock() {
+            if let Some(c) = m.get_mut(name) {
+                f(c);
+            }
+        }
+    }
+
+    pub fn connected(&self) -> usize {
+        self.connections.lock().map(|m| m.values().filter(|c| c.state == "connected").count()).unwrap_or(0)
+    }
+
+    /// Delivery lag: stream time now minus the newest activity time seen.
+    pub fn lag_ms(&self, now_ms: i64) -> Option<i64> {
+        let last = self.last_activity_ms.load(Ordering::Relaxed);
+        (last > 0).then(|| (now_ms - last).max(0))
+    }
+}
+
+/// All streams' metrics.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    pub streams: Vec<std::sync::Arc<StreamMetrics>>,
+}

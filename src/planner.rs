@@ -1,0 +1,249 @@
+//! The recovery planner: turns holes into Recovery jobs until no hole
+//! remains inside the window, and says what was lost.
+//!
+//! Each pass (every few seconds of stream time):
+//! - reads the holes of the stream from the coverage map, from the time
+//!   coverage is owed (the archive's first start, or `--since`) to the
+//!   pending horizon (newer seconds may still be claimed by a live
+//!   connection);
+//! - a hole that touches the live edge and is younger than Backfill's reach
+//!   is left to the realtime connection, which reconnects with
+//!   `backfillMinutes`;
+//! - a hole that left the recovery window, or, on a stream without
+//!   Recovery (Likes), a hole that Backfill can no longer reach, is marked
+//!   `lost` and logged loudly;
+//! - the other holes become jobs: chunked (about an hour), oldest first
+//!   (they expire first), at most two running at once across the archive
+//!   (the service's limit per account), each within the stream's
+//!   connection limiter; a job that breaks keeps its progress, and the
+//!   remainder is planned again.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gapless_storage::coverage::{JobRecord, JobState};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::backoff::{Backoff, Cause};
+use crate::connection::{End, StreamCtx, BACKFILL_MAX_MINUTES};
+use crate::recovery::run_job;
+use crate::writer::COMMIT_INTERVAL;
+
+/// Seconds kept clear of the window's far edge, so that a request does not
+/// race the window as it moves.
+const WINDOW_MARGIN_SECS: i64 = 120;
+
+/// `a` minus `b`; both sorted and disjoint.
+pub fn subtract(a: &[Range<i64>], b: &[Range<i64>]) -> Vec<Range<i64>> {
+    let mut out = Vec::new();
+    for r in a {
+        let mut start = r.start;
+        for c in b.iter().filter(|c| c.end > r.start && c.start < r.end) {
+            if c.start > start {
+                out.push(start..c.start);
+            }
+            start = start.max(c.end);
+        }
+        if start < r.end {
+            out.push(start..r.end);
+        }
+    }
+    out
+}
+
+/// Splits ranges into pieces of at most `chunk` seconds, aligned to whole
+/// chunks since the epoch, so that plans are stable from pass to pass.
+pub fn chunk(ranges: &[Range<i64>], chunk: i64) -> Vec<Range<i64>> {
+    let chunk = chunk.max(60);
+    let mut out = Vec::new();
+    for r in ranges {
+        let mut s = r.start;
+        while s < r.end {
+            let e = ((s.div_euclid(chunk) + 1) * chunk).min(r.end);
+            out.push(s..e);
+            s = e;
+        }
+    }
+    out
+}
+
+/// Seconds behind now that are not judged yet: the latency allowance, the
+/// commit delay (in stream time) and some slack.
+pub fn pending_secs(ctx: &StreamCtx) -> i64 {
+    let commit = ctx.clock.wall(Duration::from_secs(1)).as_secs_f64();
+    let commit_stream_secs = (COMMIT_INTERVAL.as_secs_f64() * 2.0 / commit.max(1e-9)).ceil() as i64;
+    ctx.cfg.liveness.latency_allowance.0.as_secs() as i64 + 5 + commit_stream_secs
+}
+
+pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
+    let label = ctx.cfg.label.clone();
+    // Jobs of an earlier process are planned afresh from the holes.
+    if let Ok(jobs) = ctx.coverage.jobs(&label) {
+        for j in jobs {
+            let _ = ctx.coverage.remove_job(&label, j.id);
+        }
+    }
+    let mut running: HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)> = HashMap::new();
+    let mut backoff = Backoff::new(ctx.clock.now_ms() as u64 ^ 0x5eed);
+    let mut not_before_ms = i64::MIN;
+    let period = Duration::from_secs(5);
+    while !ctx.stopping() {
+        // Reap finished jobs.
+        let done: Vec<u64> = running.iter().filter(|(_, (_, h))| h.is_finished()).map(|(id, _)| *id).collect();
+        for id in done {
+            if let Some((_, h)) = running.remove(&id) {
+                if let Ok((_, end)) = h.await {
+                    match end {
+                        End::Completed => backoff.reset(),
+                        End::Shutdown => {}
+                        other => {
+                            let cause = other.cause();
+                            match backoff.next(&cause) {
+                                Some(wait) => not_before_ms = ctx.clock.now_ms() + wait.as_millis() as i64,
+                                None => {
+                                    tracing::error!(stream = %label, reason = ?other, "RECOVERY REFUSED for good: holes will not be repaired");
+                                    not_before_ms = i64::MAX;
+                                }
+                            }
+                            if cause == Cause::RateLimited {
+                                tracing::warn!(stream = %label, "recovery rate-limited (429); waiting");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(e) = pass(&ctx, &slots, &mut running, not_before_ms).await {
+            tracing::error!(stream = %label, error = %e, "planner pass failed");
+        }
+        ctx.sleep(period).await;
+    }
+    for (_, (_, h)) in running {
+        let _ = h.await;
+    }
+}
+
+async fn pass(
+    ctx: &Arc<StreamCtx>,
+    slots: &Arc<Semaphore>,
+    running: &mut HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)>,
+    not_before_ms: i64,
+) -> anyhow::Result<()> {
+    let label = &ctx.cfg.label;
+    let now = ctx.clock.now_secs();
+    let owed = ctx.coverage.owed_from(label)?.unwrap_or(now);
+    let edge = now - pending_secs(ctx);
+    if edge <= owed {
+        return Ok(());
+    }
+    let reach = ctx.cfg.reach().as_secs() as i64;
+    let window_start = (now - reach + WINDOW_MARGIN_SECS).max(owed);
+    let holes = ctx.coverage.holes(label, owed..edge)?;
+    let lost = ctx.coverage.lost(label, owed..edge)?;
+    let open = subtract(&holes, &lost);
+
+    // What can no longer be repaired.
+    let backfill_reach = now - BACKFILL_MAX_MINUTES * 60 + 30;
+    let mut newly_lost = Vec::new();
+    for h in &open {
+        if h.start < window_start {
+            newly_lost.push(h.start..h.end.min(window_start));
+        }
+        if ctx.cfg.recovery.is_none() {
+            let closed = h.end < edge;
+            let from = h.start.max(window_start);
+            let to = if closed || !ctx.cfg.backfill { h.end } else { h.end.min(backfill_reach) };
+            if from < to {
+                newly_lost.push(from..to);
+            }
+        }
+    }
+    for l in &newly_lost {
+        ctx.coverage.mark_lost(label, l.clone())?;
+        tracing::error!(
+            stream = %label,
+            from = %crate::recovery_time(l.start),
+            to = %crate::recovery_time(l.end),
+            seconds = l.end - l.start,
+            "DATA LOST: this hole can no longer be repaired ({})",
+            if ctx.cfg.recovery.is_none() { "the stream has no Recovery and Backfill cannot reach it" } else { "it left the recovery window" }
+        );
+    }
+    let open = subtract(&open, &newly_lost);
+    if let Ok(mut h) = ctx.metrics.holes.lock() {
+        *h = open.iter().map(|r| (r.start, r.end)).collect();
+    }
+    publish_minutes(ctx, window_start, edge);
+
+    let Some(rec) = ctx.cfg.recovery else { return Ok(()) };
+    if ctx.clock.now_ms() < not_before_ms {
+        return Ok(());
+    }
+    // Leave young holes at the live edge to Backfill.
+    let eligible: Vec<Range<i64>> = open
+        .iter()
+        .filter(|h| h.start >= window_start)
+        .filter(|h| !(ctx.cfg.backfill && h.end >= edge && h.start >= backfill_reach))
+        .cloned()
+        .collect();
+    let in_flight: Vec<Range<i64>> = {
+        let mut v: Vec<Range<i64>> = running.values().map(|(r, _)| r.clone()).collect();
+        v.sort_by_key(|r| r.start);
+        v
+    };
+    let todo = chunk(&subtract(&eligible, &in_flight), rec.chunk.as_secs() as i64);
+    for range in todo {
+        if running.len() >= rec.concurrency {
+            break;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+        let mut job = JobRecord {
+            id: ctx.coverage.new_job_id()?,
+            stream: label.clone(),
+            partition: None,
+            start_secs: range.start,
+            end_secs: range.end,
+            resume_secs: range.start,
+            state: JobState::Queued,
+            attempts: 0,
+        };
+        let job_id = job.id;
+        let c = ctx.clone();
+        let handle = tokio::spawn(async move {
+            let end = run_job(&c, &mut job).await;
+            drop(permit);
+            (job, end)
+        });
+        running.insert(job_id, (range, handle));
+    }
+    Ok(())
+}
+
+/// Minute counts for `/metrics` (full, not full, lost) inside the window.
+fn publish_minutes(ctx: &StreamCtx, window_start: i64, edge: i64) {
+    use gapless_storage::coverage::{Coverage, Overlay};
+    use gapless_storage::Minute;
+    use std::sync::atomic::Ordering;
+    let (from, to) = (Minute::of_secs(window_start), Minute::of_secs(edge));
+    let Ok(states) = ctx.coverage.minute_states(&ctx.cfg.label, from..to, edge, 0) else { return };
+    let full = states.iter().filter(|m| m.coverage == Coverage::Full).count() as u64;
+    let lost = states.iter().filter(|m| m.overlay == Some(Overlay::Lost)).count() as u64;
+    ctx.metrics.covered_minutes.store(full, Ordering::Relaxed);
+    ctx.metrics.missing_minutes.store(states.len() as u64 - full, Ordering::Relaxed);
+    ctx.metrics.lost_minutes.store(lost, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtraction_and_chunking() {
+        assert_eq!(subtract(&[0..100, 200..300], &[50..60, 90..210, 299..400]), vec![0..50, 60..90, 210..299]);
+        assert_eq!(subtract(&[0..10], &[]), vec![0..10]);
+        assert_eq!(chunk(&[3500..7300], 3600), vec![3500..3600, 3600..7200, 7200..7300]);
+    }
+}

@@ -1,0 +1,28 @@
+//! The archiver against stream-sim with no faults: every minute after the
+//! first is full, and the archive equals the ground truth exactly.
+
+mod common;
+
+use common::*;
+use gapless_storage::coverage::Coverage;
+use gapless_storage::Minute;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stream_is_archived_exactly() {
+    let h = Harness::start(11, 40.0, 60.0, "", false).await;
+    let running = h.archiver().await;
+    h.until_minute(8.0).await;
+    running.stop().await.unwrap();
+
+    let from = Minute::of_ms(h.start_ms) .0 + 1;
+    let to = Minute::of_ms(h.start_ms).0 + 7;
+    let states = full_minutes(&h.data(), "decahose", Minute(from), Minute(to));
+    assert!(states.iter().all(|(_, c)| *c == Coverage::Full), "{states:?}");
+    let (from_ms, to_ms) = (from * 60_000, to * 60_000);
+    let (got, n) = archive_keys(&h.data(), "decahose", from_ms, to_ms);
+    let want = h.truth("decahose", from_ms, to_ms);
+    assert_eq!(n, got.len(), "no activity twice");
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?} extra {extra:?} (of {})", want.len());
+}
