@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod credentials;
+pub mod demo;
 pub mod import;
 pub mod limiter;
 pub mod metrics;

@@ -145,8 +145,13 @@ async fn pass(
     let lost = ctx.coverage.lost(label, owed..edge)?;
     let open = subtract(&holes, &lost);
 
-    // What can no longer be repaired.
+    // What can no longer be repaired. A hole at the live edge while every
+    // connection is up is delivery lag (or a hole about to close), not a
+    // loss: only when some connection is down is its far part beyond
+    // Backfill's reach.
     let backfill_reach = now - BACKFILL_MAX_MINUTES * 60 + 30;
+    let expected = ctx.cfg.partitions.max(1) as usize * ctx.cfg.connections_per_partition as usize;
+    let all_up = ctx.metrics.connected() >= expected;
     let mut newly_lost = Vec::new();
     for h in &open {
         if h.start < window_start {
@@ -155,7 +160,13 @@ async fn pass(
         if ctx.cfg.recovery.is_none() {
             let closed = h.end < edge;
             let from = h.start.max(window_start);
-            let to = if closed || !ctx.cfg.backfill { h.end } else { h.end.min(backfill_reach) };
+            let to = if closed || !ctx.cfg.backfill {
+                h.end
+            } else if all_up {
+                from
+            } else {
+                h.end.min(backfill_reach)
+            };
             if from < to {
                 newly_lost.push(from..to);
             }
@@ -186,7 +197,7 @@ async fn pass(
     let eligible: Vec<Range<i64>> = open
         .iter()
         .filter(|h| h.start >= window_start)
-        .filter(|h| !(ctx.cfg.backfill && h.end >= edge && h.start >= backfill_reach))
+        .filter(|h| !(h.end >= edge && ((ctx.cfg.backfill && h.start >= backfill_reach) || all_up)))
         .cloned()
         .collect();
     let in_flight: Vec<Range<i64>> = {
