@@ -2,7 +2,7 @@
 //! - `GET /status`: JSON: streams, connections, holes, jobs, lag;
 //! - `GET /coverage?from=S&to=S[&stream=L]`: the coverage report in the
 //!   `gapless.coverage/1` schema of `inspect-coverage --json` (default
-//!   window: the last hour), so that `inspect-coverage --admin URL` can
+//!   window: the last 24 hours, as the tool), so that `inspect-coverage --admin URL` can
 //!   read it while the archiver holds the store;
 //! - `GET /metrics`: Prometheus text.
 
@@ -126,7 +126,7 @@ impl Admin {
             inspect_coverage::query::Query::from_query_string(query)?
         } else {
             let mut q = inspect_coverage::query::Query::from_query_string(query).unwrap_or_else(|_| inspect_coverage::query::Query::new(0, 0));
-            q.from_secs = now - 3600;
+            q.from_secs = now - 86_400;
             q.to_secs = now;
             q
         };

@@ -40,13 +40,18 @@ fn fetch(base: &str, query: &str) -> Result<Report> {
 
 /// A plain `GET`; returns the body of a 200 response.
 pub fn get(url: &str) -> Result<Vec<u8>> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("{url}: only http:// URLs are supported (the admin API listens on loopback)"))?;
+    let rest =
+        url.strip_prefix("http://").ok_or_else(|| anyhow!("{url}: only http:// URLs are supported (the admin API listens on loopback)"))?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let addr_text = if hostport.contains(':') && !hostport.ends_with(']') { hostport.to_string() } else { format!("{hostport}:80") };
-    let addr = addr_text.to_socket_addrs().with_context(|| format!("resolve {hostport}"))?.next().ok_or_else(|| anyhow!("{hostport}: no address"))?;
+    let addr = addr_text
+        .to_socket_addrs()
+        .with_context(|| format!("resolve {hostport}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{hostport}: no address"))?;
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| format!("connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -59,7 +64,8 @@ pub fn get(url: &str) -> Result<Vec<u8>> {
     let mut body = buf[end + 4..].to_vec();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
-    let code: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let code: u16 =
+        status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
     let mut chunked = false;
     let mut length = None;
     for l in lines {
@@ -93,7 +99,8 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     loop {
         let eol = b.windows(2).position(|w| w == b"\r\n").ok_or_else(|| anyhow!("bad chunked body"))?;
         let size_text = String::from_utf8_lossy(&b[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).map_err(|_| anyhow!("bad chunk size {size_text:?}"))?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| anyhow!("bad chunk size {size_text:?}"))?;
         b = &b[eol + 2..];
         if size == 0 {
             return Ok(out);

@@ -158,14 +158,26 @@ fn stream_report(map: &CoverageMap, q: &Query, stream: &str, now: i64, from: i64
     let mut audit = Audit::default();
     for row in &rows {
         if !row.balanced {
-            audit.unbalanced.push(AuditMinute { t: row.t.clone(), minute: row.minute, counts: row.counts, neighbour_median: None, segment_records: None });
+            audit.unbalanced.push(AuditMinute {
+                t: row.t.clone(),
+                minute: row.minute,
+                counts: row.counts,
+                neighbour_median: None,
+                segment_records: None,
+            });
         }
     }
     let suspects = suspect_minutes(&rows, q.suspect_ratio);
     for (i, median) in suspects {
         rows[i].suspect = true;
         let row = &rows[i];
-        audit.suspect.push(AuditMinute { t: row.t.clone(), minute: row.minute, counts: row.counts, neighbour_median: Some(median), segment_records: None });
+        audit.suspect.push(AuditMinute {
+            t: row.t.clone(),
+            minute: row.minute,
+            counts: row.counts,
+            neighbour_median: Some(median),
+            segment_records: None,
+        });
     }
 
     // Holes, outside the pending tail.

@@ -99,6 +99,10 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`| head`): end quietly, as a SIGPIPE would.
+        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
+            ExitCode::from(141)
+        }
         Err(e) => {
             let locked = e.downcast_ref::<OpenError>().is_some_and(|o| matches!(o, OpenError::Locked(_)));
             eprintln!("inspect-coverage: error: {e:#}");

@@ -36,7 +36,7 @@ impl std::error::Error for OpenError {}
 /// How long a locked store is retried before it is reported locked: sled
 /// lets go of its lock a moment after a process closes it (background
 /// threads), so a store just closed by an exiting archiver is not "in use".
-pub const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(1500);
+pub const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// Opens `DATA/coverage` without creating anything.
 pub fn open_coverage(data: &Path) -> Result<CoverageMap, OpenError> {
@@ -81,11 +81,7 @@ pub fn newest_segment_end(data: &Path) -> Option<i64> {
         days.sort();
         for day in days.iter().rev() {
             let Ok(files) = std::fs::read_dir(s.path().join("segments").join(day)) else { continue };
-            let newest = files
-                .flatten()
-                .filter_map(|f| f.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".seg"))
-                .max();
+            let newest = files.flatten().filter_map(|f| f.file_name().into_string().ok()).filter(|n| n.ends_with(".seg")).max();
             if let Some(n) = newest {
                 let stem = n.trim_end_matches(".seg");
                 if let Ok(t) = chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%MZ") {

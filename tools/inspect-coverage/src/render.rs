@@ -63,7 +63,12 @@ pub fn legend(color: bool) -> String {
     for st in State::ALL {
         let _ = write!(s, "{} {}  ", glyph(st, false, color), st.as_str());
     }
-    let _ = write!(s, "{} suspect (full, low volume)  {} not owed (before the archive started)", glyph(State::Full, true, color), not_owed_glyph(color));
+    let _ = write!(
+        s,
+        "{} suspect (full, low volume)  {} not owed (before the archive started)",
+        glyph(State::Full, true, color),
+        not_owed_glyph(color)
+    );
     s
 }
 
@@ -185,7 +190,11 @@ fn summary(out: &mut String, s: &StreamReport, report: &Report, c: bool) {
         t.lost
     );
     if let Some(o) = &s.owed_from {
-        let _ = writeln!(out, "  coverage owed from {o}{}", if t.not_owed > 0 { format!(" ({} minutes before it are not holes)", t.not_owed) } else { String::new() });
+        let _ = writeln!(
+            out,
+            "  coverage owed from {o}{}",
+            if t.not_owed > 0 { format!(" ({} minutes before it are not holes)", t.not_owed) } else { String::new() }
+        );
     }
     if s.holes.is_empty() {
         let _ = writeln!(out, "  holes: none");

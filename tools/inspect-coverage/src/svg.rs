@@ -51,10 +51,25 @@ pub fn render(report: &Report) -> String {
     y += 18;
     let mut x = 10;
     for st in State::ALL {
-        let _ = writeln!(body, r#"<rect x="{x}" y="{}" width="{CELL}" height="{CELL}" fill="{}"/><text x="{}" y="{}">{}</text>"#, y - 9, color(st, false), x + 14, y, st.as_str());
+        let _ = writeln!(
+            body,
+            r#"<rect x="{x}" y="{}" width="{CELL}" height="{CELL}" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            y - 9,
+            color(st, false),
+            x + 14,
+            y,
+            st.as_str()
+        );
         x += 95;
     }
-    let _ = writeln!(body, r#"<rect x="{x}" y="{}" width="{CELL}" height="{CELL}" fill="{}"/><text x="{}" y="{}">suspect</text>"#, y - 9, color(State::Full, true), x + 14, y);
+    let _ = writeln!(
+        body,
+        r#"<rect x="{x}" y="{}" width="{CELL}" height="{CELL}" fill="{}"/><text x="{}" y="{}">suspect</text>"#,
+        y - 9,
+        color(State::Full, true),
+        x + 14,
+        y
+    );
     y += 12;
     for s in &report.streams {
         y += 20;
@@ -90,7 +105,13 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(body, r#"<text x="10" y="{}">{} {}h</text>"#, y + 9, &label[..10], &label[11..13]);
             for (i, r) in &rows {
                 if crate::render::not_owed(s, r) {
-                    let _ = writeln!(body, r#"<rect x="{}" y="{y}" width="{}" height="{}" fill="{NOT_OWED}"/>"#, LABEL_W + *i as i64 * CELL, CELL - 1, CELL - 1);
+                    let _ = writeln!(
+                        body,
+                        r#"<rect x="{}" y="{y}" width="{}" height="{}" fill="{NOT_OWED}"/>"#,
+                        LABEL_W + *i as i64 * CELL,
+                        CELL - 1,
+                        CELL - 1
+                    );
                     continue;
                 }
                 cell(&mut body, LABEL_W + *i as i64 * CELL, y, r.state, r.suspect, r, None);
@@ -141,5 +162,11 @@ fn cell(out: &mut String, x: i64, y: i64, st: State, suspect: bool, r: &MinuteRo
 
 /// A one-line description, for logs.
 pub fn describe(report: &Report) -> String {
-    format!("{} streams, {} minutes, {} holes ({})", report.streams.len(), report.totals.minutes, report.totals.holes, human(report.totals.hole_secs))
+    format!(
+        "{} streams, {} minutes, {} holes ({})",
+        report.streams.len(),
+        report.totals.minutes,
+        report.totals.holes,
+        human(report.totals.hole_secs)
+    )
 }

@@ -36,7 +36,9 @@ pub fn parse_duration(s: &str) -> Result<i64> {
             _ => bail!("duration {s:?}: unknown unit {c:?} (use s, m, h, d, w)"),
         };
         let n: i64 = num.parse().map_err(|_| anyhow!("duration {s:?}: a number must come before {c:?}"))?;
-        total = total.checked_add(n.checked_mul(unit).ok_or_else(|| anyhow!("duration {s:?} is too long"))?).ok_or_else(|| anyhow!("duration {s:?} is too long"))?;
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(|| anyhow!("duration {s:?} is too long"))?)
+            .ok_or_else(|| anyhow!("duration {s:?} is too long"))?;
         num.clear();
     }
     if !num.is_empty() {

@@ -87,8 +87,10 @@ fn mixed_archive_json_has_states_holes_jobs_lost_and_audit() {
     assert_eq!(audit["suspect"][0]["neighbour_median"], 20);
     // Holes.
     let holes = d["holes"].as_array().unwrap();
-    let brief: Vec<(i64, i64, &str)> =
-        holes.iter().map(|h| (h["start_secs"].as_i64().unwrap() - BASE, h["length_secs"].as_i64().unwrap(), h["state"].as_str().unwrap())).collect();
+    let brief: Vec<(i64, i64, &str)> = holes
+        .iter()
+        .map(|h| (h["start_secs"].as_i64().unwrap() - BASE, h["length_secs"].as_i64().unwrap(), h["state"].as_str().unwrap()))
+        .collect();
     assert_eq!(brief, vec![(3600, 600, "recovering"), (90 * 60 + 30, 30, "recoverable"), (6000, 300, "lost")]);
     assert_eq!(holes[0]["partitions"], serde_json::json!([2]));
     assert_eq!(holes[2]["partitions"], serde_json::json!([1, 2]));
@@ -212,17 +214,7 @@ fn admin_api_gives_the_same_report_as_the_store() {
     let from_store = json_of(&run(&args));
     let map = std::sync::Arc::new(inspect_coverage::open::open_coverage(dir.path()).unwrap());
     let (url, server) = serve_admin(map, 3);
-    let out = tool(&[
-        "--admin",
-        &url,
-        "--from",
-        &at(BASE),
-        "--to",
-        &at(BASE + 3 * 3600),
-        "--now",
-        &at(BASE + 3 * 3600 + 60),
-        "--json",
-    ]);
+    let out = tool(&["--admin", &url, "--from", &at(BASE), "--to", &at(BASE + 3 * 3600), "--now", &at(BASE + 3 * 3600 + 60), "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let mut from_admin = json_of(&out);
     assert_eq!(from_admin["source"], "archiver");
@@ -230,7 +222,18 @@ fn admin_api_gives_the_same_report_as_the_store() {
     from_admin["version"] = from_store["version"].clone();
     assert_eq!(from_admin, from_store);
     // The terminal view through the admin API, one stream.
-    let out = tool(&["--admin", &format!("{url}/"), "--stream", "likes", "--from", &at(BASE), "--to", &at(BASE + 3600), "--now", &at(BASE + 7200)]);
+    let out = tool(&[
+        "--admin",
+        &format!("{url}/"),
+        "--stream",
+        "likes",
+        "--from",
+        &at(BASE),
+        "--to",
+        &at(BASE + 3600),
+        "--now",
+        &at(BASE + 7200),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("likes: 100.00% full"));
     // No window: the server's.
@@ -308,7 +311,17 @@ fn five_days_of_three_streams_is_fast() {
         }
     }
     let t = Instant::now();
-    let out = tool(&["--data", dir.path().to_str().unwrap(), "--from", &at(BASE), "--to", &at(BASE + 5 * 86_400), "--now", &at(BASE + 5 * 86_400), "--json"]);
+    let out = tool(&[
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--from",
+        &at(BASE),
+        "--to",
+        &at(BASE + 5 * 86_400),
+        "--now",
+        &at(BASE + 5 * 86_400),
+        "--json",
+    ]);
     let took = t.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let v = json_of(&out);

@@ -31,19 +31,11 @@ pub fn reopen(dir: &Path) -> Store {
 
 /// A Post's ID at `ms` (sequence `seq`).
 pub fn post_id(ms: i64, seq: u16) -> u64 {
-    Snowflake {
-        time_ms: ms,
-        machine: 7,
-        sequence: seq,
-    }
-    .to_id()
+    Snowflake { time_ms: ms, machine: 7, sequence: seq }.to_id()
 }
 
 pub fn created_at(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap()
-        .format("%a %b %d %H:%M:%S +0000 %Y")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%a %b %d %H:%M:%S +0000 %Y").to_string()
 }
 
 /// A native-format Post.
@@ -135,16 +127,7 @@ pub fn build_mixed(dir: &Path) {
         attempts: 1,
     })
     .unwrap();
-    cov.add_counts(
-        "decahose",
-        Minute::of_secs(t(20)),
-        Counts {
-            received: 2,
-            stored: 1,
-            ..Counts::default()
-        },
-    )
-    .unwrap();
+    cov.add_counts("decahose", Minute::of_secs(t(20)), Counts { received: 2, stored: 1, ..Counts::default() }).unwrap();
     let mut likes = store.stream("likes").unwrap();
     cov.set_partitions("likes", 1).unwrap();
     let (d, _) = likes.commit().unwrap();
