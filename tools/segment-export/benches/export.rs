@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use gapless_storage::store::{Store, StoreConfig};
 
-#[path = "gen.rs"]
+// The benchmark input generator the storage figures use.
+#[path = "../../../benches/common/mod.rs"]
 mod gen;
 
 const BASE_MS: i64 = 1_500_336_000_000;
