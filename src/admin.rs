@@ -123,9 +123,9 @@ impl Admin {
     fn coverage_report(&self, query: &str) -> anyhow::Result<String> {
         let now = self.clock.now_secs();
         let mut q = if query.contains("from=") {
-            inspect_coverage::query::Query::from_query_string(query)?
+            gapless_report::query::Query::from_query_string(query)?
         } else {
-            let mut q = inspect_coverage::query::Query::from_query_string(query).unwrap_or_else(|_| inspect_coverage::query::Query::new(0, 0));
+            let mut q = gapless_report::query::Query::from_query_string(query).unwrap_or_else(|_| gapless_report::query::Query::new(0, 0));
             q.from_secs = now - 86_400;
             q.to_secs = now;
             q
@@ -134,7 +134,7 @@ impl Admin {
         if let Some(s) = self.streams.iter().find(|s| q.streams.is_empty() || q.streams.contains(&s.label)) {
             q.recovery_window_secs = s.reach().as_secs() as i64;
         }
-        let report = inspect_coverage::build::build(&self.coverage, &q, "archiver", env!("CARGO_PKG_VERSION"))?;
+        let report = gapless_report::build::build(&self.coverage, &q, "archiver", env!("CARGO_PKG_VERSION"))?;
         Ok(serde_json::to_string(&report)?)
     }
 

@@ -29,9 +29,9 @@ async fn a_clean_stream_is_archived_exactly() {
     // inspect-coverage's report of the same archive agrees: complete, and
     // its audit balances.
     let map = gapless_storage::coverage::CoverageMap::open(&h.data().join("coverage")).unwrap();
-    let mut q = inspect_coverage::query::Query::new(from * 60, to * 60);
+    let mut q = gapless_report::query::Query::new(from * 60, to * 60);
     q.now_secs = Some(to * 60 + 600);
-    let report = inspect_coverage::build::build(&map, &q, "test", "0").unwrap();
-    assert_eq!(report.status, inspect_coverage::schema::Status::Complete, "{:?}", report.streams[0].holes);
+    let report = gapless_report::build::build(&map, &q, "test", "0").unwrap();
+    assert_eq!(report.status, gapless_report::schema::Status::Complete, "{:?}", report.streams[0].holes);
     assert!(report.streams.iter().all(|s| s.audit.unbalanced.is_empty()));
 }
