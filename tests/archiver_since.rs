@@ -1,0 +1,32 @@
+//! `--since`: a new archive owes coverage from a time before its first
+//! start (inside the recovery window), and the planner recovers that
+//! history until it is complete.
+
+mod common;
+
+use common::*;
+use gapless::archiver::{self, Options};
+use gapless::config::Config;
+use gapless_storage::coverage::Coverage;
+use gapless_storage::Minute;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_since_a_time_is_recovered() {
+    let h = Harness::start(23, 30.0, 60.0, "", false).await;
+    let mut config = Config::parse(&h.config_text, h.dir.path()).unwrap();
+    config.data = h.data();
+    let since = h.start_ms / 1000 - 20 * 60;
+    let running = archiver::start(Options { config, clock: h.clock(), since_secs: Some(since) }).await.unwrap();
+    h.until_minute(6.0).await;
+    running.stop().await.unwrap();
+
+    let (from, to) = (Minute::of_secs(since), Minute(Minute::of_ms(h.start_ms).0 + 4));
+    let states = full_minutes(&h.data(), "decahose", from, to);
+    assert_eq!(states.len(), 24);
+    let not_full: Vec<_> = states.iter().filter(|(_, c)| *c != Coverage::Full).collect();
+    assert!(not_full.is_empty(), "{not_full:?}");
+    let (got, n) = archive_keys(&h.data(), "decahose", from.start_ms(), to.start_ms());
+    let want = h.truth("decahose", from.start_ms(), to.start_ms());
+    assert_eq!(n, got.len(), "no activity twice");
+    assert!(want == got, "missing {:?} extra {:?}", want.difference(&got).take(3).collect::<Vec<_>>(), got.difference(&want).take(3).collect::<Vec<_>>());
+}
