@@ -1,0 +1,44 @@
+//! Redundant connections: two per partition, each a full copy. The ID index
+//! merges them (every activity stored once), coverage is their union, so a
+//! stall of one connection leaves no hole.
+
+mod common;
+
+use common::*;
+use gapless::archiver::{self, Options};
+use gapless::config::Config;
+use gapless::metrics::StreamMetrics;
+use gapless_storage::coverage::Coverage;
+use gapless_storage::Minute;
+
+const FAULTS: &str = r#"
+[[fault]]
+at = "+2m"
+duration = "3m"
+kind = "stall"
+stream = "sample10/prod"
+connection = 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redundant_connections_merge_and_cover_for_each_other() {
+    let h = Harness::start(31, 30.0, 60.0, FAULTS, false).await;
+    let text = h.config_text.replace("kind = \"decahose\"", "kind = \"decahose\"\nconnections_per_partition = 2");
+    let mut config = Config::parse(&text, h.dir.path()).unwrap();
+    config.data = h.data();
+    let running = archiver::start(Options { config, clock: h.clock(), since_secs: None }).await.unwrap();
+    h.until_minute(8.0).await;
+    let m = running.metrics.streams[0].clone();
+    running.stop().await.unwrap();
+
+    let (from, to) = (Minute(Minute::of_ms(h.start_ms).0 + 1), Minute(Minute::of_ms(h.start_ms).0 + 7));
+    let states = full_minutes(&h.data(), "decahose", from, to);
+    assert!(states.iter().all(|(_, c)| *c == Coverage::Full), "{states:?}");
+    let (got, n) = archive_keys(&h.data(), "decahose", from.start_ms(), to.start_ms());
+    assert_eq!(n, got.len(), "no activity twice");
+    assert_eq!(got, h.truth("decahose", from.start_ms(), to.start_ms()));
+    // Every activity came (about) twice, and was stored once.
+    let (stored, dups) = (StreamMetrics::get(&m.stored), StreamMetrics::get(&m.duplicates));
+    assert!(dups * 10 >= stored * 8, "stored {stored}, duplicates {dups}");
+    assert!(m.reconnects.lock().unwrap().values().sum::<u64>() >= 1, "the stalled connection was detected");
+}
