@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use gapless_storage::coverage::CoverageMap;
 use gapless_storage::store::{Outcome, StreamWriter};
+use gapless_storage::Minute;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
@@ -28,6 +29,14 @@ use crate::metrics::StreamMetrics;
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Or as soon as this many raw bytes wait.
 const COMMIT_BYTES: usize = 16 << 20;
+/// A minute nothing was written to for this long (stream time) is sealed
+/// into one frame: realtime writes it in many small frames, and one frame
+/// compresses better and reads faster. Late data after a seal is simply a
+/// new frame, and the minute is sealed again later.
+const SEAL_AFTER_MS: i64 = 10 * 60_000;
+/// At most this many minutes are sealed after one commit, so that sealing
+/// never delays ingest by much.
+const SEALS_PER_COMMIT: usize = 4;
 
 /// Coverage a connection claims.
 #[derive(Debug)]
@@ -63,6 +72,8 @@ pub fn spawn(
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     std::thread::Builder::new().name(format!("store-{label}")).spawn(move || {
         let mut claims: Vec<Claim> = Vec::new();
+        // Minutes written since their last seal, and when (stream ms).
+        let mut unsealed: std::collections::BTreeMap<Minute, i64> = std::collections::BTreeMap::new();
         let mut flushes: Vec<oneshot::Sender<bool>> = Vec::new();
         let mut pending_bytes = 0usize;
         let mut last_commit = Instant::now();
@@ -76,7 +87,11 @@ pub fn spawn(
                     StreamMetrics::add(&metrics.bytes, batch.bytes() as u64);
                     let now_ms = clock.now_ms();
                     let res = batch.each(|line, classified| -> gapless_storage::Result<()> {
-                        count(&metrics, &writer.accept(line, classified, now_ms)?);
+                        let outcome = writer.accept(line, classified, now_ms)?;
+                        if let Outcome::Stored { minute, .. } = outcome {
+                            unsealed.insert(minute, now_ms);
+                        }
+                        count(&metrics, &outcome);
                         Ok(())
                     });
                     if let Err(e) = res {
@@ -98,6 +113,9 @@ pub fn spawn(
                 for tx in flushes.drain(..) {
                     let _ = tx.send(ok);
                 }
+                if ok && open {
+                    seal_quiet_minutes(&mut writer, &mut unsealed, clock.now_ms(), &label);
+                }
                 if !ok && !open {
                     tracing::error!(stream = %label, claims = claims.len(), "last commit failed: these claims are not recorded");
                     break;
@@ -118,6 +136,25 @@ fn recv_timeout(rt: &tokio::runtime::Runtime, rx: &mut mpsc::Receiver<Msg>, time
         Ok(Some(m)) => Recv::Msg(m),
         Ok(None) => Recv::Closed,
         Err(_) => Recv::Timeout,
+    }
+}
+
+/// Seals a few minutes that nothing was written to for a while.
+fn seal_quiet_minutes(writer: &mut StreamWriter, unsealed: &mut std::collections::BTreeMap<Minute, i64>, now_ms: i64, label: &str) {
+    let quiet: Vec<Minute> = unsealed
+        .iter()
+        .filter(|(m, last)| now_ms - **last >= SEAL_AFTER_MS && m.next().start_ms() <= now_ms - SEAL_AFTER_MS)
+        .map(|(m, _)| *m)
+        .take(SEALS_PER_COMMIT)
+        .collect();
+    for minute in quiet {
+        unsealed.remove(&minute);
+        match writer.seal(minute) {
+            Ok(Some(s)) => tracing::debug!(stream = %label, %minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed"),
+            Ok(None) => {}
+            // Not fatal: the minute stays readable in its frames.
+            Err(e) => tracing::warn!(stream = %label, %minute, error = %e, "sealing a minute failed"),
+        }
     }
 }
 
