@@ -78,6 +78,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let reach = cfg.reach().as_secs() as i64;
         let owed_from = opts.since_secs.map_or(now, |s| s.clamp(now - reach, now));
         let owed = coverage.owe_from(&cfg.label, owed_from)?;
+        coverage.set_recovery_window(&cfg.label, reach)?;
         tracing::info!(stream = %cfg.label, kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %crate::recovery_time(owed), "archiving");
         let m = Arc::new(StreamMetrics::new(&cfg.label, cfg.kind.name()));
         metrics.streams.push(m.clone());

@@ -77,7 +77,10 @@ fn stream_report(map: &CoverageMap, q: &Query, stream: &str, now: i64, from: i64
     let minutes = Minute(from / 60)..Minute(to / 60);
     let reports = map.minute_states(stream, minutes, now, q.pending_secs)?;
     let pending_after = now.saturating_sub(q.pending_secs);
-    let cutoff = now.saturating_sub(q.recovery_window_secs);
+    // The stream's own window when the archiver recorded it (Likes: only
+    // Backfill's reach), else the query's.
+    let window = map.recovery_window(stream)?.unwrap_or(q.recovery_window_secs);
+    let cutoff = now.saturating_sub(window);
     let owed = map.owed_from(stream)?;
     let owed_start = owed.unwrap_or(i64::MIN);
     let lost: Vec<(i64, i64)> = map.lost(stream, from..to)?.into_iter().map(|r| (r.start, r.end)).collect();
@@ -208,7 +211,7 @@ fn stream_report(map: &CoverageMap, q: &Query, stream: &str, now: i64, from: i64
                         .filter(|(_, runs)| !runs.iter().any(|r| r.0 <= s && e <= r.1))
                         .map(|(i, _)| i as u32 + 1)
                         .collect();
-                    let leaves = s.saturating_add(q.recovery_window_secs);
+                    let leaves = s.saturating_add(window);
                     holes.push(Hole {
                         start: rfc3339(s),
                         end: rfc3339(e),
@@ -290,6 +293,7 @@ fn stream_report(map: &CoverageMap, q: &Query, stream: &str, now: i64, from: i64
         Status::Complete
     };
     Ok(StreamReport {
+        recovery_window_secs: window,
         stream: stream.to_string(),
         partitions: parts,
         owed_from: owed.map(rfc3339),

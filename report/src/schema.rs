@@ -163,6 +163,12 @@ pub struct StreamReport {
     pub owed_from: Option<String>,
     #[serde(default)]
     pub owed_from_secs: Option<i64>,
+    /// How far back a hole of this stream can still be repaired: its
+    /// Recovery window, or Backfill's reach (300) for a stream without
+    /// Recovery. The report's `recovery_window_secs` when the store does
+    /// not say.
+    #[serde(default)]
+    pub recovery_window_secs: i64,
     /// Every minute of the window, in order.
     pub minutes: Vec<MinuteRow>,
     /// The uncovered stretches of the window outside the pending tail.

@@ -41,7 +41,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `meta` | `b"format"` | `u32`: the format version, `1` |
-//! | `streams` | `label` | JSON object: `{"partitions": N, "owed_from": S}` (N >= 1; S, optional, the Unix second from which coverage is owed; unknown fields ignored) |
+//! | `streams` | `label` | JSON object: `{"partitions": N, "owed_from": S, "recovery_window_secs": W}` (N >= 1; S, optional, the Unix second from which coverage is owed; W, optional, how far back holes can be repaired; unknown fields ignored) |
 //! | `covered` | `label 0x00 partition:u32 day:u32` | runs (below) |
 //! | `lost` | `label 0x00 day:u32` | runs (below) |
 //! | `counts` | `label 0x00 minute:u32` | 4 x `u64`: received, stored, duplicates, quarantined |
@@ -323,6 +323,11 @@ struct StreamMeta {
     /// or earlier with `--since`): holes before it are not holes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     owed_from: Option<i64>,
+    /// How far back a hole of this stream can still be repaired, in
+    /// seconds: its Recovery window, or Backfill's reach for a stream
+    /// without Recovery (Likes). Set by the archiver; read by reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery_window_secs: Option<i64>,
 }
 
 impl CoverageMap {
@@ -419,8 +424,10 @@ impl CoverageMap {
         if partitions == 0 {
             return Err(Error::Invalid(format!("stream {stream}: 0 partitions")));
         }
-        let owed_from = self.stream_meta(stream)?.and_then(|m| m.owed_from);
-        self.put_stream_meta(stream, &StreamMeta { partitions, owed_from })
+        let old = self.stream_meta(stream)?;
+        let owed_from = old.as_ref().and_then(|m| m.owed_from);
+        let recovery_window_secs = old.as_ref().and_then(|m| m.recovery_window_secs);
+        self.put_stream_meta(stream, &StreamMeta { partitions, owed_from, recovery_window_secs })
     }
 
     fn put_stream_meta(&self, stream: &str, meta: &StreamMeta) -> Result<()> {
@@ -452,6 +459,24 @@ impl CoverageMap {
             self.put_stream_meta(stream, &meta)?;
         }
         Ok(from)
+    }
+
+    /// Records how far back holes of `stream` can be repaired (seconds).
+    /// The stream must be registered with [`CoverageMap::set_partitions`].
+    pub fn set_recovery_window(&self, stream: &str, secs: i64) -> Result<()> {
+        let Some(mut meta) = self.stream_meta(stream)? else {
+            return Err(Error::Invalid(format!("stream {stream}: not registered")));
+        };
+        if meta.recovery_window_secs != Some(secs) {
+            meta.recovery_window_secs = Some(secs);
+            self.put_stream_meta(stream, &meta)?;
+        }
+        Ok(())
+    }
+
+    /// How far back holes of `stream` can be repaired, if recorded.
+    pub fn recovery_window(&self, stream: &str) -> Result<Option<i64>> {
+        Ok(self.stream_meta(stream)?.and_then(|m| m.recovery_window_secs))
     }
 
     /// The Unix second from which `stream` owes coverage, if recorded.
