@@ -82,6 +82,15 @@ impl StreamCtx {
         rx.await.unwrap_or(false)
     }
 
+    /// Waits for the connection limiter; false if shutdown came first.
+    pub async fn take_turn(&self) -> bool {
+        let mut sd = self.shutdown.clone();
+        tokio::select! {
+            _ = self.limiter.acquire() => true,
+            _ = sd.wait_for(|s| *s) => false,
+        }
+    }
+
     /// Sleeps for a stream duration, or until shutdown.
     pub async fn sleep(&self, d: Duration) {
         let mut sd = self.shutdown.clone();
@@ -225,7 +234,14 @@ pub fn describe(e: &dyn std::error::Error) -> String {
 /// Sends a request and checks its status. A non-200 status is a refusal
 /// with the start of its body (JSON errors from the service) for the log.
 pub async fn request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Response, End> {
-    ctx.limiter.acquire().await;
+    if !ctx.take_turn().await {
+        return Err(End::Shutdown);
+    }
+    send_request(ctx, url).await
+}
+
+/// [`request`] without the limiter: the caller has taken its turn.
+pub async fn send_request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Response, End> {
     let send = ctx.client.get(url).header(reqwest::header::AUTHORIZATION, ctx.secret.authorization()).send();
     let resp = match tokio::time::timeout(ctx.clock.wall(ctx.cfg.liveness.silence.0), send).await {
         Err(_) => return Err(End::Refused(Cause::Network, "no response".into())),
@@ -337,10 +353,23 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
     };
     ctx.metrics.set_connection(&name, state("connecting"));
     while !ctx.stopping() {
+        // Take the turn first: the limiter may make us wait, and the gap
+        // (so `backfillMinutes`) grows while we do.
+        ctx.metrics.update_connection(&name, |c| c.state = "connecting");
+        if !ctx.take_turn().await {
+            break;
+        }
         let now = ctx.clock.now_ms();
+        // A gap of five minutes or less: backfill it all. A longer one is
+        // Recovery's, or, on a stream without Recovery (Likes), Backfill
+        // still saves its last five minutes.
         let backfill = ctx.cfg.backfill.then_some(hole_from).flatten().and_then(|h| {
             let minutes = (now - h * 1000 + 59_999).div_euclid(60_000).max(1);
-            (minutes <= BACKFILL_MAX_MINUTES).then_some(minutes)
+            if minutes <= BACKFILL_MAX_MINUTES {
+                Some(minutes)
+            } else {
+                ctx.cfg.recovery.is_none().then_some(BACKFILL_MAX_MINUTES)
+            }
         });
         let mut url = ctx.cfg.url.clone();
         let mut query = Vec::new();
@@ -353,8 +382,7 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
         if !query.is_empty() {
             url = format!("{url}?{}", query.join("&"));
         }
-        ctx.metrics.update_connection(&name, |c| c.state = "connecting");
-        let end = match request(&ctx, &url).await {
+        let end = match send_request(&ctx, &url).await {
             Err(end) => end,
             Ok(resp) => {
                 let t0 = ctx.clock.now_ms();

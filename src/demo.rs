@@ -39,14 +39,28 @@ duration = "90s"
 kind = "drop"
 stream = "sample10/prod"
 
-# A 25-minute outage: far beyond Backfill; Recovery must fill it.
+# A 25-minute outage: the connections are cut, and every reconnect gets a
+# 503: far beyond Backfill; Recovery must fill it.
+[[fault]]
+at = "+15m"
+duration = "10s"
+kind = "drop"
+stream = "sample10/prod"
+
 [[fault]]
 at = "+15m"
 duration = "25m"
 kind = "unavailable"
 stream = "sample10/prod"
 
-# A 503 storm on one partition.
+# A 503 storm on one partition, after its connection is cut.
+[[fault]]
+at = "+47m"
+duration = "10s"
+kind = "drop"
+stream = "sample10/prod"
+partition = 2
+
 [[fault]]
 at = "+47m"
 duration = "3m"

@@ -40,6 +40,9 @@ pub struct StreamMetrics {
     pub covered_minutes: AtomicU64,
     pub missing_minutes: AtomicU64,
     pub lost_minutes: AtomicU64,
+    /// End (Unix second) of the last stretch marked lost: a loss that keeps
+    /// growing is logged once.
+    pub lost_tail: AtomicI64,
     /// Holes inside the window as of the planner's last pass: (start, end) Unix seconds.
     pub holes: Mutex<Vec<(i64, i64)>>,
 }

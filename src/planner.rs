@@ -35,6 +35,9 @@ use crate::writer::COMMIT_INTERVAL;
 /// Seconds kept clear of the window's far edge, so that a request does not
 /// race the window as it moves.
 const WINDOW_MARGIN_SECS: i64 = 120;
+/// The shortest piece of a hole still growing at the live edge that gets
+/// a Recovery job of its own.
+const MIN_TAIL_SECS: i64 = 60;
 
 /// `a` minus `b`; both sorted and disjoint.
 pub fn subtract(a: &[Range<i64>], b: &[Range<i64>]) -> Vec<Range<i64>> {
@@ -140,7 +143,12 @@ async fn pass(
         return Ok(());
     }
     let reach = ctx.cfg.reach().as_secs() as i64;
-    let window_start = (now - reach + WINDOW_MARGIN_SECS).max(owed);
+    // The recovery window. A stream without Recovery has none: what it can
+    // still repair is what Backfill reaches, judged below.
+    let window_start = match ctx.cfg.recovery {
+        Some(_) => (now - reach + WINDOW_MARGIN_SECS).max(owed),
+        None => owed,
+    };
     let holes = ctx.coverage.holes(label, owed..edge)?;
     let lost = ctx.coverage.lost(label, owed..edge)?;
     let open = subtract(&holes, &lost);
@@ -150,6 +158,10 @@ async fn pass(
     // loss: only when some connection is down is its far part beyond
     // Backfill's reach.
     let backfill_reach = now - BACKFILL_MAX_MINUTES * 60 + 30;
+    // No connection made from now on reaches back further than five
+    // minutes; one made a moment ago may, and its claims may still be on
+    // their way to the store (the pending delay).
+    let unreachable_before = now - BACKFILL_MAX_MINUTES * 60 - pending_secs(ctx);
     let expected = ctx.cfg.partitions.max(1) as usize * ctx.cfg.connections_per_partition as usize;
     let all_up = ctx.metrics.connected() >= expected;
     let mut newly_lost = Vec::new();
@@ -165,7 +177,7 @@ async fn pass(
             } else if all_up {
                 from
             } else {
-                h.end.min(backfill_reach)
+                h.end.min(unreachable_before)
             };
             if from < to {
                 newly_lost.push(from..to);
@@ -174,6 +186,13 @@ async fn pass(
     }
     for l in &newly_lost {
         ctx.coverage.mark_lost(label, l.clone())?;
+        // A loss that grows pass after pass (a connection down for long)
+        // is said once, when it starts, and again when it ends up closed.
+        let continues = ctx.metrics.lost_tail.swap(l.end, std::sync::atomic::Ordering::Relaxed) == l.start;
+        if continues {
+            tracing::debug!(stream = %label, to = %crate::recovery_time(l.end), "the lost stretch grows");
+            continue;
+        }
         tracing::error!(
             stream = %label,
             from = %crate::recovery_time(l.start),
@@ -187,7 +206,7 @@ async fn pass(
     if let Ok(mut h) = ctx.metrics.holes.lock() {
         *h = open.iter().map(|r| (r.start, r.end)).collect();
     }
-    publish_minutes(ctx, window_start, edge);
+    publish_minutes(ctx, (now - reach + WINDOW_MARGIN_SECS).max(owed), edge);
 
     let Some(rec) = ctx.cfg.recovery else { return Ok(()) };
     if ctx.clock.now_ms() < not_before_ms {
@@ -205,7 +224,13 @@ async fn pass(
         v.sort_by_key(|r| r.start);
         v
     };
-    let todo = chunk(&subtract(&eligible, &in_flight), rec.chunk.as_secs() as i64);
+    // A piece at the live edge shorter than a minute is the tail of a hole
+    // that is still growing (a job already has the rest of it): wait until
+    // it is worth a request of its own, or until the hole closes.
+    let todo: Vec<Range<i64>> = chunk(&subtract(&eligible, &in_flight), rec.chunk.as_secs() as i64)
+        .into_iter()
+        .filter(|r| !(r.end >= edge && r.end - r.start < MIN_TAIL_SECS))
+        .collect();
     for range in todo {
         if running.len() >= rec.concurrency {
             break;
