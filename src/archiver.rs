@@ -59,7 +59,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let store = Store::open(&opts.config.data, StoreConfig::default()).with_context(|| format!("open data directory {}", opts.config.data.display()))?;
     let client = reqwest::Client::builder()
         .use_rustls_tls()
-        .gzip(true)
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(90))
         .tcp_keepalive(Duration::from_secs(30))

@@ -141,6 +141,14 @@ pub trait Tracker {
 /// Reads a streaming response to its end. Sends batches and claims.
 pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp: reqwest::Response, tracker: &mut (dyn Tracker + Send)) -> End {
     let silence = ctx.cfg.liveness.silence.0;
+    // The body is gzip; it is decoded here rather than by the HTTP client
+    // so that what was decoded before a break (a line cut in half, a
+    // corrupt stream) is still seen, and quarantined, not silently lost.
+    let gzipped = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let mut gunzip = gzipped.then(|| flate2::write::MultiGzDecoder::new(Vec::with_capacity(1 << 16)));
     let mut body = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut shutdown = ctx.shutdown.clone();
@@ -159,7 +167,16 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
         };
         let now = ctx.clock.now_ms();
         ctx.metrics.update_connection(name, |c| c.last_byte_ms = Some(now));
-        buf.extend_from_slice(&chunk);
+        match gunzip.as_mut() {
+            None => buf.extend_from_slice(&chunk),
+            Some(dec) => {
+                let decoded = std::io::Write::write_all(dec, &chunk).and_then(|_| std::io::Write::flush(dec));
+                buf.append(dec.get_mut());
+                if let Err(e) = decoded {
+                    return finish(ctx, partition, buf, End::Broken(format!("corrupt gzip stream: {e}"))).await;
+                }
+            }
+        }
         let Some(cut) = buf.iter().rposition(|&b| b == b'\n') else { continue };
         let rest = buf.split_off(cut + 1);
         let batch = Batch::classify(std::mem::replace(&mut buf, rest), &ctx.limits);
@@ -242,7 +259,12 @@ pub async fn request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Response, En
 
 /// [`request`] without the limiter: the caller has taken its turn.
 pub async fn send_request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Response, End> {
-    let send = ctx.client.get(url).header(reqwest::header::AUTHORIZATION, ctx.secret.authorization()).send();
+    let send = ctx
+        .client
+        .get(url)
+        .header(reqwest::header::AUTHORIZATION, ctx.secret.authorization())
+        .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+        .send();
     let resp = match tokio::time::timeout(ctx.clock.wall(ctx.cfg.liveness.silence.0), send).await {
         Err(_) => return Err(End::Refused(Cause::Network, "no response".into())),
         Ok(Err(e)) => return Err(End::Refused(Cause::Network, describe(&e))),

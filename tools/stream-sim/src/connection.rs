@@ -204,6 +204,10 @@ pub(crate) async fn run(
                     {
                         return;
                     }
+                    // Let the half line reach the socket before the cut: an
+                    // abort right behind it can discard what hyper still
+                    // buffers, and then nothing was cut at all.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     out.abort("fault: cut line").await;
                     return;
                 }

@@ -395,7 +395,7 @@ mod tests {
     fn demo_scenario_parses() {
         let text = include_str!("../demo/faults.toml");
         let plan = FaultPlan::from_toml(text, 0, 1).unwrap();
-        assert_eq!(plan.scripted.len(), 8);
+        assert_eq!(plan.scripted.len(), 9);
         assert_eq!(plan.random.len(), 1);
     }
 
