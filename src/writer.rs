@@ -11,11 +11,14 @@
 //! full disk) keeps both data and claims pending: coverage stops advancing,
 //! loudly, until a commit succeeds.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gapless_storage::activity::Line;
 use gapless_storage::coverage::CoverageMap;
+use gapless_storage::key::Key;
 use gapless_storage::store::{Outcome, StreamWriter};
 use gapless_storage::Minute;
 use tokio::sync::{mpsc, oneshot};
@@ -72,6 +75,7 @@ pub fn spawn(
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     std::thread::Builder::new().name(format!("store-{label}")).spawn(move || {
         let mut claims: Vec<Claim> = Vec::new();
+        let mut withheld = Withheld::default();
         // Minutes written since their last seal, and when (stream ms).
         let mut unsealed: std::collections::BTreeMap<Minute, i64> = std::collections::BTreeMap::new();
         let mut flushes: Vec<oneshot::Sender<bool>> = Vec::new();
@@ -86,17 +90,36 @@ pub fn spawn(
                     pending_bytes += batch.bytes();
                     StreamMetrics::add(&metrics.bytes, batch.bytes() as u64);
                     let now_ms = clock.now_ms();
-                    let res = batch.each(|line, classified| -> gapless_storage::Result<()> {
-                        let outcome = writer.accept(line, classified, now_ms)?;
+                    let _ = batch.each(|line, classified| -> Result<(), std::convert::Infallible> {
+                        let activity = match &classified {
+                            Ok(Line::Activity(a)) => Some(*a),
+                            _ => None,
+                        };
+                        let outcome = match writer.accept(line, classified, now_ms) {
+                            Ok(outcome) => {
+                                if let Some(a) = activity {
+                                    withheld.settled(a.minute(), &a.key);
+                                }
+                                outcome
+                            }
+                            Err(e) => {
+                                // Not stored (its minute's segment could not
+                                // be read to deduplicate): kept in the
+                                // quarantine, and its minute is not claimed
+                                // until a later copy is stored.
+                                tracing::error!(stream = %label, error = %e, "a line could not be stored; its minute stays a hole");
+                                if let Some(a) = activity {
+                                    withheld.add(a.minute(), a.key);
+                                }
+                                writer.quarantine(line, format!("not stored: {e}"), now_ms)
+                            }
+                        };
                         if let Outcome::Stored { minute, .. } = outcome {
                             unsealed.insert(minute, now_ms);
                         }
                         count(&metrics, &outcome);
                         Ok(())
                     });
-                    if let Err(e) = res {
-                        tracing::error!(stream = %label, error = %e, "storing a batch failed");
-                    }
                 }
                 Recv::Msg(Msg::Claim(c)) => claims.push(c),
                 Recv::Msg(Msg::Flush(tx)) => {
@@ -109,7 +132,7 @@ pub fn spawn(
             if last_commit.elapsed() >= COMMIT_INTERVAL || pending_bytes >= COMMIT_BYTES || !open {
                 last_commit = Instant::now();
                 pending_bytes = 0;
-                let ok = commit_and_cover(&mut writer, &coverage, partitions, &label, &metrics, &mut claims);
+                let ok = commit_and_cover(&mut writer, &coverage, partitions, &label, &metrics, &mut claims, &withheld);
                 for tx in flushes.drain(..) {
                     let _ = tx.send(ok);
                 }
@@ -123,6 +146,57 @@ pub fn spawn(
             }
         }
     })
+}
+
+/// Minutes holding a line that could not be stored: no claim covers them
+/// until every such line was later stored (or found stored) after all, so
+/// that a claim never passes a line that is not in the archive.
+#[derive(Default)]
+struct Withheld {
+    keys: BTreeMap<Minute, HashSet<Key>>,
+    /// Minutes whose keys were not tracked (past [`WITHHELD_KEYS`]): they
+    /// stay holes for the life of the process, and Recovery fills them
+    /// after a restart.
+    sticky: BTreeSet<Minute>,
+    tracked: usize,
+}
+
+/// At most this many keys of unstored lines are tracked.
+const WITHHELD_KEYS: usize = 100_000;
+
+impl Withheld {
+    fn add(&mut self, minute: Minute, key: Key) {
+        if self.tracked >= WITHHELD_KEYS {
+            self.sticky.insert(minute);
+        } else if self.keys.entry(minute).or_default().insert(key) {
+            self.tracked += 1;
+        }
+    }
+
+    /// A line of `minute` with `key` was accepted (stored, or found stored).
+    fn settled(&mut self, minute: Minute, key: &Key) {
+        if let Some(keys) = self.keys.get_mut(&minute) {
+            if keys.remove(key) {
+                self.tracked -= 1;
+            }
+            if keys.is_empty() {
+                self.keys.remove(&minute);
+            }
+        }
+    }
+
+    /// `secs` without the withheld minutes.
+    fn trim(&self, secs: Range<i64>) -> Vec<Range<i64>> {
+        let holes: Vec<Range<i64>> = self
+            .keys
+            .keys()
+            .chain(&self.sticky)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|m| m.start_secs()..m.next().start_secs())
+            .collect();
+        crate::planner::subtract(std::slice::from_ref(&secs), &holes)
+    }
 }
 
 enum Recv {
@@ -140,7 +214,12 @@ fn recv_timeout(rt: &tokio::runtime::Runtime, rx: &mut mpsc::Receiver<Msg>, time
 }
 
 /// Seals a few minutes that nothing was written to for a while.
-fn seal_quiet_minutes(writer: &mut StreamWriter, unsealed: &mut std::collections::BTreeMap<Minute, i64>, now_ms: i64, label: &str) {
+fn seal_quiet_minutes(
+    writer: &mut StreamWriter,
+    unsealed: &mut std::collections::BTreeMap<Minute, i64>,
+    now_ms: i64,
+    label: &str,
+) {
     let quiet: Vec<Minute> = unsealed
         .iter()
         .filter(|(m, last)| now_ms - **last >= SEAL_AFTER_MS && m.next().start_ms() <= now_ms - SEAL_AFTER_MS)
@@ -150,10 +229,14 @@ fn seal_quiet_minutes(writer: &mut StreamWriter, unsealed: &mut std::collections
     for minute in quiet {
         unsealed.remove(&minute);
         match writer.seal(minute) {
-            Ok(Some(s)) => tracing::debug!(stream = %label, %minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed"),
+            Ok(Some(s)) => {
+                tracing::debug!(stream = %label, %minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed")
+            }
             Ok(None) => {}
             // Not fatal: the minute stays readable in its frames.
-            Err(e) => tracing::warn!(stream = %label, %minute, error = %e, "sealing a minute failed"),
+            Err(e) => {
+                tracing::warn!(stream = %label, %minute, error = %e, "sealing a minute failed")
+            }
         }
     }
 }
@@ -187,6 +270,7 @@ fn commit_and_cover(
     label: &str,
     metrics: &StreamMetrics,
     claims: &mut Vec<Claim>,
+    withheld: &Withheld,
 ) -> bool {
     let proof = match writer.commit() {
         Ok((proof, _stats)) => proof,
@@ -207,10 +291,13 @@ fn commit_and_cover(
                 Some(p) => vec![p],
                 None => (1..=partitions).collect(),
             };
+            let secs = withheld.trim(claim.secs.clone());
             for p in parts {
-                if let Err(e) = coverage.cover(&proof, label, p, claim.secs.clone()) {
-                    ok = false;
-                    tracing::error!(stream = %label, partition = p, error = %e, "recording coverage failed");
+                for s in &secs {
+                    if let Err(e) = coverage.cover(&proof, label, p, s.clone()) {
+                        ok = false;
+                        tracing::error!(stream = %label, partition = p, error = %e, "recording coverage failed");
+                    }
                 }
             }
         }
@@ -219,4 +306,75 @@ fn commit_and_cover(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gapless_storage::activity::Limits;
+    use gapless_storage::reader::RangeReader;
+    use gapless_storage::store::{segment_path, Store, StoreConfig};
+
+    const T0: i64 = 1_772_366_400; // 2026-03-01T12:00:00Z, a minute start
+
+    fn post(id: u64, secs: i64) -> String {
+        format!(
+            "{{\"id_str\":\"{id}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{}\"}}\r\n",
+            secs * 1000 + 500
+        )
+    }
+
+    async fn flush(tx: &mpsc::Sender<Msg>) -> bool {
+        let (done, rx) = oneshot::channel();
+        tx.send(Msg::Flush(done)).await.expect("writer runs");
+        rx.await.expect("writer answers")
+    }
+
+    /// A line whose storing fails is quarantined, the rest of its batch is
+    /// stored, and the claim that follows covers everything but its minute;
+    /// once a later copy of it is stored, its minute can be covered.
+    #[tokio::test]
+    async fn a_line_that_cannot_be_stored_is_never_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let coverage = store.coverage().clone();
+        coverage.set_partitions("s", 1).unwrap();
+        let writer = store.stream("s").unwrap();
+        // The segment of the first minute cannot be read: a directory where
+        // the file should be (reading it fails with EISDIR).
+        let bad = segment_path(writer.dir(), Minute::of_secs(T0));
+        std::fs::create_dir_all(&bad).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
+        let handle = spawn(writer, coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+
+        let lines = [post(1, T0 + 10), post(2, T0 + 70), post(3, T0 + 80)].concat();
+        tx.send(Msg::Batch(Batch::classify(lines.into_bytes(), &Limits::default()))).await.unwrap();
+        tx.send(Msg::Claim(Claim { partition: Some(1), secs: T0..T0 + 120, done: None })).await.unwrap();
+        assert!(flush(&tx).await);
+        assert_eq!(coverage.covered_ranges("s", 1, T0..T0 + 120).unwrap(), vec![T0 + 60..T0 + 120]);
+        let entries = gapless_storage::quarantine::read_entries(&dir.path().join("streams/s/quarantine.log")).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0].reason.starts_with("not stored"), "{}", entries[0].reason);
+        assert!(String::from_utf8_lossy(&entries[0].line).contains("\"id_str\":\"1\""));
+
+        // The disk is readable again, and the line comes again (Recovery).
+        std::fs::remove_dir(&bad).unwrap();
+        tx.send(Msg::Batch(Batch::classify(post(1, T0 + 10).into_bytes(), &Limits::default()))).await.unwrap();
+        tx.send(Msg::Claim(Claim { partition: Some(1), secs: T0..T0 + 60, done: None })).await.unwrap();
+        assert!(flush(&tx).await);
+        assert_eq!(coverage.covered_ranges("s", 1, T0..T0 + 120).unwrap(), vec![T0..T0 + 120]);
+        drop(tx);
+        handle.join().unwrap();
+
+        let mut reader = RangeReader::new(dir.path(), "s", T0 * 1000..(T0 + 120) * 1000);
+        let mut ids = Vec::new();
+        for m in [Minute::of_secs(T0), Minute::of_secs(T0 + 60)] {
+            for (e, _) in reader.read_minute(m).unwrap().iter() {
+                ids.push(e.key);
+            }
+        }
+        ids.sort();
+        assert_eq!(ids, vec![Key::Post(1), Key::Post(2), Key::Post(3)]);
+    }
 }

@@ -47,7 +47,11 @@
 //! snowflake. Deletes, unlikes and other compliance messages use only their
 //! `timestamp_ms` (inside the message's object, or at the top level): the
 //! deleted Post's own time is not when the delete happened. No usable time
-//! is [`Rejection::MissingTime`].
+//! is [`Rejection::MissingTime`]. A time before 2006-03-21 or after 2100
+//! (microseconds read as milliseconds), or more than a day ahead of when
+//! the line was received ([`classify_at`], and the store on accept), is
+//! [`Rejection::ImplausibleTime`]: filed under its minute, it would name a
+//! segment that cannot exist and push watermarks into the future.
 //!
 //! Duplicate top-level keys: the last one wins. A duplicate key inside a
 //! nested object this module reads (`delete`, `info`, ...) is
@@ -201,12 +205,19 @@ pub enum Rejection {
     /// A known kind with no usable activity time.
     #[error("{kind} without a usable activity time ({tried})")]
     MissingTime { kind: &'static str, tried: &'static str },
+
+    /// An activity time no real activity can have: before the first Post,
+    /// in another unit (microseconds read as milliseconds), or more than
+    /// [`MAX_AHEAD_MS`] ahead of when the line was received. Stored, it
+    /// would be filed under a minute that does not exist yet (or ever).
+    #[error("implausible activity time {time_ms} ms: {why}")]
+    ImplausibleTime { time_ms: i64, why: &'static str },
 }
 
 impl Rejection {
     /// A short stable label (`not_utf8`, `too_long`, `not_json`,
     /// `not_object`, `malformed`, `unknown_kind`, `missing_key`,
-    /// `missing_time`) for metrics.
+    /// `missing_time`, `implausible_time`) for metrics.
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::NotUtf8 { .. } => "not_utf8",
@@ -217,12 +228,56 @@ impl Rejection {
             Rejection::UnknownKind { .. } => "unknown_kind",
             Rejection::MissingKey { .. } => "missing_key",
             Rejection::MissingTime { .. } => "missing_time",
+            Rejection::ImplausibleTime { .. } => "implausible_time",
         }
     }
 }
 
+/// The earliest plausible activity time: 2006-03-21T00:00:00Z, the day the
+/// first Post was written.
+pub const EARLIEST_MS: i64 = 1_142_899_200_000;
+/// The latest activity time that can be read in milliseconds at all:
+/// 2100-01-01T00:00:00Z. Past it, the number is in another unit.
+pub const LATEST_MS: i64 = 4_102_444_800_000;
+/// How far ahead of the time a line was received its activity time may be
+/// (clocks disagree, but not by a day).
+pub const MAX_AHEAD_MS: i64 = 86_400_000;
+
+/// Checks an activity time against the fixed bounds ([`EARLIEST_MS`],
+/// [`LATEST_MS`]) and, given the time the line was received, against
+/// [`MAX_AHEAD_MS`].
+pub fn check_time(time_ms: i64, received_ms: Option<i64>) -> Result<(), Rejection> {
+    let why = if time_ms < EARLIEST_MS {
+        "before 2006-03-21, the day of the first Post"
+    } else if time_ms > LATEST_MS {
+        if (EARLIEST_MS..=LATEST_MS).contains(&(time_ms / 1000)) {
+            "after 2100: microseconds read as milliseconds?"
+        } else {
+            "after 2100: not milliseconds"
+        }
+    } else if received_ms.is_some_and(|r| time_ms > r.saturating_add(MAX_AHEAD_MS)) {
+        "more than a day ahead of the time it was received"
+    } else {
+        return Ok(());
+    };
+    Err(Rejection::ImplausibleTime { time_ms, why })
+}
+
+/// [`classify`], and an activity time more than [`MAX_AHEAD_MS`] ahead of
+/// `received_ms` is rejected too.
+pub fn classify_at(line: &[u8], limits: &Limits, received_ms: i64) -> Result<Line, Rejection> {
+    let line = classify(line, limits)?;
+    if let Line::Activity(a) = &line {
+        check_time(a.time_ms, Some(received_ms))?;
+    }
+    Ok(line)
+}
+
 /// Classifies one line. `line` has no terminator (the caller strips `\n` or
-/// `\r\n`). See the module documentation for the rules.
+/// `\r\n`). See the module documentation for the rules. Activity times
+/// outside [`EARLIEST_MS`]..=[`LATEST_MS`] are rejected
+/// ([`Rejection::ImplausibleTime`]); [`classify_at`] also rejects times far
+/// ahead of when the line was received.
 pub fn classify(line: &[u8], limits: &Limits) -> Result<Line, Rejection> {
     if line.len() > limits.max_line_bytes {
         return Err(Rejection::TooLong { len: line.len(), limit: limits.max_line_bytes });
@@ -232,7 +287,11 @@ pub fn classify(line: &[u8], limits: &Limits) -> Result<Line, Rejection> {
     }
     let text = std::str::from_utf8(line).map_err(|e| Rejection::NotUtf8 { valid_up_to: e.valid_up_to() })?;
     let probe = parse(text)?;
-    probe.classify(line, text)
+    let classified = probe.classify(line, text)?;
+    if let Line::Activity(a) = &classified {
+        check_time(a.time_ms, None)?;
+    }
+    Ok(classified)
 }
 
 fn is_json_ws(b: u8) -> bool {
@@ -884,6 +943,36 @@ mod tests {
 
     fn fixture_lines(all: &str) -> Vec<&str> {
         all.lines().filter(|l| !l.trim().is_empty()).collect()
+    }
+
+    #[test]
+    fn implausible_activity_times_are_rejected_with_a_reason() {
+        let post =
+            |ts: &str| format!(r#"{{"id_str":"887453193294282752","created_at":"x","user":{{}},"timestamp_ms":{ts}}}"#);
+        let now = ms("2026-03-01T12:00:00Z");
+        // Microseconds read as milliseconds: the year 58643.
+        let micro = now * 1000;
+        match rejection_of(post(&format!("\"{micro}\"")).as_bytes()) {
+            Rejection::ImplausibleTime { time_ms, why } => {
+                assert_eq!(time_ms, micro);
+                assert!(why.contains("microseconds"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Before the first Post.
+        assert_eq!(rejection_of(post("1000").as_bytes()).code(), "implausible_time");
+        assert_eq!(rejection_of(post("-5").as_bytes()).code(), "implausible_time");
+        // More than a day ahead of when it was received.
+        let ahead = now + MAX_AHEAD_MS + 1;
+        assert!(classify(post(&ahead.to_string()).as_bytes(), &Limits::default()).is_ok());
+        let r = classify_at(post(&ahead.to_string()).as_bytes(), &Limits::default(), now).unwrap_err();
+        assert!(r.to_string().contains("a day ahead"), "{r}");
+        // A delete's own timestamp is checked too.
+        let del = format!(r#"{{"delete":{{"status":{{"id_str":"1"}},"timestamp_ms":"{micro}"}}}}"#);
+        assert_eq!(rejection_of(del.as_bytes()).code(), "implausible_time");
+        // Within a day ahead, and anything since 2006, is fine.
+        assert!(classify_at(post(&(now + 3_600_000).to_string()).as_bytes(), &Limits::default(), now).is_ok());
+        assert!(classify_at(post(&EARLIEST_MS.to_string()).as_bytes(), &Limits::default(), now).is_ok());
     }
 
     #[test]

@@ -151,11 +151,7 @@ impl Counts {
     /// `received == stored + duplicates + quarantined`: every line that came
     /// in is accounted for.
     pub fn balanced(&self) -> bool {
-        Some(self.received)
-            == self
-                .stored
-                .checked_add(self.duplicates)
-                .and_then(|s| s.checked_add(self.quarantined))
+        Some(self.received) == self.stored.checked_add(self.duplicates).and_then(|s| s.checked_add(self.quarantined))
     }
 
     pub fn is_zero(&self) -> bool {
@@ -182,22 +178,14 @@ impl Counts {
 
     fn decode(b: &[u8]) -> Result<Counts> {
         if b.len() != 32 {
-            return Err(corrupt(format!(
-                "counts value of {} bytes, expected 32",
-                b.len()
-            )));
+            return Err(corrupt(format!("counts value of {} bytes, expected 32", b.len())));
         }
         let u = |i: usize| {
             let mut a = [0u8; 8];
             a.copy_from_slice(&b[i..i + 8]);
             u64::from_be_bytes(a)
         };
-        Ok(Counts {
-            received: u(0),
-            stored: u(8),
-            duplicates: u(16),
-            quarantined: u(24),
-        })
+        Ok(Counts { received: u(0), stored: u(8), duplicates: u(16), quarantined: u(24) })
     }
 }
 
@@ -363,10 +351,7 @@ impl CoverageMap {
     /// so that a mistyped `--data` is an error rather than a new empty store.
     pub fn open_existing(path: &Path) -> Result<CoverageMap> {
         if !path.join("conf").is_file() || !path.join("db").is_file() {
-            return Err(Error::Invalid(format!(
-                "{}: no coverage store here",
-                path.display()
-            )));
+            return Err(Error::Invalid(format!("{}: no coverage store here", path.display())));
         }
         let map = CoverageMap::open(path)?;
         Ok(map)
@@ -385,22 +370,13 @@ impl CoverageMap {
         };
         match meta.get(FORMAT_KEY)? {
             Some(v) => {
-                let version = be_u32(&v)
-                    .ok_or_else(|| corrupt(format!("format key of {} bytes", v.len())))?;
+                let version = be_u32(&v).ok_or_else(|| corrupt(format!("format key of {} bytes", v.len())))?;
                 if version != FORMAT_VERSION {
-                    return Err(corrupt(format!(
-                        "format version {version}; this build reads {FORMAT_VERSION}"
-                    )));
+                    return Err(corrupt(format!("format version {version}; this build reads {FORMAT_VERSION}")));
                 }
             }
             None => {
-                let trees = [
-                    &map.streams,
-                    &map.covered,
-                    &map.lost,
-                    &map.counts,
-                    &map.jobs,
-                ];
+                let trees = [&map.streams, &map.covered, &map.lost, &map.counts, &map.jobs];
                 if trees.iter().any(|t| !t.is_empty()) {
                     return Err(corrupt("data without a format version".to_string()));
                 }
@@ -440,9 +416,9 @@ impl CoverageMap {
     fn stream_meta(&self, stream: &str) -> Result<Option<StreamMeta>> {
         match self.streams.get(stream.as_bytes())? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| corrupt(format!("stream {stream}: metadata: {e}"))),
+            Some(v) => {
+                serde_json::from_slice(&v).map(Some).map_err(|e| corrupt(format!("stream {stream}: metadata: {e}")))
+            }
         }
     }
 
@@ -490,8 +466,8 @@ impl CoverageMap {
         match self.streams.get(stream.as_bytes())? {
             None => Ok(None),
             Some(v) => {
-                let meta: StreamMeta = serde_json::from_slice(&v)
-                    .map_err(|e| corrupt(format!("stream {stream}: metadata: {e}")))?;
+                let meta: StreamMeta =
+                    serde_json::from_slice(&v).map_err(|e| corrupt(format!("stream {stream}: metadata: {e}")))?;
                 if meta.partitions == 0 {
                     return Err(corrupt(format!("stream {stream}: 0 partitions")));
                 }
@@ -501,9 +477,8 @@ impl CoverageMap {
     }
 
     fn known_partitions(&self, stream: &str) -> Result<u32> {
-        self.partitions(stream)?.ok_or_else(|| {
-            Error::Invalid(format!("unknown stream {stream:?} (set_partitions first)"))
-        })
+        self.partitions(stream)?
+            .ok_or_else(|| Error::Invalid(format!("unknown stream {stream:?} (set_partitions first)")))
     }
 
     /// The registered streams, in byte order of their labels.
@@ -511,8 +486,7 @@ impl CoverageMap {
         let mut out = Vec::new();
         for kv in self.streams.iter() {
             let (k, _) = kv?;
-            let label = String::from_utf8(k.to_vec())
-                .map_err(|_| corrupt("stream label is not UTF-8".to_string()))?;
+            let label = String::from_utf8(k.to_vec()).map_err(|_| corrupt("stream label is not UTF-8".to_string()))?;
             out.push(label);
         }
         Ok(out)
@@ -527,19 +501,10 @@ impl CoverageMap {
     /// says nothing about another's data. The stream must be registered
     /// and `partition` in `1..=partitions`. The proof is borrowed: one
     /// commit can cover several partitions and ranges.
-    pub fn cover(
-        &self,
-        proof: &Durable,
-        stream: &str,
-        partition: u32,
-        secs: Range<i64>,
-    ) -> Result<()> {
+    pub fn cover(&self, proof: &Durable, stream: &str, partition: u32, secs: Range<i64>) -> Result<()> {
         check_label(stream)?;
         if proof.stream() != stream {
-            return Err(Error::Invalid(format!(
-                "cover {stream}: the proof is for stream {:?}",
-                proof.stream()
-            )));
+            return Err(Error::Invalid(format!("cover {stream}: the proof is for stream {:?}", proof.stream())));
         }
         let parts = self.known_partitions(stream)?;
         check_partition(stream, partition, parts)?;
@@ -591,12 +556,7 @@ impl CoverageMap {
 
     /// The covered seconds of one partition inside `secs`, as runs
     /// (sorted, disjoint, maximal).
-    pub fn covered_ranges(
-        &self,
-        stream: &str,
-        partition: u32,
-        secs: Range<i64>,
-    ) -> Result<Vec<Range<i64>>> {
+    pub fn covered_ranges(&self, stream: &str, partition: u32, secs: Range<i64>) -> Result<Vec<Range<i64>>> {
         check_label(stream)?;
         let secs = check_secs(&secs)?;
         let runs = load_runs(&self.covered, &covered_prefix(stream, partition), secs)?;
@@ -711,12 +671,7 @@ impl CoverageMap {
                     break;
                 }
             }
-            out.push(MinuteReport {
-                minute,
-                coverage,
-                overlay,
-                counts: c,
-            });
+            out.push(MinuteReport { minute, coverage, overlay, counts: c });
         }
         Ok(out)
     }
@@ -752,8 +707,8 @@ impl CoverageMap {
         let plen = stream.len() + 1;
         for kv in self.counts.range(lo..hi) {
             let (k, v) = kv?;
-            let m = be_u32(&k[plen.min(k.len())..])
-                .ok_or_else(|| corrupt(format!("counts key of {} bytes", k.len())))?;
+            let m =
+                be_u32(&k[plen.min(k.len())..]).ok_or_else(|| corrupt(format!("counts key of {} bytes", k.len())))?;
             out.push((Minute(m as i64), Counts::decode(&v)?));
         }
         Ok(out)
@@ -778,8 +733,7 @@ impl CoverageMap {
         if job.partition == Some(0) {
             return Err(Error::Invalid(format!("job {}: partition 0", job.id)));
         }
-        let json =
-            serde_json::to_vec(job).map_err(|e| Error::Invalid(format!("job {}: {e}", job.id)))?;
+        let json = serde_json::to_vec(job).map_err(|e| Error::Invalid(format!("job {}: {e}", job.id)))?;
         self.jobs.insert(job_key(&job.stream, job.id), json)?;
         Ok(())
     }
@@ -790,8 +744,8 @@ impl CoverageMap {
         let mut out = Vec::new();
         for kv in self.jobs.scan_prefix(stream_prefix(stream)) {
             let (_, v) = kv?;
-            let job: JobRecord = serde_json::from_slice(&v)
-                .map_err(|e| corrupt(format!("stream {stream}: job record: {e}")))?;
+            let job: JobRecord =
+                serde_json::from_slice(&v).map_err(|e| corrupt(format!("stream {stream}: job record: {e}")))?;
             out.push(job);
         }
         Ok(out)
@@ -816,16 +770,10 @@ impl CoverageMap {
         {
             let _w = self.lock();
             let mut batch = sled::Batch::default();
-            edit_days(
-                &self.lost,
-                &stream_prefix(stream),
-                secs,
-                &mut batch,
-                |runs, piece| {
-                    runs.push(piece);
-                    normalize(runs);
-                },
-            )?;
+            edit_days(&self.lost, &stream_prefix(stream), secs, &mut batch, |runs, piece| {
+                runs.push(piece);
+                normalize(runs);
+            })?;
             self.lost.apply_batch(batch)?;
         }
         self.db.flush()?;
@@ -836,11 +784,7 @@ impl CoverageMap {
     pub fn lost(&self, stream: &str, window: Range<i64>) -> Result<Vec<Range<i64>>> {
         check_label(stream)?;
         let win = check_secs(&window)?;
-        Ok(to_ranges(&load_runs(
-            &self.lost,
-            &stream_prefix(stream),
-            win,
-        )?))
+        Ok(to_ranges(&load_runs(&self.lost, &stream_prefix(stream), win)?))
     }
 
     /// Flushes everything to disk (fsync).
@@ -861,18 +805,14 @@ fn be_u32(b: &[u8]) -> Option<u32> {
 
 fn check_label(stream: &str) -> Result<()> {
     if stream.is_empty() || stream.len() > MAX_LABEL || stream.as_bytes().contains(&0) {
-        return Err(Error::Invalid(format!(
-            "stream label {stream:?}: must be 1 to {MAX_LABEL} bytes without NUL"
-        )));
+        return Err(Error::Invalid(format!("stream label {stream:?}: must be 1 to {MAX_LABEL} bytes without NUL")));
     }
     Ok(())
 }
 
 fn check_partition(stream: &str, partition: u32, parts: u32) -> Result<()> {
     if partition == 0 || partition > parts {
-        return Err(Error::Invalid(format!(
-            "stream {stream}: partition {partition} outside 1..={parts}"
-        )));
+        return Err(Error::Invalid(format!("stream {stream}: partition {partition} outside 1..={parts}")));
     }
     Ok(())
 }
@@ -880,10 +820,7 @@ fn check_partition(stream: &str, partition: u32, parts: u32) -> Result<()> {
 /// A valid half-open range of seconds inside `[0, MAX_SECS)`.
 fn check_secs(r: &Range<i64>) -> Result<Run> {
     if r.start < 0 || r.end > MAX_SECS || r.start > r.end {
-        return Err(Error::Invalid(format!(
-            "seconds {}..{}: need 0 <= start <= end <= {MAX_SECS}",
-            r.start, r.end
-        )));
+        return Err(Error::Invalid(format!("seconds {}..{}: need 0 <= start <= end <= {MAX_SECS}", r.start, r.end)));
     }
     Ok((r.start, r.end))
 }
@@ -980,8 +917,8 @@ fn load_runs(tree: &sled::Tree, prefix: &[u8], win: Run) -> Result<Vec<Run>> {
     let hi = day_key(prefix, (win.1 - 1).div_euclid(DAY));
     for kv in tree.range(lo..=hi) {
         let (k, v) = kv?;
-        let day = be_u32(&k[prefix.len().min(k.len())..])
-            .ok_or_else(|| corrupt(format!("day key of {} bytes", k.len())))?;
+        let day =
+            be_u32(&k[prefix.len().min(k.len())..]).ok_or_else(|| corrupt(format!("day key of {} bytes", k.len())))?;
         for (s, e) in decode_runs(&v, day as i64)? {
             let (s, e) = (s.max(win.0), e.min(win.1));
             if s >= e {
@@ -1009,10 +946,7 @@ fn encode_runs(runs: &[Run]) -> Vec<u8> {
 /// Decodes and checks the runs of `day` (see the module docs).
 fn decode_runs(v: &[u8], day: i64) -> Result<Vec<Run>> {
     if v.is_empty() || !v.chunks_exact(8).remainder().is_empty() {
-        return Err(corrupt(format!(
-            "day {day}: runs value of {} bytes",
-            v.len()
-        )));
+        return Err(corrupt(format!("day {day}: runs value of {} bytes", v.len())));
     }
     let (lo, hi) = (day * DAY, (day + 1) * DAY);
     let mut runs = Vec::with_capacity(v.len() / 8);
@@ -1161,22 +1095,12 @@ mod tests {
         (dir, map)
     }
 
-    fn states(
-        map: &CoverageMap,
-        stream: &str,
-        from: i64,
-        to: i64,
-    ) -> Vec<(Coverage, Option<Overlay>)> {
-        map.minute_states(
-            stream,
-            Minute::of_secs(from)..Minute::of_secs(to),
-            MAX_SECS,
-            0,
-        )
-        .expect("minute_states")
-        .into_iter()
-        .map(|r| (r.coverage, r.overlay))
-        .collect()
+    fn states(map: &CoverageMap, stream: &str, from: i64, to: i64) -> Vec<(Coverage, Option<Overlay>)> {
+        map.minute_states(stream, Minute::of_secs(from)..Minute::of_secs(to), MAX_SECS, 0)
+            .expect("minute_states")
+            .into_iter()
+            .map(|r| (r.coverage, r.overlay))
+            .collect()
     }
 
     #[test]
@@ -1191,19 +1115,10 @@ mod tests {
         map.set_partitions("s", 1).expect("set");
         let r = map.minute_states("s", Minute(0)..Minute(i64::MAX), 0, 0);
         assert!(matches!(r, Err(Error::Invalid(_))));
-        assert!(matches!(
-            map.counts("s", Minute(-5)..Minute(0)),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.add_counts("s", Minute(i64::MIN), Counts::default()),
-            Err(Error::Invalid(_))
-        ));
+        assert!(matches!(map.counts("s", Minute(-5)..Minute(0)), Err(Error::Invalid(_))));
+        assert!(matches!(map.add_counts("s", Minute(i64::MIN), Counts::default()), Err(Error::Invalid(_))));
         assert_eq!(Coverage::Partial.as_str(), "partial");
-        assert_eq!(
-            serde_json::to_string(&Overlay::Recovering).expect("json"),
-            "\"recovering\""
-        );
+        assert_eq!(serde_json::to_string(&Overlay::Recovering).expect("json"), "\"recovering\"");
     }
 
     #[test]
@@ -1211,10 +1126,7 @@ mod tests {
         let mut v = vec![(5, 7), (1, 3), (3, 4), (10, 10), (6, 9)];
         normalize(&mut v);
         assert_eq!(v, vec![(1, 4), (5, 9)]);
-        assert_eq!(
-            intersect(&v, &[(0, 2), (3, 6), (8, 20)]),
-            vec![(1, 2), (3, 4), (5, 6), (8, 9)]
-        );
+        assert_eq!(intersect(&v, &[(0, 2), (3, 6), (8, 20)]), vec![(1, 2), (3, 4), (5, 6), (8, 9)]);
         assert_eq!(subtract(&v, (2, 6)), vec![(1, 2), (6, 9)]);
         assert_eq!(complement(&v, (0, 12)), vec![(0, 1), (4, 5), (9, 12)]);
         assert_eq!(complement(&v, (2, 3)), Vec::<Run>::new());
@@ -1230,23 +1142,11 @@ mod tests {
         assert_eq!(bytes.len(), 16);
         assert_eq!(decode_runs(&bytes, day).expect("decode"), runs);
         // Wrong day, truncated, overlapping or adjacent runs: corrupt.
-        assert!(matches!(
-            decode_runs(&bytes, day + 1),
-            Err(Error::CorruptCoverage(_))
-        ));
-        assert!(matches!(
-            decode_runs(&bytes[..12], day),
-            Err(Error::CorruptCoverage(_))
-        ));
+        assert!(matches!(decode_runs(&bytes, day + 1), Err(Error::CorruptCoverage(_))));
+        assert!(matches!(decode_runs(&bytes[..12], day), Err(Error::CorruptCoverage(_))));
         let adjacent = encode_runs(&[(MIDNIGHT, MIDNIGHT + 5), (MIDNIGHT + 5, MIDNIGHT + 6)]);
-        assert!(matches!(
-            decode_runs(&adjacent, day),
-            Err(Error::CorruptCoverage(_))
-        ));
-        assert!(matches!(
-            decode_runs(&[], day),
-            Err(Error::CorruptCoverage(_))
-        ));
+        assert!(matches!(decode_runs(&adjacent, day), Err(Error::CorruptCoverage(_))));
+        assert!(matches!(decode_runs(&[], day), Err(Error::CorruptCoverage(_))));
     }
 
     #[test]
@@ -1255,45 +1155,30 @@ mod tests {
         map.set_partitions("decahose", 2).expect("set");
         let p = proof("decahose");
         // Partition 1 covers 23:58..00:02, partition 2 23:59..00:01:30.
-        map.cover(&p, "decahose", 1, MIDNIGHT - 120..MIDNIGHT + 120)
-            .expect("cover");
-        map.cover(&p, "decahose", 2, MIDNIGHT - 60..MIDNIGHT + 90)
-            .expect("cover");
+        map.cover(&p, "decahose", 1, MIDNIGHT - 120..MIDNIGHT + 120).expect("cover");
+        map.cover(&p, "decahose", 2, MIDNIGHT - 60..MIDNIGHT + 90).expect("cover");
         // Two day keys per partition, merged back into one run on read.
         assert_eq!(map.covered.len(), 4);
         assert_eq!(
-            map.covered_ranges("decahose", 1, 0..MAX_SECS)
-                .expect("ranges"),
+            map.covered_ranges("decahose", 1, 0..MAX_SECS).expect("ranges"),
             vec![MIDNIGHT - 120..MIDNIGHT + 120]
         );
-        let bitmap = map
-            .covered("decahose", 2, MIDNIGHT..MIDNIGHT + 1000)
-            .expect("bitmap");
+        let bitmap = map.covered("decahose", 2, MIDNIGHT..MIDNIGHT + 1000).expect("bitmap");
         assert_eq!(bitmap.len(), 90);
         assert_eq!(bitmap.min(), Some(MIDNIGHT as u32));
         assert_eq!(
-            map.holes("decahose", MIDNIGHT - 300..MIDNIGHT + 300)
-                .expect("holes"),
+            map.holes("decahose", MIDNIGHT - 300..MIDNIGHT + 300).expect("holes"),
             vec![MIDNIGHT - 300..MIDNIGHT - 60, MIDNIGHT + 90..MIDNIGHT + 300]
         );
         let (full, partial, none) = (Coverage::Full, Coverage::Partial, Coverage::None);
         assert_eq!(
             states(&map, "decahose", MIDNIGHT - 180, MIDNIGHT + 180),
-            vec![
-                (none, None),
-                (partial, None),
-                (full, None),
-                (full, None),
-                (partial, None),
-                (none, None)
-            ]
+            vec![(none, None), (partial, None), (full, None), (full, None), (partial, None), (none, None)]
         );
         // Covering what is covered changes nothing; adjacent runs merge.
-        map.cover(&p, "decahose", 2, MIDNIGHT + 90..MIDNIGHT + 120)
-            .expect("cover");
+        map.cover(&p, "decahose", 2, MIDNIGHT + 90..MIDNIGHT + 120).expect("cover");
         assert_eq!(
-            map.covered_ranges("decahose", 2, 0..MAX_SECS)
-                .expect("ranges"),
+            map.covered_ranges("decahose", 2, 0..MAX_SECS).expect("ranges"),
             vec![MIDNIGHT - 60..MIDNIGHT + 120]
         );
     }
@@ -1303,52 +1188,22 @@ mod tests {
         let (_d, map) = temp_map();
         map.set_partitions("a", 1).expect("set");
         map.set_partitions("b", 1).expect("set");
-        let err = map
-            .cover(&proof("b"), "a", 1, 0..60)
-            .expect_err("another stream's proof");
+        let err = map.cover(&proof("b"), "a", 1, 0..60).expect_err("another stream's proof");
         assert!(matches!(err, Error::Invalid(_)), "{err}");
-        assert!(map
-            .covered_ranges("a", 1, 0..MAX_SECS)
-            .expect("ranges")
-            .is_empty());
+        assert!(map.covered_ranges("a", 1, 0..MAX_SECS).expect("ranges").is_empty());
         // Unknown stream, partition out of range, bad seconds.
-        assert!(matches!(
-            map.cover(&proof("c"), "c", 1, 0..60),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.cover(&proof("a"), "a", 0, 0..60),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.cover(&proof("a"), "a", 2, 0..60),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.cover(&proof("a"), "a", 1, -1..60),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.cover(&proof("a"), "a", 1, Range { start: 60, end: 0 }),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.cover(&proof("a"), "a", 1, 0..MAX_SECS + 1),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            map.set_partitions("x\0y", 1),
-            Err(Error::Invalid(_))
-        ));
+        assert!(matches!(map.cover(&proof("c"), "c", 1, 0..60), Err(Error::Invalid(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 0, 0..60), Err(Error::Invalid(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 2, 0..60), Err(Error::Invalid(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 1, -1..60), Err(Error::Invalid(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 1, Range { start: 60, end: 0 }), Err(Error::Invalid(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 1, 0..MAX_SECS + 1), Err(Error::Invalid(_))));
+        assert!(matches!(map.set_partitions("x\0y", 1), Err(Error::Invalid(_))));
         assert!(matches!(map.set_partitions("", 1), Err(Error::Invalid(_))));
         assert!(matches!(map.set_partitions("z", 0), Err(Error::Invalid(_))));
         // The last valid second.
-        map.cover(&proof("a"), "a", 1, MAX_SECS - 1..MAX_SECS)
-            .expect("last second");
-        assert_eq!(
-            map.holes("a", MAX_SECS - 2..MAX_SECS).expect("holes"),
-            vec![MAX_SECS - 2..MAX_SECS - 1]
-        );
+        map.cover(&proof("a"), "a", 1, MAX_SECS - 1..MAX_SECS).expect("last second");
+        assert_eq!(map.holes("a", MAX_SECS - 2..MAX_SECS).expect("holes"), vec![MAX_SECS - 2..MAX_SECS - 1]);
     }
 
     #[test]
@@ -1357,16 +1212,7 @@ mod tests {
         map.set_partitions("ab", 1).expect("set");
         map.set_partitions("abc", 1).expect("set");
         map.cover(&proof("abc"), "abc", 1, 0..120).expect("cover");
-        map.add_counts(
-            "abc",
-            Minute(0),
-            Counts {
-                received: 1,
-                stored: 1,
-                ..Counts::default()
-            },
-        )
-        .expect("add");
+        map.add_counts("abc", Minute(0), Counts { received: 1, stored: 1, ..Counts::default() }).expect("add");
         map.put_job(&JobRecord {
             id: 1,
             stream: "abc".into(),
@@ -1379,15 +1225,9 @@ mod tests {
         })
         .expect("job");
         assert_eq!(map.holes("ab", 0..120).expect("holes"), vec![0..120]);
-        assert!(map
-            .counts("ab", Minute(0)..Minute(2))
-            .expect("counts")
-            .is_empty());
+        assert!(map.counts("ab", Minute(0)..Minute(2)).expect("counts").is_empty());
         assert!(map.jobs("ab").expect("jobs").is_empty());
-        assert_eq!(
-            map.streams().expect("streams"),
-            vec!["ab".to_string(), "abc".to_string()]
-        );
+        assert_eq!(map.streams().expect("streams"), vec!["ab".to_string(), "abc".to_string()]);
     }
 
     #[test]
@@ -1395,11 +1235,9 @@ mod tests {
         let (_d, map) = temp_map();
         map.set_partitions("f", 3).expect("set");
         for part in 1..=3 {
-            map.cover(&proof("f"), "f", part, MIDNIGHT - 600..MIDNIGHT + 600)
-                .expect("cover");
+            map.cover(&proof("f"), "f", part, MIDNIGHT - 600..MIDNIGHT + 600).expect("cover");
         }
-        map.uncover("f", MIDNIGHT - 60..MIDNIGHT + 60)
-            .expect("uncover");
+        map.uncover("f", MIDNIGHT - 60..MIDNIGHT + 60).expect("uncover");
         for part in 1..=3 {
             assert_eq!(
                 map.covered_ranges("f", part, 0..MAX_SECS).expect("ranges"),
@@ -1417,8 +1255,7 @@ mod tests {
         map.set_partitions("s", 1).expect("set");
         let m0 = MIDNIGHT; // ten minutes from here
         map.cover(&proof("s"), "s", 1, m0..m0 + 60).expect("cover"); // minute 0 full
-        map.cover(&proof("s"), "s", 1, m0 + 60..m0 + 90)
-            .expect("cover"); // minute 1 partial
+        map.cover(&proof("s"), "s", 1, m0 + 60..m0 + 90).expect("cover"); // minute 1 partial
         map.mark_lost("s", m0..m0 + 240).expect("lost"); // minutes 0..4 lost
         map.put_job(&JobRecord {
             id: map.new_job_id().expect("id"),
@@ -1444,22 +1281,13 @@ mod tests {
         .expect("job"); // queued: no overlay
         let now = m0 + 600;
         let got: Vec<_> = map
-            .minute_states(
-                "s",
-                Minute::of_secs(m0)..Minute::of_secs(m0 + 720),
-                now,
-                150,
-            )
+            .minute_states("s", Minute::of_secs(m0)..Minute::of_secs(m0 + 720), now, 150)
             .expect("states")
             .into_iter()
             .map(|r| (r.coverage, r.overlay))
             .collect();
         let (full, partial, none) = (Coverage::Full, Coverage::Partial, Coverage::None);
-        let (lost, recovering, pending) = (
-            Some(Overlay::Lost),
-            Some(Overlay::Recovering),
-            Some(Overlay::Pending),
-        );
+        let (lost, recovering, pending) = (Some(Overlay::Lost), Some(Overlay::Recovering), Some(Overlay::Pending));
         assert_eq!(
             got,
             vec![
@@ -1477,17 +1305,9 @@ mod tests {
                 (none, pending),
             ]
         );
-        assert_eq!(
-            map.lost("s", 0..MAX_SECS).expect("lost"),
-            vec![m0..m0 + 240]
-        );
+        assert_eq!(map.lost("s", 0..MAX_SECS).expect("lost"), vec![m0..m0 + 240]);
         // Minute 7 ends at now - 120 > now - 150: pending without the job.
-        let r = map.minute_states(
-            "s",
-            Minute::of_secs(m0 + 420)..Minute::of_secs(m0 + 480),
-            now,
-            150,
-        );
+        let r = map.minute_states("s", Minute::of_secs(m0 + 420)..Minute::of_secs(m0 + 480), now, 150);
         assert_eq!(r.expect("states")[0].overlay, recovering);
     }
 
@@ -1495,60 +1315,22 @@ mod tests {
     fn counters_add_up() {
         let (_d, map) = temp_map();
         let m = Minute::of_secs(MIDNIGHT);
-        let batch = Counts {
-            received: 10,
-            stored: 7,
-            duplicates: 2,
-            quarantined: 1,
-        };
+        let batch = Counts { received: 10, stored: 7, duplicates: 2, quarantined: 1 };
         map.add_counts("s", m, batch).expect("add");
         map.add_counts("s", m, batch).expect("add");
-        map.add_counts(
-            "s",
-            m.next().next(),
-            Counts {
-                received: 1,
-                stored: 1,
-                ..Counts::default()
-            },
-        )
-        .expect("add");
+        map.add_counts("s", m.next().next(), Counts { received: 1, stored: 1, ..Counts::default() }).expect("add");
         let got = map.counts("s", m..Minute(m.0 + 10)).expect("counts");
         assert_eq!(got.len(), 2);
-        assert_eq!(
-            got[0],
-            (
-                m,
-                Counts {
-                    received: 20,
-                    stored: 14,
-                    duplicates: 4,
-                    quarantined: 2
-                }
-            )
-        );
+        assert_eq!(got[0], (m, Counts { received: 20, stored: 14, duplicates: 4, quarantined: 2 }));
         assert!(got[0].1.balanced() && got[1].1.balanced());
         assert_eq!(got[1].0, Minute(m.0 + 2));
-        assert!(!Counts {
-            received: 2,
-            stored: 1,
-            ..Counts::default()
-        }
-        .balanced());
+        assert!(!Counts { received: 2, stored: 1, ..Counts::default() }.balanced());
         // The range is half-open.
-        assert!(map
-            .counts("s", m.next()..m.next().next())
-            .expect("counts")
-            .is_empty());
+        assert!(map.counts("s", m.next()..m.next().next()).expect("counts").is_empty());
         // minute_states carries them.
         map.set_partitions("s", 1).expect("set");
-        let r = map
-            .minute_states("s", m..Minute(m.0 + 3), 0, 0)
-            .expect("states");
-        assert_eq!(
-            r.iter().map(|r| r.counts.received).collect::<Vec<_>>(),
-            vec![20, 0, 1]
-        );
+        let r = map.minute_states("s", m..Minute(m.0 + 3), 0, 0).expect("states");
+        assert_eq!(r.iter().map(|r| r.counts.received).collect::<Vec<_>>(), vec![20, 0, 1]);
     }
 
     #[test]
@@ -1568,38 +1350,22 @@ mod tests {
             attempts: 3,
         };
         map.put_job(&job).expect("put");
-        map.put_job(&JobRecord {
-            id: a,
-            state: JobState::Failed,
-            ..job.clone()
-        })
-        .expect("put");
+        map.put_job(&JobRecord { id: a, state: JobState::Failed, ..job.clone() }).expect("put");
         let jobs = map.jobs("s").expect("jobs");
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[1], job);
         assert_eq!(jobs[0].state, JobState::Failed);
         // Replacing, then removing.
-        map.put_job(&JobRecord {
-            resume_secs: MIDNIGHT + 120,
-            ..job.clone()
-        })
-        .expect("put");
+        map.put_job(&JobRecord { resume_secs: MIDNIGHT + 120, ..job.clone() }).expect("put");
         assert_eq!(map.jobs("s").expect("jobs")[1].resume_secs, MIDNIGHT + 120);
         assert!(map.remove_job("s", a).expect("remove"));
         assert!(!map.remove_job("s", a).expect("remove"));
         assert_eq!(map.jobs("s").expect("jobs").len(), 1);
         // Progress outside the range is refused.
-        let bad = JobRecord {
-            resume_secs: MIDNIGHT - 1,
-            ..job.clone()
-        };
+        let bad = JobRecord { resume_secs: MIDNIGHT - 1, ..job.clone() };
         assert!(matches!(map.put_job(&bad), Err(Error::Invalid(_))));
         // The stored JSON is what the module docs promise.
-        let raw = map
-            .jobs
-            .get(job_key("s", b))
-            .expect("get")
-            .expect("present");
+        let raw = map.jobs.get(job_key("s", b)).expect("get").expect("present");
         let text = std::str::from_utf8(&raw).expect("utf8");
         assert!(text.contains("\"state\":\"running\""), "{text}");
     }
@@ -1621,23 +1387,12 @@ mod tests {
         {
             let map = CoverageMap::open(&path).expect("open");
             map.set_partitions("d", 2).expect("set");
-            map.cover(&proof("d"), "d", 1, MIDNIGHT..MIDNIGHT + 90)
-                .expect("cover");
-            map.cover(&proof("d"), "d", 2, MIDNIGHT + 30..MIDNIGHT + 120)
-                .expect("cover");
-            map.add_counts(
-                "d",
-                Minute::of_secs(MIDNIGHT),
-                Counts {
-                    received: 5,
-                    stored: 5,
-                    ..Counts::default()
-                },
-            )
-            .expect("add");
+            map.cover(&proof("d"), "d", 1, MIDNIGHT..MIDNIGHT + 90).expect("cover");
+            map.cover(&proof("d"), "d", 2, MIDNIGHT + 30..MIDNIGHT + 120).expect("cover");
+            map.add_counts("d", Minute::of_secs(MIDNIGHT), Counts { received: 5, stored: 5, ..Counts::default() })
+                .expect("add");
             map.put_job(&job).expect("job");
-            map.mark_lost("d", MIDNIGHT + 600..MIDNIGHT + 660)
-                .expect("lost");
+            map.mark_lost("d", MIDNIGHT + 600..MIDNIGHT + 660).expect("lost");
             // No explicit flush: cover flushes, and so does dropping sled.
         }
         let map = CoverageMap::open(&path).expect("reopen");
@@ -1647,18 +1402,9 @@ mod tests {
             map.holes("d", MIDNIGHT..MIDNIGHT + 180).expect("holes"),
             vec![MIDNIGHT..MIDNIGHT + 30, MIDNIGHT + 90..MIDNIGHT + 180]
         );
-        assert_eq!(
-            map.counts("d", Minute(0)..Minute(MAX_SECS / 60))
-                .expect("counts")[0]
-                .1
-                .received,
-            5
-        );
+        assert_eq!(map.counts("d", Minute(0)..Minute(MAX_SECS / 60)).expect("counts")[0].1.received, 5);
         assert_eq!(map.jobs("d").expect("jobs"), vec![job]);
-        assert_eq!(
-            map.lost("d", 0..MAX_SECS).expect("lost"),
-            vec![MIDNIGHT + 600..MIDNIGHT + 660]
-        );
+        assert_eq!(map.lost("d", 0..MAX_SECS).expect("lost"), vec![MIDNIGHT + 600..MIDNIGHT + 660]);
         // IDs never repeat across a restart.
         assert!(map.new_job_id().expect("id") > 0);
     }
@@ -1667,35 +1413,22 @@ mod tests {
     fn open_checks_the_format_version() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("coverage");
-        assert!(matches!(
-            CoverageMap::open_existing(&path),
-            Err(Error::Invalid(_))
-        ));
+        assert!(matches!(CoverageMap::open_existing(&path), Err(Error::Invalid(_))));
         drop(CoverageMap::open(&path).expect("create"));
         drop(CoverageMap::open_existing(&path).expect("existing"));
         {
             let db = sled::open(&path).expect("raw");
             let meta = db.open_tree("meta").expect("meta");
-            assert_eq!(
-                meta.get(FORMAT_KEY).expect("get").as_deref(),
-                Some(&[0u8, 0, 0, 1][..])
-            );
-            meta.insert(FORMAT_KEY, &2u32.to_be_bytes())
-                .expect("insert");
+            assert_eq!(meta.get(FORMAT_KEY).expect("get").as_deref(), Some(&[0u8, 0, 0, 1][..]));
+            meta.insert(FORMAT_KEY, &2u32.to_be_bytes()).expect("insert");
             db.flush().expect("flush");
         }
         let err = CoverageMap::open(&path).expect_err("version 2");
         assert!(matches!(err, Error::CorruptCoverage(_)), "{err}");
         {
             let db = sled::open(&path).expect("raw");
-            db.open_tree("meta")
-                .expect("meta")
-                .remove(FORMAT_KEY)
-                .expect("remove");
-            db.open_tree("streams")
-                .expect("streams")
-                .insert("x", "{\"partitions\":1}")
-                .expect("insert");
+            db.open_tree("meta").expect("meta").remove(FORMAT_KEY).expect("remove");
+            db.open_tree("streams").expect("streams").insert("x", "{\"partitions\":1}").expect("insert");
             db.flush().expect("flush");
         }
         let err = CoverageMap::open(&path).expect_err("data without version");
@@ -1717,12 +1450,7 @@ mod tests {
                 let start = from + day * DAY;
                 let mut runs = complement(
                     &(0..144)
-                        .map(|i| {
-                            (
-                                start + i * 600 + part as i64,
-                                start + i * 600 + 30 + part as i64,
-                            )
-                        })
+                        .map(|i| (start + i * 600 + part as i64, start + i * 600 + 30 + part as i64))
                         .collect::<Vec<_>>(),
                     (start, start + DAY),
                 );
@@ -1734,23 +1462,12 @@ mod tests {
         let t = Instant::now();
         let holes = map.holes("firehose", from..MIDNIGHT).expect("holes");
         let states = map
-            .minute_states(
-                "firehose",
-                Minute::of_secs(from)..Minute::of_secs(MIDNIGHT),
-                MIDNIGHT,
-                0,
-            )
+            .minute_states("firehose", Minute::of_secs(from)..Minute::of_secs(MIDNIGHT), MIDNIGHT, 0)
             .expect("states");
         let took = t.elapsed();
         assert_eq!(holes.len(), 720);
         assert_eq!(states.len(), 7200);
-        assert_eq!(
-            states
-                .iter()
-                .filter(|r| r.coverage == Coverage::Full)
-                .count(),
-            7200 - 720
-        );
+        assert_eq!(states.iter().filter(|r| r.coverage == Coverage::Full).count(), 7200 - 720);
         eprintln!("holes + minute_states, 5 days x 20 partitions: {took:?}");
         assert!(took.as_millis() < 2000, "{took:?}");
     }

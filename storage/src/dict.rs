@@ -81,7 +81,8 @@ impl Dictionaries {
         for entry in entries {
             let entry = entry.ctx("list dictionaries", &self.dir)?;
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".zdict")).and_then(|h| u32::from_str_radix(h, 16).ok())
+            let Some(id) =
+                name.to_str().and_then(|n| n.strip_suffix(".zdict")).and_then(|h| u32::from_str_radix(h, 16).ok())
             else {
                 continue;
             };

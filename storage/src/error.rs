@@ -7,7 +7,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{op} {}: {source}", path.display())]
-    Io { op: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("{}: not a gapless segment ({reason})", path.display())]
     NotASegment { path: PathBuf, reason: String },
@@ -29,6 +34,10 @@ pub enum Error {
 
     #[error("coverage store is corrupt: {0}")]
     CorruptCoverage(String),
+
+    /// Another process holds the data directory's lock (an archiver runs).
+    #[error("{} is in use by another gapless process (it holds {})", root.display(), lock.display())]
+    Locked { root: PathBuf, lock: PathBuf },
 
     #[error("{0}")]
     Invalid(String),

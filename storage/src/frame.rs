@@ -218,7 +218,12 @@ impl Encoder {
 
     /// Compresses the pushed records into one frame appended to `out`, and
     /// clears the encoder. `compressor` carries the level and dictionary.
-    pub fn finish(&mut self, compressor: &mut zstd::bulk::Compressor<'_>, dict_id: u32, out: &mut Vec<u8>) -> Result<()> {
+    pub fn finish(
+        &mut self,
+        compressor: &mut zstd::bulk::Compressor<'_>,
+        dict_id: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.encode(compressor, dict_id, out)?;
         self.clear();
         Ok(())
@@ -278,10 +283,8 @@ pub fn split_records<'a>(header: &'a Header, raw: &'a [u8]) -> Result<Vec<(&'a E
 /// Decodes one whole frame from a buffer: header, checks, records. For
 /// tests and small tools; segments read frames piecewise.
 pub fn decode(buf: &[u8], decompressor: &mut zstd::bulk::Decompressor<'_>) -> Result<(Header, Vec<u8>)> {
-    let fixed: &[u8; FIXED_LEN] = buf
-        .get(..FIXED_LEN)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::Frame("short frame".into()))?;
+    let fixed: &[u8; FIXED_LEN] =
+        buf.get(..FIXED_LEN).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::Frame("short frame".into()))?;
     let f = parse_fixed(fixed)?;
     let table = buf
         .get(FIXED_LEN..FIXED_LEN + f.table_len as usize)
@@ -310,7 +313,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn record() -> impl Strategy<Value = (i64, u64, Vec<u8>)> {
-        (any::<i64>(), any::<u64>(), proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..200))
+        (
+            any::<i64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..200),
+        )
     }
 
     proptest! {

@@ -148,6 +148,12 @@ impl IdIndex {
         &mut slot.0
     }
 
+    /// Forgets a minute's keys (its segment was repaired): the next probe
+    /// loads them again from what the segment now holds.
+    pub fn forget(&mut self, minute: Minute) {
+        self.minutes.remove(&minute);
+    }
+
     pub fn resident(&self) -> usize {
         self.minutes.len()
     }

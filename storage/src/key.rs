@@ -162,8 +162,11 @@ mod tests {
             any::<u64>().prop_map(Key::Post),
             any::<u64>().prop_map(Key::PostDelete),
             any::<u128>().prop_map(Key::Like),
-            (any::<u64>(), any::<u64>(), any::<i64>())
-                .prop_map(|(t, u, ts)| Key::Unlike { tweet_id: t, user_id: u, timestamp_ms: ts }),
+            (any::<u64>(), any::<u64>(), any::<i64>()).prop_map(|(t, u, ts)| Key::Unlike {
+                tweet_id: t,
+                user_id: u,
+                timestamp_ms: ts
+            }),
             any::<u64>().prop_map(Key::Hashed),
         ]
     }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod frame;
 pub mod id_index;
 pub mod key;
+pub mod layout;
 pub mod quarantine;
 pub mod reader;
 pub mod segment;

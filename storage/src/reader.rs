@@ -18,8 +18,7 @@ use crate::dict::Dictionaries;
 use crate::frame::Entry;
 use crate::key::Key;
 use crate::store::{for_each_frame, segment_path, stream_dir};
-use crate::error::IoContext;
-use crate::{Error, Minute, Result};
+use crate::{Minute, Result};
 
 /// The records of one minute, in time order.
 #[derive(Debug, Default)]
@@ -73,41 +72,14 @@ impl RangeReader {
     }
 
     fn list_days(&self) -> Result<Vec<String>> {
-        let segments = self.dir.join("segments");
-        let (lo, hi) = (self.first.day_dir(), Minute(self.end.0 - 1).day_dir());
-        let mut days = Vec::new();
-        match std::fs::read_dir(&segments) {
-            Ok(entries) => {
-                for e in entries {
-                    let e = e.ctx("list segments", &segments)?;
-                    if let Some(name) = e.file_name().to_str() {
-                        if name.len() == 10 && name >= lo.as_str() && name <= hi.as_str() {
-                            days.push(name.to_string());
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Io { op: "list segments", path: segments, source: e }),
-        }
-        days.sort_unstable_by(|a, b| b.cmp(a));
+        let mut days = crate::layout::segment_days(&self.dir, self.first, Minute(self.end.0 - 1))?;
+        days.reverse();
         Ok(days)
     }
 
     fn list_minutes(&self, day: &str) -> Result<Vec<Minute>> {
-        let path = self.dir.join("segments").join(day);
-        let mut minutes = Vec::new();
-        for e in std::fs::read_dir(&path).ctx("list day", &path)? {
-            let e = e.ctx("list day", &path)?;
-            let name = e.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else { continue };
-            let Ok(t) = chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%MZ") else { continue };
-            let m = Minute::of_secs(t.and_utc().timestamp());
-            if m >= self.first && m < self.end {
-                minutes.push(m);
-            }
-        }
-        minutes.sort_unstable_by(|a, b| b.cmp(a));
+        let mut minutes = crate::layout::segment_minutes(&self.dir, day, self.first, self.end)?;
+        minutes.reverse();
         Ok(minutes)
     }
 
@@ -151,8 +123,12 @@ pub fn load_minute(path: &Path, minute: Minute, dicts: &mut Dictionaries, range:
             }
         }
     })?;
-    entries.sort_by(|a, b| (a.0.time_ms, a.0.key).cmp(&(b.0.time_ms, b.0.key)).then_with(|| buf[a.1.clone()].cmp(&buf[b.1.clone()])));
-    entries.dedup_by(|b, a| a.0.key == b.0.key && (!matches!(a.0.key, Key::Hashed(_)) || buf[a.1.clone()] == buf[b.1.clone()]));
+    entries.sort_by(|a, b| {
+        (a.0.time_ms, a.0.key).cmp(&(b.0.time_ms, b.0.key)).then_with(|| buf[a.1.clone()].cmp(&buf[b.1.clone()]))
+    });
+    entries.dedup_by(|b, a| {
+        a.0.key == b.0.key && (!matches!(a.0.key, Key::Hashed(_)) || buf[a.1.clone()] == buf[b.1.clone()])
+    });
     Ok(MinuteBatch { minute, entries, buf, frames })
 }
 

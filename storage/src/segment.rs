@@ -52,11 +52,14 @@ pub struct Repair {
     /// Byte ranges (in the file as it was) that failed their checksums
     /// between valid frames, moved to the `.damaged` file.
     pub damaged: Vec<Range<u64>>,
+    /// The file existed but was shorter than its header (cut to zero, or a
+    /// crash while creating it): its header was written again.
+    pub rewrote_header: bool,
 }
 
 impl Repair {
     pub fn is_clean(&self) -> bool {
-        self.truncated_tail == 0 && self.damaged.is_empty()
+        self.truncated_tail == 0 && self.damaged.is_empty() && !self.rewrote_header
     }
 }
 
@@ -114,15 +117,37 @@ impl SegmentWriter {
     /// Opens (creating it if needed) and repairs the segment of `minute` at
     /// `path`. Returns the writer, the frames it holds and what was
     /// repaired.
-    pub fn open(path: &Path, minute: Minute) -> Result<(SegmentWriter, Vec<FrameRef>, Repair)> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ctx("open segment", path)?;
+    ///
+    /// When the file needs a repair, `before_repair` is called with what
+    /// will be repaired *before any byte is changed*, so that the caller
+    /// can withdraw the minute's coverage durably first: a crash in between
+    /// then leaves a hole, never a clean-looking file with coverage that
+    /// its lost frames no longer back. If it fails, nothing is changed.
+    pub fn open(
+        path: &Path,
+        minute: Minute,
+        before_repair: impl FnOnce(&Repair) -> Result<()>,
+    ) -> Result<(SegmentWriter, Vec<FrameRef>, Repair)> {
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx("open segment", path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ctx("read segment", path)?;
         let mut repair = Repair::default();
         if bytes.len() < FILE_HEADER_LEN as usize {
-            // A new file, or a crash while creating it: nothing after the
-            // header was ever written, so rewriting it loses nothing.
+            // A new file, or one cut short: whatever it held is gone, and
+            // rewriting its header loses nothing more.
             repair.truncated_tail = bytes.len() as u64;
+            repair.rewrote_header = existed;
+            if !repair.is_clean() {
+                before_repair(&repair)?;
+                tracing::warn!(path = %path.display(), bytes = bytes.len(), "a segment was shorter than its header; it starts again empty");
+            }
             file.set_len(0).ctx("truncate segment", path)?;
             file.seek(SeekFrom::Start(0)).ctx("seek segment", path)?;
             file.write_all(&file_header(minute)).ctx("write segment header", path)?;
@@ -133,17 +158,34 @@ impl SegmentWriter {
             let w = SegmentWriter { file, path: path.into(), minute, len: FILE_HEADER_LEN, frames: 0, dirty: false };
             return Ok((w, Vec::new(), repair));
         }
-        let found = check_file_header(path, &bytes)?;
+        let found = match check_file_header(path, &bytes) {
+            // A damaged magic (a flipped bit, an overwritten start): the
+            // header is rewritten, and the frames after it are kept.
+            Err(Error::NotASegment { .. }) => {
+                repair.rewrote_header = true;
+                minute
+            }
+            other => other?,
+        };
         if found != minute {
-            return Err(Error::NotASegment { path: path.into(), reason: format!("holds minute {found}, expected {minute}") });
+            return Err(Error::NotASegment {
+                path: path.into(),
+                reason: format!("holds minute {found}, expected {minute}"),
+            });
         }
-        let (frames, damaged, good_end) = scan(&bytes);
+        let (frames, mut damaged, good_end) = scan(&bytes);
+        if repair.rewrote_header {
+            damaged.insert(0, 0..FILE_HEADER_LEN);
+        }
         repair.truncated_tail = bytes.len() as u64 - good_end;
         repair.damaged = damaged;
+        if !repair.is_clean() {
+            before_repair(&repair)?;
+        }
         let mut len = good_end;
         if !repair.damaged.is_empty() {
             keep_damaged(path, &bytes, &repair.damaged)?;
-            let mut clean = bytes[..FILE_HEADER_LEN as usize].to_vec();
+            let mut clean = file_header(minute).to_vec();
             let mut moved = Vec::with_capacity(frames.len());
             for f in &frames {
                 let start = f.offset as usize;
@@ -159,7 +201,7 @@ impl SegmentWriter {
         }
         if repair.truncated_tail > 0 {
             tracing::warn!(path = %path.display(), bytes = repair.truncated_tail, "cut a torn tail off a segment");
-            keep_damaged(path, &bytes, &[len..bytes.len() as u64])?;
+            keep_damaged(path, &bytes, std::slice::from_ref(&(len..bytes.len() as u64)))?;
             file.set_len(len).ctx("truncate torn tail", path)?;
             file.sync_all().ctx("fsync segment", path)?;
         }
@@ -274,6 +316,35 @@ pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The frames of a segment whose header *and payload* verify, wherever they
+/// are (past damage too, as a repair would keep them), and whether any
+/// byte after the file header failed to verify. Never modifies the file.
+/// Reads the whole file.
+pub fn verified_frames(path: &Path) -> Result<(Vec<FrameRef>, bool)> {
+    let bytes = std::fs::read(path).ctx("read segment", path)?;
+    if bytes.len() < FILE_HEADER_LEN as usize {
+        return Ok((Vec::new(), true));
+    }
+    let header_ok = check_file_header(path, &bytes).is_ok();
+    let (frames, damaged, good_end) = scan(&bytes);
+    Ok((frames, !header_ok || !damaged.is_empty() || good_end != bytes.len() as u64))
+}
+
+/// Whether a segment fails the structural check: shorter than its header,
+/// a bad magic, a frame header that does not verify, or frames that do not
+/// end exactly where the file ends. Reads the headers only.
+pub fn check_structure(path: &Path) -> Result<bool> {
+    let mut r = match SegmentReader::open(path) {
+        Ok(r) => r,
+        Err(Error::NotASegment { .. }) => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    while let Some(f) = r.next_header()? {
+        r.skip_payload(&f)?;
+    }
+    Ok(r.pos != r.end)
+}
+
 /// Reads the verified frame headers of a segment without reading payloads
 /// (seeking past them). Never modifies the file; stops at the first frame
 /// that does not verify, or whose payload is not all there yet.
@@ -303,7 +374,8 @@ impl SegmentReader {
         let end = file.metadata().ctx("stat segment", path)?.len();
         let mut file = std::io::BufReader::with_capacity(64 * 1024, file);
         let mut h = [0u8; FILE_HEADER_LEN as usize];
-        file.read_exact(&mut h).map_err(|_| Error::NotASegment { path: path.into(), reason: "shorter than its header".into() })?;
+        file.read_exact(&mut h)
+            .map_err(|_| Error::NotASegment { path: path.into(), reason: "shorter than its header".into() })?;
         let minute = check_file_header(path, &h)?;
         Ok(SegmentReader { file, path: path.into(), minute, pos: FILE_HEADER_LEN, end })
     }

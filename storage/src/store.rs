@@ -28,12 +28,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::activity::{self, Activity, Limits, Line, SystemMessage};
-use crate::coverage::{CoverageMap, Counts};
+use crate::coverage::{Counts, CoverageMap};
 use crate::dict::{self, Dictionaries};
 use crate::error::IoContext;
 use crate::frame::{self, Encoder};
@@ -127,15 +128,16 @@ impl Store {
     pub fn open(root: &Path, config: StoreConfig) -> Result<Store> {
         std::fs::create_dir_all(root).ctx("create data dir", root)?;
         let lock_path = root.join("LOCK");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).ctx("open lock", &lock_path)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx("open lock", &lock_path)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Invalid(format!(
-                    "{} is in use by another gapless process (it holds {})",
-                    root.display(),
-                    lock_path.display()
-                )))
+                return Err(Error::Locked { root: root.to_path_buf(), lock: lock_path })
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { op: "lock", path: lock_path, source: e }),
         }
@@ -157,15 +159,7 @@ impl Store {
     }
 }
 
-/// Where a stream's files live.
-pub fn stream_dir(root: &Path, label: &str) -> PathBuf {
-    root.join("streams").join(label)
-}
-
-/// Where the segment of `minute` lives.
-pub fn segment_path(stream_dir: &Path, minute: Minute) -> PathBuf {
-    stream_dir.join("segments").join(minute.day_dir()).join(format!("{}.seg", minute.file_stem()))
-}
+pub use crate::layout::{segment_path, stream_dir};
 
 /// A label names a directory: letters, digits, `-`, `_`, `.`, not starting
 /// with `.`.
@@ -240,6 +234,12 @@ impl StreamWriter {
         self.ingest.accept(line, classified, received_ms)
     }
 
+    /// Keeps a line in the quarantine with `reason`; see
+    /// [`Ingest::quarantine`].
+    pub fn quarantine(&mut self, line: &[u8], reason: String, received_ms: i64) -> Outcome {
+        self.ingest.quarantine(line, reason, received_ms)
+    }
+
     /// Records accepted and not yet committed.
     pub fn pending_records(&self) -> usize {
         self.ingest.pending_records()
@@ -250,7 +250,15 @@ impl StreamWriter {
     pub fn commit(&mut self) -> Result<(Durable, CommitStats)> {
         self.ingest.maybe_train(&mut self.sink)?;
         let mut pending = self.ingest.take();
-        if let Err(e) = self.sink.write(&mut pending) {
+        let known_damage = self.sink.damaged_minutes.len();
+        let written = self.sink.write(&mut pending);
+        // A repaired segment lost frames: its keys are loaded again from
+        // what it holds now, so that good copies are not taken for
+        // duplicates of what was lost.
+        for m in &self.sink.damaged_minutes[known_damage..] {
+            self.ingest.index.forget(*m);
+        }
+        if let Err(e) = written {
             self.ingest.restore(pending);
             return Err(e);
         }
@@ -261,6 +269,38 @@ impl StreamWriter {
     /// their coverage was withdrawn so that they are requested again.
     pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
         self.sink.take_damaged_minutes()
+    }
+
+    /// Checks the segments of the minutes in `minutes` to `depth`, and
+    /// repairs each one that does not verify: its minute's coverage is
+    /// withdrawn (durably, first), its damaged bytes are moved aside, and
+    /// its keys are loaded again, so that the archiver requests the minute
+    /// again and its good copies are stored. Commits first.
+    pub fn verify(&mut self, minutes: Range<Minute>, depth: Depth) -> Result<Vec<Finding>> {
+        self.commit()?;
+        let mut findings = Vec::new();
+        for minute in crate::layout::minutes_with_segments(&self.ingest.dir, minutes.start, minutes.end)? {
+            let path = segment_path(&self.ingest.dir, minute);
+            let damaged = match depth {
+                Depth::Structure => segment::check_structure(&path),
+                Depth::Checksums => segment::verified_frames(&path).map(|(_, damaged)| damaged),
+            };
+            let outcome = match damaged {
+                Ok(false) => continue,
+                Ok(true) => {
+                    self.sink.writers.remove(&minute);
+                    match self.sink.writer(minute) {
+                        Ok(_) => Repaired::Yes,
+                        Err(e) => Repaired::No(e.to_string()),
+                    }
+                }
+                Err(e) => Repaired::No(e.to_string()),
+            };
+            self.ingest.index.forget(minute);
+            findings.push(Finding { minute, outcome });
+        }
+        self.sink.sync()?;
+        Ok(findings)
     }
 
     /// Seals a minute into one frame; see [`Sink::seal`]. Commits first.
@@ -276,6 +316,33 @@ impl StreamWriter {
     }
 }
 
+/// How thoroughly [`StreamWriter::verify`] checks a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// The file header, every frame header's checksum, and that the frames
+    /// end where the file ends (reads the headers only: cheap). Finds a cut
+    /// file, a torn tail, a damaged header; not a flipped bit in a payload.
+    Structure,
+    /// Every checksum, payloads included (reads every byte).
+    Checksums,
+}
+
+/// A segment that did not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub minute: Minute,
+    pub outcome: Repaired,
+}
+
+/// What became of a segment that did not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repaired {
+    /// Coverage withdrawn, damaged bytes moved aside, good frames kept.
+    Yes,
+    /// It could not be repaired (the error says why); it is left as it is.
+    No(String),
+}
+
 /// Everything accepted since the last take: the unit handed from
 /// [`Ingest`] to [`Sink`].
 #[derive(Default)]
@@ -284,6 +351,8 @@ pub struct Pending {
     counts: BTreeMap<Minute, Counts>,
     quarantined: Vec<(Vec<u8>, String, i64)>,
     system: Vec<u8>,
+    /// Minutes whose segments were found damaged: the sink repairs them.
+    repair: Vec<Minute>,
     seq: u64,
 }
 
@@ -297,7 +366,11 @@ impl Pending {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty() && self.counts.is_empty() && self.quarantined.is_empty() && self.system.is_empty()
+        self.frames.is_empty()
+            && self.counts.is_empty()
+            && self.quarantined.is_empty()
+            && self.system.is_empty()
+            && self.repair.is_empty()
     }
 }
 
@@ -342,16 +415,22 @@ impl Ingest {
                 self.pending.system.push(b'\n');
                 Ok(Outcome::System(msg))
             }
-            Ok(Line::Activity(a)) => self.accept_activity(line, a),
-            Err(rejection) => {
-                let reason = rejection.to_string();
-                self.pending.quarantined.push((line.to_vec(), reason.clone(), received_ms));
-                let c = self.pending.counts.entry(Minute::of_ms(received_ms)).or_default();
-                c.received += 1;
-                c.quarantined += 1;
-                Ok(Outcome::Quarantined { reason })
-            }
+            Ok(Line::Activity(a)) => match activity::check_time(a.time_ms, Some(received_ms)) {
+                Ok(()) => self.accept_activity(line, a),
+                Err(rejection) => Ok(self.quarantine(line, rejection.to_string(), received_ms)),
+            },
+            Err(rejection) => Ok(self.quarantine(line, rejection.to_string(), received_ms)),
         }
+    }
+
+    /// Keeps a line in the quarantine with `reason` (written at the next
+    /// commit), and counts it.
+    pub fn quarantine(&mut self, line: &[u8], reason: String, received_ms: i64) -> Outcome {
+        self.pending.quarantined.push((line.to_vec(), reason.clone(), received_ms));
+        let c = self.pending.counts.entry(Minute::of_ms(received_ms)).or_default();
+        c.received += 1;
+        c.quarantined += 1;
+        Outcome::Quarantined { reason }
     }
 
     fn accept_activity(&mut self, line: &[u8], a: Activity) -> Result<Outcome> {
@@ -360,8 +439,13 @@ impl Ingest {
             let keys = self.load_keys(minute)?;
             self.index.load(minute, keys);
         }
-        let fresh = self.index.minute_mut(minute).insert(minute, a.key);
-        let duplicate = !fresh && !(matches!(a.key, Key::Hashed(_)) && !self.same_bytes_stored(minute, &a.key, line)?);
+        // Everything that can fail comes before the index changes, so that a
+        // line that fails here can be accepted again later.
+        let known = self.index.minute_mut(minute).contains(minute, &a.key);
+        let duplicate = known && (!matches!(a.key, Key::Hashed(_)) || self.same_bytes_stored(minute, &a.key, line)?);
+        if !known {
+            self.index.minute_mut(minute).insert(minute, a.key);
+        }
         let counts = self.pending.counts.entry(minute).or_default();
         counts.received += 1;
         if duplicate {
@@ -384,7 +468,15 @@ impl Ingest {
         if !path.exists() {
             return Ok(keys);
         }
-        let (_, frames) = segment::read_headers(&path)?;
+        // Payloads are verified too: the keys of a frame whose payload is
+        // damaged are not in the archive, and a good copy (Recovery) must
+        // not be dropped as their duplicate. A damaged segment is repaired
+        // (and its minute's coverage withdrawn) at the next write.
+        let (frames, damaged) = segment::verified_frames(&path)?;
+        if damaged {
+            tracing::warn!(stream = %self.label, %minute, "a segment does not verify; it is repaired at the next commit");
+            self.pending.repair.push(minute);
+        }
         for f in frames {
             for e in &f.header.entries {
                 keys.insert(minute, e.key);
@@ -457,13 +549,15 @@ impl Ingest {
         }
         p.quarantined.extend(newer.quarantined);
         p.system.extend(newer.system);
+        p.repair.extend(newer.repair);
         self.pending = p;
     }
 
     /// Trains the stream's dictionary once enough samples are in, and hands
     /// it to the sink.
     pub fn maybe_train(&mut self, sink: &mut Sink) -> Result<()> {
-        if self.config.dict_train_bytes == 0 || sink.dict.is_some() || self.samples.len() < self.config.dict_train_bytes {
+        if self.config.dict_train_bytes == 0 || sink.dict.is_some() || self.samples.len() < self.config.dict_train_bytes
+        {
             return Ok(());
         }
         let trained = dict::train(&self.samples, &self.sample_sizes, self.config.dict_size);
@@ -505,12 +599,20 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn open(dir: &Path, label: &str, config: &StoreConfig, coverage: Arc<CoverageMap>, appended: Arc<AtomicU64>) -> Result<Sink> {
+    fn open(
+        dir: &Path,
+        label: &str,
+        config: &StoreConfig,
+        coverage: Arc<CoverageMap>,
+        appended: Arc<AtomicU64>,
+    ) -> Result<Sink> {
         let quarantine = Quarantine::open(&dir.join("quarantine.log"))?;
         let mut dicts = Dictionaries::new(&dir.join("dict"));
         let dict = dicts.latest()?;
         let with_dict = match dict {
-            Some(id) => Some(zstd::bulk::Compressor::with_dictionary(config.level, dicts.get(id)?).map_err(Error::Compression)?),
+            Some(id) => Some(
+                zstd::bulk::Compressor::with_dictionary(config.level, dicts.get(id)?).map_err(Error::Compression)?,
+            ),
             None => None,
         };
         let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
@@ -538,8 +640,10 @@ impl Sink {
 
     fn use_dictionary(&mut self, bytes: Vec<u8>) -> Result<()> {
         let id = self.dicts.save(bytes)?;
-        self.with_dict =
-            Some(zstd::bulk::Compressor::with_dictionary(self.config.level, self.dicts.get(id)?).map_err(Error::Compression)?);
+        self.with_dict = Some(
+            zstd::bulk::Compressor::with_dictionary(self.config.level, self.dicts.get(id)?)
+                .map_err(Error::Compression)?,
+        );
         self.dict = Some(id);
         tracing::info!(stream = %self.label, id = format!("{id:08x}"), "trained a compression dictionary");
         Ok(())
@@ -549,6 +653,11 @@ impl Sink {
     /// Frames appended before an error are removed from `p`, so that a
     /// retry writes each record once.
     pub fn write(&mut self, p: &mut Pending) -> Result<()> {
+        while let Some(minute) = p.repair.last().copied() {
+            // Opening a segment repairs it (coverage withdrawn first).
+            self.writer(minute)?;
+            p.repair.pop();
+        }
         let minutes: Vec<Minute> = p.frames.keys().copied().collect();
         for minute in minutes {
             let enc = &p.frames[&minute];
@@ -587,7 +696,8 @@ impl Sink {
     fn log_system(&mut self, lines: &[u8]) -> Result<()> {
         let path = self.dir.join("system.log");
         if self.system_log.is_none() {
-            self.system_log = Some(OpenOptions::new().create(true).append(true).open(&path).ctx("open system log", &path)?);
+            self.system_log =
+                Some(OpenOptions::new().create(true).append(true).open(&path).ctx("open system log", &path)?);
         }
         let f = self.system_log.as_mut().expect("opened above");
         f.write_all(lines).ctx("write system log", path)
@@ -654,7 +764,12 @@ impl Sink {
         let mut out = segment::file_header(minute).to_vec();
         enc.encode(&mut self.plain, 0, &mut out)?;
         segment::replace_atomically(&path, &out)?;
-        Ok(Some(SealStats { frames_before: batch.frames, records: batch.len(), bytes_before, bytes_after: out.len() as u64 }))
+        Ok(Some(SealStats {
+            frames_before: batch.frames,
+            records: batch.len(),
+            bytes_before,
+            bytes_after: out.len() as u64,
+        }))
     }
 
     /// The open writer of `minute`'s segment, opening (and repairing) it.
@@ -667,22 +782,30 @@ impl Sink {
                 self.new_dirs.insert(self.dir.join("segments"));
             }
             let existed = path.exists();
-            let (w, _, repair) = SegmentWriter::open(&path, minute)?;
+            let (coverage, label) = (&self.coverage, &self.label);
+            // Frames are about to be cut or moved aside: whatever coverage
+            // claimed for this minute no longer holds. Withdrawn (durably)
+            // before the repair changes a byte.
+            let (w, _, repair) = SegmentWriter::open(&path, minute, |_| withdraw(coverage, label, minute))?;
             if !existed {
                 self.new_dirs.insert(day);
             }
-            if !repair.damaged.is_empty() {
-                // Frames were lost to damage: whatever coverage claimed for
-                // this minute no longer holds.
-                if self.coverage.partitions(&self.label)?.is_some() {
-                    self.coverage.uncover(&self.label, minute.start_secs()..minute.next().start_secs())?;
-                }
+            if !repair.is_clean() {
                 self.damaged_minutes.push(minute);
             }
             self.writers.insert(minute, w);
         }
         Ok(self.writers.get_mut(&minute).expect("inserted above"))
     }
+}
+
+/// Withdraws the coverage of `minute` from every partition of `stream`,
+/// durably (a stream without coverage, an import, has none to withdraw).
+fn withdraw(coverage: &CoverageMap, stream: &str, minute: Minute) -> Result<()> {
+    if coverage.partitions(stream)?.is_some() {
+        coverage.uncover(stream, minute.start_secs()..minute.next().start_secs())?;
+    }
+    Ok(())
 }
 
 /// Calls `f` on every record of every verified frame of a segment.
@@ -696,7 +819,11 @@ pub fn for_each_record(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(
 
 /// Calls `f` with the records of each verified frame of a segment, in file
 /// order, holding one frame in memory at a time.
-pub fn for_each_frame(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(&[(&frame::Entry, &[u8])])) -> Result<()> {
+pub fn for_each_frame(
+    path: &Path,
+    dicts: &mut Dictionaries,
+    mut f: impl FnMut(&[(&frame::Entry, &[u8])]),
+) -> Result<()> {
     let mut r = SegmentReader::open(path)?;
     let mut payload = Vec::new();
     while let Some(fr) = r.next_header()? {

@@ -14,7 +14,7 @@ use gapless_storage::{Minute, Snowflake};
 const T0: i64 = 1_764_000_000_000;
 
 fn set_file_size_limit(bytes: Option<u64>) {
-    let limit = bytes.unwrap_or(libc::RLIM_INFINITY as u64) as libc::rlim_t;
+    let limit = bytes.unwrap_or(libc::RLIM_INFINITY) as libc::rlim_t;
     let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain syscalls on a valid struct.
     unsafe {
@@ -47,7 +47,12 @@ fn big_post(i: u64) -> (u64, String) {
             char::from_digit((x & 15) as u32, 16).unwrap()
         })
         .collect();
-    (id, format!(r#"{{"id_str":"{id}","created_at":"x","text":"{text}","user":{{"id_str":"1"}},"timestamp_ms":"{ms}"}}"#))
+    (
+        id,
+        format!(
+            r#"{{"id_str":"{id}","created_at":"x","text":"{text}","user":{{"id_str":"1"}},"timestamp_ms":"{ms}"}}"#
+        ),
+    )
 }
 
 #[test]
@@ -72,7 +77,7 @@ fn a_full_disk_fails_the_commit_and_loses_nothing() {
     set_file_size_limit(Some(largest_file(dir.path()) + (4 << 20)));
     let failed = w.commit();
     set_file_size_limit(None);
-    let err = failed.err().expect("the commit must fail: no proof of durability");
+    let err = failed.expect_err("the commit must fail: no proof of durability");
     assert!(err.to_string().contains("append frame"), "a clear error: {err}");
     // No partial frame: the segment was cut back to its last good length.
     assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);

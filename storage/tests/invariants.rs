@@ -13,11 +13,15 @@ use proptest::prelude::*;
 const T0: i64 = 1_764_000_000_000; // a minute boundary
 
 fn post(id: u64, ms: i64) -> String {
-    format!(r#"{{"created_at":"x","id":{id},"id_str":"{id}","text":"hello {id}","user":{{"id":1,"id_str":"1"}},"timestamp_ms":"{ms}"}}"#)
+    format!(
+        r#"{{"created_at":"x","id":{id},"id_str":"{id}","text":"hello {id}","user":{{"id":1,"id_str":"1"}},"timestamp_ms":"{ms}"}}"#
+    )
 }
 
 fn delete(id: u64, ms: i64) -> String {
-    format!(r#"{{"delete":{{"status":{{"id":{id},"id_str":"{id}","user_id":3,"user_id_str":"3"}},"timestamp_ms":"{ms}"}}}}"#)
+    format!(
+        r#"{{"delete":{{"status":{{"id":{id},"id_str":"{id}","user_id":3,"user_id_str":"3"}},"timestamp_ms":"{ms}"}}}}"#
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +127,8 @@ fn counters_balance_and_bad_lines_are_kept_with_their_reason() {
         vec![b'{', 0xff, 0xfe, b'}'],
         br#"{"brand_new_kind":{"x":1}}"#.to_vec(),
         b"".to_vec(),
-        br#"{"info":{"message":"Recovery Request Completed","sent":"2025-11-24T16:00:00Z","activity_count":1}}"#.to_vec(),
+        br#"{"info":{"message":"Recovery Request Completed","sent":"2025-11-24T16:00:00Z","activity_count":1}}"#
+            .to_vec(),
     ];
     let outcomes: Vec<Outcome> = lines.iter().map(|l| w.ingest(l, T0 + 10).unwrap()).collect();
     assert!(matches!(outcomes[0], Outcome::Stored { .. }));
@@ -150,8 +155,14 @@ fn identical_compliance_lines_are_one_activity_and_different_ones_two() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let mut w = store.stream("s").unwrap();
-    let a = format!(r#"{{"scrub_geo":{{"user_id":1,"user_id_str":"1","up_to_status_id":5,"up_to_status_id_str":"5","timestamp_ms":"{}"}}}}"#, T0 + 1);
-    let b = format!(r#"{{"scrub_geo":{{"user_id":2,"user_id_str":"2","up_to_status_id":5,"up_to_status_id_str":"5","timestamp_ms":"{}"}}}}"#, T0 + 1);
+    let a = format!(
+        r#"{{"scrub_geo":{{"user_id":1,"user_id_str":"1","up_to_status_id":5,"up_to_status_id_str":"5","timestamp_ms":"{}"}}}}"#,
+        T0 + 1
+    );
+    let b = format!(
+        r#"{{"scrub_geo":{{"user_id":2,"user_id_str":"2","up_to_status_id":5,"up_to_status_id_str":"5","timestamp_ms":"{}"}}}}"#,
+        T0 + 1
+    );
     assert!(matches!(w.ingest(a.as_bytes(), T0).unwrap(), Outcome::Stored { .. }));
     w.commit().unwrap();
     // Committed: the byte comparison reads the segment.

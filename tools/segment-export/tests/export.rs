@@ -25,7 +25,8 @@ fn ok(out: &Output) {
 fn manifest(path: &Path) -> Value {
     let mut p = path.as_os_str().to_owned();
     p.push(".manifest.json");
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", Path::new(&p).display()))).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", Path::new(&p).display())))
+        .unwrap()
 }
 
 /// 10 minutes from BASE, 2 partitions, fully covered. Minute 3's Posts
@@ -124,8 +125,11 @@ fn ndjson_is_the_raw_bytes_deduplicated_in_time_order_with_a_manifest() {
     let (from, to) = (at(BASE + 90), at(BASE + 150));
     let out = export(&range_args(d, &from, &to));
     ok(&out);
-    let part: Vec<String> =
-        want.iter().filter(|(ms, _, _)| (BASE + 90) * 1000 <= *ms && *ms < (BASE + 150) * 1000).map(|(_, _, l)| format!("{l}\n")).collect();
+    let part: Vec<String> = want
+        .iter()
+        .filter(|(ms, _, _)| (BASE + 90) * 1000 <= *ms && *ms < (BASE + 150) * 1000)
+        .map(|(_, _, l)| format!("{l}\n"))
+        .collect();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), part.concat());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no manifest written"), "{err}");
@@ -312,7 +316,8 @@ fn parquet_has_typed_columns() {
 #[test]
 fn parquet_is_read_by_pyarrow_and_duckdb() {
     let required = std::env::var_os("SEGMENT_EXPORT_REQUIRE_PYTHON").is_some_and(|v| v == "1");
-    let have = Command::new("python3").args(["-c", "import pyarrow, duckdb"]).output().is_ok_and(|o| o.status.success());
+    let have =
+        Command::new("python3").args(["-c", "import pyarrow, duckdb"]).output().is_ok_and(|o| o.status.success());
     if !have {
         assert!(!required, "SEGMENT_EXPORT_REQUIRE_PYTHON=1 but python3 cannot import pyarrow and duckdb");
         eprintln!("skipped: python3 with pyarrow and duckdb not found");
@@ -376,7 +381,7 @@ fn parquet_columns_of_real_posts_agree_with_their_json() {
             let text = std::fs::read_to_string(format!("{fixtures}{f}")).unwrap();
             let mut w = store.stream(stream).unwrap();
             for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                let o = w.ingest(l.as_bytes(), 0).unwrap();
+                let o = w.ingest(l.as_bytes(), 1_764_000_000_000).unwrap();
                 assert!(matches!(o, gapless_storage::store::Outcome::Stored { .. }), "{o:?}");
                 total += 1;
             }
@@ -405,7 +410,8 @@ fn parquet_columns_of_real_posts_agree_with_their_json() {
         ]);
         ok(&out);
         assert_eq!(manifest(&pq)["coverage"]["source"], "unknown", "no coverage was claimed");
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&pq).unwrap()).unwrap().build().unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&pq).unwrap()).unwrap().build().unwrap();
         let tail = |s: &str| s.rsplit([':', '/']).next().unwrap().parse::<i64>().ok();
         let int = |v: &Value| v.as_str().and_then(|s| s.parse::<i64>().ok());
         for b in reader {
@@ -427,7 +433,8 @@ fn parquet_columns_of_real_posts_agree_with_their_json() {
                 rows += 1;
                 let j: Value = serde_json::from_str(raw.as_string::<i32>().value(i)).unwrap();
                 let get_i = |a: &arrow_array::ArrayRef| (!a.is_null(i)).then(|| a.as_primitive::<Int64Type>().value(i));
-                let get_s = |a: &arrow_array::ArrayRef| (!a.is_null(i)).then(|| a.as_string::<i32>().value(i).to_string());
+                let get_s =
+                    |a: &arrow_array::ArrayRef| (!a.is_null(i)).then(|| a.as_string::<i32>().value(i).to_string());
                 let native = j.get("id_str").is_some();
                 let (w_id, w_user, w_name, w_lang, w_text, w_rt, w_qt, w_re, w_created) = if native {
                     (
@@ -435,7 +442,11 @@ fn parquet_columns_of_real_posts_agree_with_their_json() {
                         int(&j["user"]["id_str"]),
                         j["user"]["screen_name"].as_str().map(str::to_string),
                         j["lang"].as_str().map(str::to_string),
-                        j["extended_tweet"]["full_text"].as_str().or(j["full_text"].as_str()).or(j["text"].as_str()).map(str::to_string),
+                        j["extended_tweet"]["full_text"]
+                            .as_str()
+                            .or(j["full_text"].as_str())
+                            .or(j["text"].as_str())
+                            .map(str::to_string),
                         int(&j["retweeted_status"]["id_str"]),
                         int(&j["quoted_status_id_str"]),
                         int(&j["in_reply_to_status_id_str"]),
@@ -453,7 +464,9 @@ fn parquet_columns_of_real_posts_agree_with_their_json() {
                         if j["verb"] == "share" { j["object"]["id"].as_str().and_then(tail) } else { None },
                         None,
                         j["inReplyTo"]["link"].as_str().and_then(tail),
-                        chrono::DateTime::parse_from_rfc3339(j["postedTime"].as_str().unwrap()).ok().map(|d| d.timestamp_millis()),
+                        chrono::DateTime::parse_from_rfc3339(j["postedTime"].as_str().unwrap())
+                            .ok()
+                            .map(|d| d.timestamp_millis()),
                     )
                 };
                 let what = format!("row {i}: {}", &raw.as_string::<i32>().value(i)[..80]);

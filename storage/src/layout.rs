@@ -1,0 +1,85 @@
+//! Where a data directory keeps what: the one module that knows paths and
+//! file names (FORMAT.md, "Directory layout").
+//!
+//! ```text
+//! DATA/LOCK                                        held by the one writing process
+//! DATA/coverage/                                   sled: coverage map, counters, jobs
+//! DATA/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ.seg
+//! DATA/streams/LABEL/dict/XXXXXXXX.zdict           zstd dictionaries
+//! DATA/streams/LABEL/quarantine.log                rejected lines, with reasons
+//! DATA/streams/LABEL/system.log                    system messages, as received
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::IoContext;
+use crate::{Error, Minute, Result};
+
+/// Where a stream's files live.
+pub fn stream_dir(root: &Path, label: &str) -> PathBuf {
+    root.join("streams").join(label)
+}
+
+/// Where the segment of `minute` lives.
+pub fn segment_path(stream_dir: &Path, minute: Minute) -> PathBuf {
+    stream_dir.join("segments").join(minute.day_dir()).join(format!("{}.seg", minute.file_stem()))
+}
+
+/// The minute a segment's file name names (`20170718T2325Z.seg`).
+pub fn segment_minute(file_name: &str) -> Option<Minute> {
+    let stem = file_name.strip_suffix(".seg")?;
+    let t = chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%MZ").ok()?;
+    Some(Minute::of_secs(t.and_utc().timestamp()))
+}
+
+/// The day directories of a stream's segments (`YYYY-MM-DD`) from `first`'s
+/// day to `last`'s day, inclusive, sorted.
+pub fn segment_days(stream_dir: &Path, first: Minute, last: Minute) -> Result<Vec<String>> {
+    let segments = stream_dir.join("segments");
+    let (lo, hi) = (first.day_dir(), last.day_dir());
+    let mut days = Vec::new();
+    match std::fs::read_dir(&segments) {
+        Ok(entries) => {
+            for e in entries {
+                let e = e.ctx("list segments", &segments)?;
+                if let Some(name) = e.file_name().to_str() {
+                    if name.len() == 10 && name >= lo.as_str() && name <= hi.as_str() {
+                        days.push(name.to_string());
+                    }
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Io { op: "list segments", path: segments, source: e }),
+    }
+    days.sort_unstable();
+    Ok(days)
+}
+
+/// The minutes in `[first, end)` that have a segment in day directory
+/// `day`, sorted.
+pub fn segment_minutes(stream_dir: &Path, day: &str, first: Minute, end: Minute) -> Result<Vec<Minute>> {
+    let path = stream_dir.join("segments").join(day);
+    let mut minutes = Vec::new();
+    for e in std::fs::read_dir(&path).ctx("list day", &path)? {
+        let e = e.ctx("list day", &path)?;
+        let Some(m) = e.file_name().to_str().and_then(segment_minute) else { continue };
+        if m >= first && m < end {
+            minutes.push(m);
+        }
+    }
+    minutes.sort_unstable();
+    Ok(minutes)
+}
+
+/// Every minute in `[first, end)` with a segment, sorted.
+pub fn minutes_with_segments(stream_dir: &Path, first: Minute, end: Minute) -> Result<Vec<Minute>> {
+    if end <= first {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for day in segment_days(stream_dir, first, Minute(end.0 - 1))? {
+        out.extend(segment_minutes(stream_dir, &day, first, end)?);
+    }
+    Ok(out)
+}
