@@ -18,6 +18,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;
+pub mod verify;
 pub mod writer;
 pub mod lines;
 

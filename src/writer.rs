@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use gapless_storage::activity::Line;
 use gapless_storage::coverage::CoverageMap;
 use gapless_storage::key::Key;
-use gapless_storage::store::{Outcome, StreamWriter};
+use gapless_storage::store::{Depth, Outcome, Repaired, StreamWriter};
 use gapless_storage::Minute;
 use tokio::sync::{mpsc, oneshot};
 
@@ -74,6 +74,7 @@ pub fn spawn(
     // small runtime of its own gives it a timed wait on the channel.
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     std::thread::Builder::new().name(format!("store-{label}")).spawn(move || {
+        check_window(&mut writer, &coverage, &label, clock.now_secs());
         let mut claims: Vec<Claim> = Vec::new();
         let mut withheld = Withheld::default();
         // Minutes written since their last seal, and when (stream ms).
@@ -196,6 +197,34 @@ impl Withheld {
             .map(|m| m.start_secs()..m.next().start_secs())
             .collect();
         crate::planner::subtract(std::slice::from_ref(&secs), &holes)
+    }
+}
+
+/// Checked on start when a stream records no recovery window of its own.
+const DEFAULT_CHECK_WINDOW_SECS: i64 = 5 * 86_400;
+
+/// On start, checks the structure of the segments of the recovery window
+/// (file and frame headers and lengths: cheap, headers only), so that a
+/// segment damaged while the archiver was away (cut short, emptied, torn)
+/// loses its coverage and is recovered, instead of staying `full`.
+/// `gapless verify` checks every payload checksum too.
+fn check_window(writer: &mut StreamWriter, coverage: &CoverageMap, label: &str, now_secs: i64) {
+    let window = coverage.recovery_window(label).ok().flatten().unwrap_or(DEFAULT_CHECK_WINDOW_SECS);
+    let minutes = Minute::of_secs(now_secs - window)..Minute::of_secs(now_secs).next();
+    match writer.verify(minutes, Depth::Structure) {
+        Ok(findings) => {
+            for f in findings {
+                match f.outcome {
+                    Repaired::Yes => {
+                        tracing::error!(stream = %label, minute = %f.minute, "a damaged segment was repaired; its minute is a hole again")
+                    }
+                    Repaired::No(why) => {
+                        tracing::error!(stream = %label, minute = %f.minute, error = %why, "a damaged segment could not be repaired")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!(stream = %label, error = %e, "checking the segments of the recovery window failed"),
     }
 }
 
@@ -328,6 +357,39 @@ mod tests {
         let (done, rx) = oneshot::channel();
         tx.send(Msg::Flush(done)).await.expect("writer runs");
         rx.await.expect("writer answers")
+    }
+
+    /// A segment damaged while the archiver was away (cut in half) loses
+    /// its minute's coverage when the storage thread starts.
+    #[tokio::test]
+    async fn a_segment_damaged_while_away_is_uncovered_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Clock::system().now_secs();
+        let t = Minute::of_secs(now - 3600).start_secs();
+        {
+            let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+            store.coverage().set_partitions("s", 1).unwrap();
+            let mut w = store.stream("s").unwrap();
+            for i in 0..60 {
+                w.ingest(post(10 + i as u64, t + i).trim_end().as_bytes(), t * 1000).unwrap();
+            }
+            let (proof, _) = w.commit().unwrap();
+            store.coverage().cover(&proof, "s", 1, t..t + 60).unwrap();
+        }
+        let path = segment_path(&dir.path().join("streams/s"), Minute::of_secs(t));
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let coverage = store.coverage().clone();
+        assert_eq!(coverage.covered_ranges("s", 1, t..t + 60).unwrap(), vec![t..t + 60]);
+        let (tx, rx) = mpsc::channel(16);
+        let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
+        let handle = spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        assert!(flush(&tx).await);
+        assert!(coverage.covered_ranges("s", 1, t..t + 60).unwrap().is_empty(), "the damaged minute is a hole");
+        drop(tx);
+        handle.join().unwrap();
     }
 
     /// A line whose storing fails is quarantined, the rest of its batch is

@@ -42,6 +42,13 @@ pub const FLAG_DICT: u8 = 1;
 /// No frame may claim more than this, so a corrupt length cannot make a
 /// reader allocate gigabytes.
 pub const MAX_FRAME_BYTES: u64 = 1 << 30;
+/// Nor decompress to more than this.
+pub const MAX_RAW_BYTES: u64 = 1 << 30;
+/// Writers cut frames at this many raw bytes (a frame holds at least one
+/// record, and a record is at most a line, 1 MiB by default), far below
+/// what readers accept, so that a frame is never too large to read and
+/// memory stays bounded whatever the rate.
+pub const TARGET_RAW_BYTES: usize = 16 << 20;
 
 /// One record of a frame's table: everything about an activity except its
 /// bytes.
@@ -147,6 +154,9 @@ pub fn parse_header(fixed: &[u8; FIXED_LEN], table: &[u8]) -> Result<Header> {
     if sum != header.raw_len as u64 {
         return Err(Error::Frame("record lengths do not add up to raw_len".into()));
     }
+    if header.raw_len as u64 > MAX_RAW_BYTES {
+        return Err(Error::Frame("raw length out of bounds".into()));
+    }
     Ok(header)
 }
 
@@ -232,22 +242,84 @@ impl Encoder {
     /// Compresses the pushed records into one frame appended to `out`,
     /// keeping them (so that a failed append can be retried).
     pub fn encode(&self, compressor: &mut zstd::bulk::Compressor<'_>, dict_id: u32, out: &mut Vec<u8>) -> Result<()> {
-        let payload = compressor.compress(&self.raw).map_err(Error::Compression)?;
-        let start = out.len();
-        let mut table = Vec::with_capacity(self.entries.len() * 22);
+        self.encode_part(0..self.entries.len(), compressor, dict_id, out)
+    }
+
+    /// The records cut into runs of at most `max_raw` raw bytes each (a
+    /// run holds at least one record), as index ranges: one frame each.
+    pub fn parts(&self, max_raw: usize) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let (mut start, mut raw) = (0, 0usize);
+        for (i, e) in self.entries.iter().enumerate() {
+            let n = e.len as usize + 1;
+            if i > start && raw + n > max_raw {
+                out.push(start..i);
+                start = i;
+                raw = 0;
+            }
+            raw += n;
+        }
+        if start < self.entries.len() {
+            out.push(start..self.entries.len());
+        }
+        out
+    }
+
+    /// Orders the records by `(time_ms, key)` (a sealed frame is in time
+    /// order, so that a minute that fits one frame reads in order).
+    pub fn sort_by_time(&mut self) {
+        let mut spans: Vec<(Entry, usize)> = Vec::with_capacity(self.entries.len());
+        let mut at = 0;
         for e in &self.entries {
+            spans.push((*e, at));
+            at += e.len as usize + 1;
+        }
+        spans.sort_by_key(|(e, _)| (e.time_ms, e.key));
+        let mut raw = Vec::with_capacity(self.raw.len());
+        for (e, from) in &spans {
+            raw.extend_from_slice(&self.raw[*from..*from + e.len as usize + 1]);
+        }
+        self.raw = raw;
+        self.entries = spans.into_iter().map(|(e, _)| e).collect();
+    }
+
+    /// Forgets the first `n` records (their frame was appended).
+    pub fn drain_front(&mut self, n: usize) {
+        let bytes: usize = self.entries[..n].iter().map(|e| e.len as usize + 1).sum();
+        self.raw.drain(..bytes);
+        self.entries.drain(..n);
+    }
+
+    /// Compresses the records `part` (an index range, see [`parts`]) into
+    /// one frame appended to `out`.
+    ///
+    /// [`parts`]: Encoder::parts
+    pub fn encode_part(
+        &self,
+        part: std::ops::Range<usize>,
+        compressor: &mut zstd::bulk::Compressor<'_>,
+        dict_id: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let entries = &self.entries[part.clone()];
+        let from: usize = self.entries[..part.start].iter().map(|e| e.len as usize + 1).sum();
+        let raw = &self.raw[from..from + entries.iter().map(|e| e.len as usize + 1).sum::<usize>()];
+        let payload = compressor.compress(raw).map_err(Error::Compression)?;
+        let start = out.len();
+        let mut table = Vec::with_capacity(entries.len() * 22);
+        for e in entries {
             table.push(e.kind as u8);
             e.key.encode(&mut table);
             table.extend_from_slice(&e.time_ms.to_le_bytes());
             table.extend_from_slice(&e.len.to_le_bytes());
         }
-        let min = self.entries.iter().map(|e| e.time_ms).min().unwrap_or(0);
-        let max = self.entries.iter().map(|e| e.time_ms).max().unwrap_or(0);
+        let min = entries.iter().map(|e| e.time_ms).min().unwrap_or(0);
+        let max = entries.iter().map(|e| e.time_ms).max().unwrap_or(0);
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         out.push(if dict_id != 0 { FLAG_DICT } else { 0 });
         out.extend_from_slice(&[0, 0]);
-        for v in [table.len() as u32, payload.len() as u32, self.raw.len() as u32, self.entries.len() as u32] {
+        for v in [table.len() as u32, payload.len() as u32, raw.len() as u32, entries.len() as u32] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&min.to_le_bytes());

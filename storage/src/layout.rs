@@ -36,16 +36,18 @@ pub fn segment_minute(file_name: &str) -> Option<Minute> {
 /// day to `last`'s day, inclusive, sorted.
 pub fn segment_days(stream_dir: &Path, first: Minute, last: Minute) -> Result<Vec<String>> {
     let segments = stream_dir.join("segments");
-    let (lo, hi) = (first.day_dir(), last.day_dir());
+    // Compared as days since the epoch, so that any minute is a bound.
+    let (lo, hi) = (first.start_secs().div_euclid(86_400), last.start_secs().div_euclid(86_400));
     let mut days = Vec::new();
     match std::fs::read_dir(&segments) {
         Ok(entries) => {
             for e in entries {
                 let e = e.ctx("list segments", &segments)?;
-                if let Some(name) = e.file_name().to_str() {
-                    if name.len() == 10 && name >= lo.as_str() && name <= hi.as_str() {
-                        days.push(name.to_string());
-                    }
+                let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+                let Ok(date) = chrono::NaiveDate::parse_from_str(&name, "%Y-%m-%d") else { continue };
+                let day = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
+                if name.len() == 10 && (lo..=hi).contains(&day) {
+                    days.push(name);
                 }
             }
         }
@@ -81,5 +83,27 @@ pub fn minutes_with_segments(stream_dir: &Path, first: Minute, end: Minute) -> R
     for day in segment_days(stream_dir, first, Minute(end.0 - 1))? {
         out.extend(segment_minutes(stream_dir, &day, first, end)?);
     }
+    Ok(out)
+}
+
+/// The labels of the streams of a data directory, sorted.
+pub fn streams(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("streams");
+    let mut out = Vec::new();
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for e in entries {
+                let e = e.ctx("list streams", &dir)?;
+                if e.file_type().ctx("list streams", &dir)?.is_dir() {
+                    if let Some(name) = e.file_name().to_str() {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Io { op: "list streams", path: dir, source: e }),
+    }
+    out.sort();
     Ok(out)
 }

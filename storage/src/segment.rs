@@ -297,6 +297,31 @@ fn keep_damaged(path: &Path, bytes: &[u8], damaged: &[Range<u64>]) -> Result<()>
     Ok(())
 }
 
+/// Replaces `path` with what `write` writes, as [`replace_atomically`]
+/// does, streaming (the new contents are never all in memory). If `write`
+/// fails, the temporary file is removed and `path` is untouched.
+pub fn replace_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = (|| {
+        let f = File::create(&tmp).ctx("create", &tmp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut out)?;
+        let f = out.into_inner().map_err(|e| Error::Io { op: "write", path: tmp.clone(), source: e.into_error() })?;
+        f.sync_all().ctx("fsync", &tmp)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).ctx("rename", path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `contents`: write a temporary file, fsync it,
 /// rename it over `path`, fsync the directory. A crash at any point leaves
 /// either the old file or the new one.

@@ -61,6 +61,9 @@ pub struct StoreConfig {
     /// Frames with fewer records than this use the dictionary; larger ones
     /// compress well alone (see the README's compression benchmark).
     pub dict_max_records: usize,
+    /// Frames are cut at this many raw bytes (commits and sealing alike):
+    /// see [`frame::TARGET_RAW_BYTES`].
+    pub frame_raw_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -72,6 +75,7 @@ impl Default for StoreConfig {
             dict_train_bytes: 8 << 20,
             dict_size: 112 << 10,
             dict_max_records: 200,
+            frame_raw_bytes: frame::TARGET_RAW_BYTES,
         }
     }
 }
@@ -660,21 +664,26 @@ impl Sink {
         }
         let minutes: Vec<Minute> = p.frames.keys().copied().collect();
         for minute in minutes {
-            let enc = &p.frames[&minute];
-            if !enc.is_empty() {
+            let Some(enc) = p.frames.get_mut(&minute) else { continue };
+            // Bounded frames: a part at a time, each forgotten once
+            // appended, so that a retry writes each record once.
+            for part in enc.parts(self.config.frame_raw_bytes) {
+                let n = part.len();
                 self.frame_buf.clear();
-                let use_dict = enc.len() < self.config.dict_max_records && self.with_dict.is_some();
+                let use_dict = n < self.config.dict_max_records && self.with_dict.is_some();
                 match (use_dict, self.with_dict.as_mut()) {
-                    (true, Some(c)) => enc.encode(c, self.dict.unwrap_or(0), &mut self.frame_buf)?,
-                    _ => enc.encode(&mut self.plain, 0, &mut self.frame_buf)?,
+                    (true, Some(c)) => enc.encode_part(0..n, c, self.dict.unwrap_or(0), &mut self.frame_buf)?,
+                    _ => enc.encode_part(0..n, &mut self.plain, 0, &mut self.frame_buf)?,
                 }
                 let frame = std::mem::take(&mut self.frame_buf);
                 let appended = self.writer(minute).and_then(|w| w.append(&frame));
                 self.frame_buf = frame;
                 appended?;
+                let raw: usize = enc.records().take(n).map(|(e, _)| e.len as usize + 1).sum();
+                enc.drain_front(n);
                 self.stats.frames += 1;
-                self.stats.records += enc.len();
-                self.stats.raw_bytes += enc.raw_len() as u64;
+                self.stats.records += n;
+                self.stats.raw_bytes += raw as u64;
                 self.stats.stored_bytes += self.frame_buf.len() as u64;
             }
             p.frames.remove(&minute);
@@ -733,13 +742,17 @@ impl Sink {
         std::mem::take(&mut self.damaged_minutes)
     }
 
-    /// Seals a minute: rewrites its segment as one frame of its records in
-    /// time order, without a dictionary (a minute compresses well alone),
-    /// atomically (write a new file, fsync, rename, fsync the directory). A
-    /// crash at any point leaves the old file or the new one, both complete.
-    /// Late data may still arrive afterwards: it is appended as a new frame,
-    /// and the minute can be sealed again. Returns `None` if there was
-    /// nothing to do (no segment, or already one frame).
+    /// Seals a minute: rewrites its segment as few frames as its size
+    /// needs (frames of [`StoreConfig::frame_raw_bytes`]), without a
+    /// dictionary (large frames compress well alone), atomically (write a
+    /// new file, fsync, rename, fsync the directory). A crash at any point
+    /// leaves the old file or the new one, both complete. It streams: one
+    /// frame read and one being built are all it holds, whatever the size
+    /// of the minute. Each frame is in time order (so a minute that fits
+    /// one frame is; readers sort a minute by time). Late data may still arrive afterwards: it is appended as a
+    /// new frame, and the minute can be sealed again. Returns `None` if
+    /// there was nothing to do (no segment, or already as few frames as its
+    /// size needs).
     pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
         let path = segment_path(&self.dir, minute);
         if !path.exists() {
@@ -752,24 +765,53 @@ impl Sink {
         self.writer(minute)?;
         self.writers.remove(&minute);
         let bytes_before = std::fs::metadata(&path).ctx("stat segment", &path)?.len();
-        let all = i64::MIN..i64::MAX;
-        let batch = crate::reader::load_minute(&path, minute, &mut self.dicts, &all)?;
-        if batch.frames <= 1 {
+        let (_, headers) = segment::read_headers(&path)?;
+        let raw: u64 = headers.iter().map(|f| f.header.raw_len as u64).sum();
+        let needed = raw.div_ceil(self.config.frame_raw_bytes as u64).max(1) as usize;
+        if headers.len() <= needed {
             return Ok(None);
         }
+        let max_raw = self.config.frame_raw_bytes;
+        let (plain, dicts) = (&mut self.plain, &mut self.dicts);
         let mut enc = Encoder::new();
-        for (e, b) in batch.iter() {
-            enc.push(e.kind, e.key, e.time_ms, b);
-        }
-        let mut out = segment::file_header(minute).to_vec();
-        enc.encode(&mut self.plain, 0, &mut out)?;
-        segment::replace_atomically(&path, &out)?;
-        Ok(Some(SealStats {
-            frames_before: batch.frames,
-            records: batch.len(),
-            bytes_before,
-            bytes_after: out.len() as u64,
-        }))
+        let mut frame_buf = Vec::new();
+        let (mut records, mut frames_before, mut bytes_after) = (0usize, 0usize, 0u64);
+        segment::replace_with(&path, |out| {
+            out.write_all(&segment::file_header(minute)).ctx("write", &path)?;
+            bytes_after += segment::FILE_HEADER_LEN;
+            let mut failed = None;
+            for_each_frame(&path, dicts, |recs| {
+                frames_before += 1;
+                for (e, b) in recs {
+                    if failed.is_some() {
+                        return;
+                    }
+                    if !enc.is_empty() && enc.raw_len() + b.len() + 1 > max_raw {
+                        enc.sort_by_time();
+                        frame_buf.clear();
+                        let res = enc
+                            .finish(plain, 0, &mut frame_buf)
+                            .and_then(|_| out.write_all(&frame_buf).ctx("write", &path));
+                        bytes_after += frame_buf.len() as u64;
+                        failed = res.err();
+                    }
+                    enc.push(e.kind, e.key, e.time_ms, b);
+                    records += 1;
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !enc.is_empty() {
+                enc.sort_by_time();
+                frame_buf.clear();
+                enc.finish(plain, 0, &mut frame_buf)?;
+                out.write_all(&frame_buf).ctx("write", &path)?;
+                bytes_after += frame_buf.len() as u64;
+            }
+            Ok(())
+        })?;
+        Ok(Some(SealStats { frames_before, records, bytes_before, bytes_after }))
     }
 
     /// The open writer of `minute`'s segment, opening (and repairing) it.
