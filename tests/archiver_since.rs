@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use gapless::archiver::{self, Options};
 use gapless::config::Config;
@@ -12,12 +14,15 @@ use gapless_storage::Minute;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_since_a_time_is_recovered() {
-    let h = Harness::start(23, 30.0, 60.0, "", false).await;
+    let h = Harness::launch(Setup::new(23, 30.0, 60.0)).await;
     let mut config = Config::parse(&h.config_text, h.dir.path()).unwrap();
     config.data = h.data();
     let since = h.start_ms / 1000 - 20 * 60;
     let running = archiver::start(Options { config, clock: h.clock(), since_secs: Some(since) }).await.unwrap();
     h.until_minute(6.0).await;
+    // The history is recovered as fast as this machine goes: wait for it
+    // (generously) rather than for a fixed stream time.
+    until_full(&h, running.admin.unwrap(), "decahose", -20, 4, Duration::from_secs(90)).await;
     running.stop().await.unwrap();
 
     let (from, to) = (Minute::of_secs(since), Minute(Minute::of_ms(h.start_ms).0 + 4));

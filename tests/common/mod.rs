@@ -185,6 +185,13 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
         }
     }
 
+    /// Activity lines stream-sim has sent on `stream` so far, every copy
+    /// counted (its own record, whatever the machine's speed).
+    pub fn sim_sent(&self, stream: &str) -> u64 {
+        let kind = if stream == "likes" { StreamKind::Likes } else { StreamKind::Sample10 };
+        self.sim.as_ref().map_or(0, |s| s.activities_sent(kind, "prod"))
+    }
+
     /// Stream minutes since START, now.
     pub fn minutes_now(&self) -> f64 {
         (self.clock().now_ms() - self.start_ms) as f64 / 60_000.0
