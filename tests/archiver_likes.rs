@@ -33,7 +33,12 @@ duration = "10m"
 kind = "unavailable"
 stream = "likes/prod"
 "#;
-    let h = Arc::new(Harness::launch(Setup::new(41, 10.0, 150.0).faults(faults).likes()).await);
+    // Likes have no Recovery: any hole that Backfill does not close within
+    // five stream minutes is lost for good. At 150x that is 2 s of wall
+    // time, and a loaded machine's scheduling hiccups (a data silence of
+    // 5 s of stream time is 33 ms of wall time) become real losses; at 50x
+    // the slack is three times larger.
+    let h = Arc::new(Harness::launch(Setup::new(41, 10.0, 50.0).faults(faults).likes()).await);
     let running = h.archiver().await;
     let admin = running.admin.unwrap();
     let end = 26;
@@ -116,7 +121,8 @@ duration = "90s"
 kind = "drop"
 stream = "likes/prod"
 "#;
-    let h = Arc::new(Harness::launch(Setup::new(42, 10.0, 150.0).faults(faults).likes()).await);
+    // 50x, not faster: see above (nothing may be lost here).
+    let h = Arc::new(Harness::launch(Setup::new(42, 10.0, 50.0).faults(faults).likes()).await);
     let running = h.archiver().await;
     let admin = running.admin.unwrap();
     let end = 12;
