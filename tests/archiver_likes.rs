@@ -33,7 +33,12 @@ duration = "10m"
 kind = "unavailable"
 stream = "likes/prod"
 "#;
-    let h = Arc::new(Harness::launch(Setup::new(41, 10.0, 150.0).faults(faults).likes()).await);
+    // Likes have no Recovery: any hole that Backfill does not close within
+    // five stream minutes is lost for good. At 150x that is 2 s of wall
+    // time, and a loaded machine's scheduling hiccups (a data silence of
+    // 5 s of stream time is 33 ms of wall time) become real losses; at 50x
+    // the slack is three times larger.
+    let h = Arc::new(Harness::launch(Setup::new(41, 10.0, 50.0).faults(faults).likes()).await);
     let running = h.archiver().await;
     let admin = running.admin.unwrap();
     let end = 26;
@@ -77,16 +82,14 @@ stream = "likes/prod"
     assert!(log_lines_with(&["DATA LOST", "stream=decahose"]).is_empty(), "nothing of the Decahose is lost");
 
     // The data: the Decahose is exact; every full likes minute is exact;
-    // lost minutes hold only true likes, once.
+    // lost minutes hold only true likes, once, with their exact bytes.
     h.assert_complete("decahose", 1, end);
     let lost_set: BTreeSet<i64> = lost.iter().copied().collect();
     for m in 1..end {
         let minute = h.minute(m);
         if lost_set.contains(&m) {
-            let want = h.truth_minute("likes", minute);
-            let (got, n) = archive_keys(&h.data(), "likes", minute * 60_000, minute * 60_000 + 60_000);
-            assert_eq!(n, got.len(), "likes minute {m}: stored twice");
-            assert!(got.is_subset(&want), "likes minute {m}: stored activities that do not exist");
+            let d = h.diff("likes", minute, minute + 1);
+            assert!(d.is_exact_subset(), "likes minute {m}: {d}");
         } else {
             h.compare_minute("likes", minute).unwrap();
         }
@@ -116,7 +119,8 @@ duration = "90s"
 kind = "drop"
 stream = "likes/prod"
 "#;
-    let h = Arc::new(Harness::launch(Setup::new(42, 10.0, 150.0).faults(faults).likes()).await);
+    // 50x, not faster: see above (nothing may be lost here).
+    let h = Arc::new(Harness::launch(Setup::new(42, 10.0, 50.0).faults(faults).likes()).await);
     let running = h.archiver().await;
     let admin = running.admin.unwrap();
     let end = 12;

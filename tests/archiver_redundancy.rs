@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use gapless::archiver::{self, Options};
 use gapless::config::Config;
@@ -22,23 +24,28 @@ connection = 1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redundant_connections_merge_and_cover_for_each_other() {
-    let h = Harness::start(31, 30.0, 60.0, FAULTS, false).await;
+    let h = Harness::launch(Setup::new(31, 30.0, 60.0).faults(FAULTS)).await;
     let text = h.config_text.replace("kind = \"decahose\"", "kind = \"decahose\"\nconnections_per_partition = 2");
     let mut config = Config::parse(&text, h.dir.path()).unwrap();
     config.data = h.data();
     let running = archiver::start(Options { config, clock: h.clock(), since_secs: None }).await.unwrap();
     h.until_minute(8.0).await;
+    until_full(&h, running.admin.unwrap(), "decahose", 1, 7, Duration::from_secs(60)).await;
     let m = running.metrics.streams[0].clone();
     running.stop().await.unwrap();
+    let sim_sent = h.sim_sent("decahose");
 
     let (from, to) = (Minute(Minute::of_ms(h.start_ms).0 + 1), Minute(Minute::of_ms(h.start_ms).0 + 7));
     let states = full_minutes(&h.data(), "decahose", from, to);
     assert!(states.iter().all(|(_, c)| *c == Coverage::Full), "{states:?}");
-    let (got, n) = archive_keys(&h.data(), "decahose", from.start_ms(), to.start_ms());
-    assert_eq!(n, got.len(), "no activity twice");
-    assert_eq!(got, h.truth("decahose", from.start_ms(), to.start_ms()));
-    // Every activity came (about) twice, and was stored once.
+    // Every activity once, with the exact bytes stream-sim sent.
+    let d = h.diff("decahose", from.0, to.0);
+    assert!(d.is_exact(), "{d}");
+    // Copies came from both connections and were stored once. How many
+    // depends on how long each connection was up (a busy machine
+    // reconnects), so the count is bounded by what stream-sim sent.
     let (stored, dups) = (StreamMetrics::get(&m.stored), StreamMetrics::get(&m.duplicates));
-    assert!(dups * 10 >= stored * 8, "stored {stored}, duplicates {dups}");
+    assert!(dups > 0, "stored {stored}, duplicates {dups}");
+    assert!(stored + dups <= sim_sent, "stored {stored} + dropped {dups} > {sim_sent} lines stream-sim sent");
     assert!(m.reconnects.lock().unwrap().values().sum::<u64>() >= 1, "the stalled connection was detected");
 }

@@ -45,16 +45,21 @@ async fn a_stopped_archiver_backfills_its_downtime_on_restart() {
     let admin = running.admin.unwrap();
     let watch = Watch::start(&h, admin, &["decahose"], 1, 10);
     h.until_minute(10.0).await;
+    // Minutes 1..8 are owed by now; wait for them rather than count on the
+    // machine's speed.
+    until_full(&h, admin, "decahose", 1, 8, Duration::from_secs(60)).await;
     let before = full_now(&h, admin, 10).await;
     watch.finish().await;
     running.stop().await.unwrap();
     assert!(before.len() >= 7, "{before:?}");
     still_covered(&h, &before);
 
-    // Three minutes down: the restart backfills them.
-    h.until_minute(13.0).await;
+    // Three minutes down (counted from the stop, whenever the wait above
+    // ended): the restart backfills them.
+    let down = h.minutes_now();
+    h.until_minute(down + 3.0).await;
     clear_logs();
-    let end = 20;
+    let end = (down + 10.0).ceil() as i64;
     let running = h.archiver().await;
     let admin = running.admin.unwrap();
     let watch = Watch::start(&h, admin, &["decahose"], 1, end);
@@ -76,9 +81,11 @@ async fn an_archiver_killed_with_sigkill_loses_nothing_and_recovers_its_downtime
     let mut child = h.spawn_binary().await;
     let watch = Watch::start(&h, child.admin, &["decahose"], 1, 12);
     h.until_minute(12.0).await;
+    until_full(&h, child.admin, "decahose", 1, 10, Duration::from_secs(60)).await;
     let before = full_now(&h, child.admin, 12).await;
     watch.finish().await;
     // SIGKILL, in the middle of whatever it was writing.
+    let down = h.minutes_now();
     child.child.kill().unwrap();
     let status = child.child.wait().unwrap();
     assert!(!status.success());
@@ -89,8 +96,8 @@ async fn an_archiver_killed_with_sigkill_loses_nothing_and_recovers_its_downtime
     still_covered(&h, &before);
 
     // Eight minutes down: more than Backfill reaches, so Recovery repairs it.
-    h.until_minute(20.0).await;
-    let end = 28;
+    h.until_minute(down + 8.0).await;
+    let end = (down + 16.0).ceil() as i64;
     let mut child = h.spawn_binary().await;
     let watch = Watch::start(&h, child.admin, &["decahose"], 1, end);
     h.until_minute(end as f64).await;

@@ -1,11 +1,14 @@
 //! The harness of the archiver's end-to-end tests: stream-sim on loopback
 //! with a scaled clock, the archiver in process against it (or as a child
 //! process), and the comparison of the archive with stream-sim's ground
-//! truth: at the end, and during the run through the admin API.
+//! truth (`gapless::demo::verify`: every activity once, with the exact bytes
+//! stream-sim sent): at the end, and during the run through the admin API.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+
+pub use gapless::demo::verify::{Archived, Diff, Truth};
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,6 @@ use gapless::archiver::{self, Options, Running};
 use gapless::clock::Clock;
 use gapless::config::Config;
 use gapless_storage::coverage::{Coverage, CoverageMap};
-use gapless_storage::reader::RangeReader;
 use gapless_storage::Minute;
 use gapless_report::schema::{Report, State, StreamReport};
 use stream_sim::faults::FaultPlan;
@@ -79,7 +81,7 @@ pub struct Harness {
     pub start_ms: i64,
     pub config_text: String,
     /// Ground truth per (stream, Unix minute), computed once.
-    truth_cache: Mutex<BTreeMap<(String, i64), Arc<BTreeSet<String>>>>,
+    truth_cache: Mutex<BTreeMap<(String, i64), Arc<Truth>>>,
 }
 
 fn spec(kind: StreamKind, rate: f64) -> StreamSpec {
@@ -185,6 +187,13 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
         }
     }
 
+    /// Activity lines stream-sim has sent on `stream` so far, every copy
+    /// counted (its own record, whatever the machine's speed).
+    pub fn sim_sent(&self, stream: &str) -> u64 {
+        let kind = if stream == "likes" { StreamKind::Likes } else { StreamKind::Sample10 };
+        self.sim.as_ref().map_or(0, |s| s.activities_sent(kind, "prod"))
+    }
+
     /// Stream minutes since START, now.
     pub fn minutes_now(&self) -> f64 {
         (self.clock().now_ms() - self.start_ms) as f64 / 60_000.0
@@ -195,15 +204,15 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
         self.start_ms / 60_000 + m
     }
 
-    /// The ground truth of `[from, to)` (stream minutes after START).
-    pub fn truth(&self, stream: &str, from_ms: i64, to_ms: i64) -> BTreeSet<String> {
+    /// The ground truth of `[from_ms, to_ms)`: keys and fingerprints.
+    pub fn truth(&self, stream: &str, from_ms: i64, to_ms: i64) -> Truth {
         let kind = if stream == "likes" { StreamKind::Likes } else { StreamKind::Sample10 };
         let gen = stream_sim::Generator::new(self.seed, &spec(kind, self.rate));
-        stream_sim::truth::truth_lines(&gen, from_ms, to_ms, None).into_iter().collect()
+        gapless::demo::verify::truth(&gen, from_ms, to_ms)
     }
 
     /// The ground truth of one Unix minute, cached.
-    pub fn truth_minute(&self, stream: &str, minute: i64) -> Arc<BTreeSet<String>> {
+    pub fn truth_minute(&self, stream: &str, minute: i64) -> Arc<Truth> {
         let key = (stream.to_string(), minute);
         if let Some(t) = self.truth_cache.lock().unwrap().get(&key) {
             return t.clone();
@@ -213,54 +222,39 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
         t
     }
 
+    /// The archive of Unix minutes `[from, to)` against the truth, activity
+    /// by activity and byte by byte.
+    pub fn diff(&self, stream: &str, from: i64, to: i64) -> Diff {
+        let mut want = Truth::new();
+        for m in from..to {
+            want.extend(self.truth_minute(stream, m).iter().map(|(k, f)| (k.clone(), *f)));
+        }
+        gapless::demo::verify::compare(&want, &archive(&self.data(), stream, from * 60_000, to * 60_000))
+    }
+
     /// Compares the archive's minute with the truth: `Err` says what
     /// differs.
     pub fn compare_minute(&self, stream: &str, minute: i64) -> Result<usize, String> {
-        let want = self.truth_minute(stream, minute);
-        let (got, n) = archive_keys(&self.data(), stream, minute * 60_000, minute * 60_000 + 60_000);
-        let missing: Vec<_> = want.difference(&got).collect();
-        let extra: Vec<_> = got.difference(&want).collect();
-        if n != got.len() || !missing.is_empty() || !extra.is_empty() {
-            return Err(format!(
-                "{stream} minute {}: {} stored ({} distinct), {} expected; missing {} {:?}, extra {} {:?}",
-                rfc3339(minute * 60),
-                n,
-                got.len(),
-                want.len(),
-                missing.len(),
-                missing.iter().take(3).collect::<Vec<_>>(),
-                extra.len(),
-                extra.iter().take(3).collect::<Vec<_>>()
-            ));
+        let d = self.diff(stream, minute, minute + 1);
+        if d.is_exact() {
+            Ok(d.archived)
+        } else {
+            Err(format!("{stream} minute {}: {d}", rfc3339(minute * 60)))
         }
-        Ok(n)
     }
 
     /// The end of a run: every minute of `[from, to)` (minutes after START)
-    /// is full in the stopped archive's coverage map, and the archive's keys
-    /// there equal the truth exactly. Returns the activities compared.
+    /// is full in the stopped archive's coverage map, and the archive there
+    /// equals the truth exactly: every activity once, with the bytes
+    /// stream-sim sent. Returns the activities compared.
     pub fn assert_complete(&self, stream: &str, from: i64, to: i64) -> usize {
         let states = full_minutes(&self.data(), stream, Minute(self.minute(from)), Minute(self.minute(to)));
         let bad: Vec<String> = states.iter().filter(|(_, c)| *c != Coverage::Full).map(|(m, c)| format!("{} {c:?}", rfc3339(m.0 * 60))).collect();
         assert!(bad.is_empty(), "{stream}: minutes not full at the end: {bad:?}");
         assert_eq!(states.len() as i64, to - from);
-        let (from_ms, to_ms) = (self.minute(from) * 60_000, self.minute(to) * 60_000);
-        let (got, n) = archive_keys(&self.data(), stream, from_ms, to_ms);
-        let mut want = BTreeSet::new();
-        for m in self.minute(from)..self.minute(to) {
-            want.extend(self.truth_minute(stream, m).iter().cloned());
-        }
-        assert_eq!(n, got.len(), "{stream}: an activity is stored twice");
-        let missing: Vec<_> = want.difference(&got).take(5).collect();
-        let extra: Vec<_> = got.difference(&want).take(5).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{stream}: missing {} {missing:?}, extra {} {extra:?} (of {})",
-            want.difference(&got).count(),
-            got.difference(&want).count(),
-            want.len()
-        );
-        n
+        let d = self.diff(stream, self.minute(from), self.minute(to));
+        assert!(d.is_exact(), "{stream}: the archive is not the truth: {d}");
+        d.archived
     }
 }
 
@@ -268,18 +262,10 @@ pub fn rfc3339(secs: i64) -> String {
     gapless::recovery_time(secs)
 }
 
-/// The archive's activities of `[from_ms, to_ms)` as `KIND KEY` lines, and
-/// how many times each appeared.
-pub fn archive_keys(data: &Path, stream: &str, from_ms: i64, to_ms: i64) -> (BTreeSet<String>, usize) {
-    let mut keys = BTreeSet::new();
-    let mut n = 0;
-    for batch in RangeReader::new(data, stream, from_ms..to_ms) {
-        for (e, _) in batch.unwrap().iter() {
-            n += 1;
-            keys.insert(format!("{} {}", e.kind.name(), e.key.display()));
-        }
-    }
-    (keys, n)
+/// The archive's activities of `[from_ms, to_ms)`, read back through
+/// gapless-storage's range reader: keys and the fingerprints of their bytes.
+pub fn archive(data: &Path, stream: &str, from_ms: i64, to_ms: i64) -> Archived {
+    gapless::demo::verify::read_archive(data, stream, from_ms, to_ms).unwrap()
 }
 
 /// Minutes of `[from, to)` and their coverage, read from a stopped archive.

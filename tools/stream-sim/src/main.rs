@@ -100,6 +100,10 @@ enum Cmd {
     },
     /// Print every activity of a range as `KIND KEY`, in time order.
     Truth {
+        /// Add each activity's fingerprint: `KIND KEY LEN HASH` (the length
+        /// and FNV-1a 64 of its exact bytes, without `\r\n`).
+        #[arg(long)]
+        fingerprints: bool,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// KIND/LABEL, e.g. sample10/prod.
@@ -240,6 +244,7 @@ fn main() -> Result<()> {
             partition,
             rate,
             config,
+            fingerprints,
         } => {
             let (kind, label) = parse_stream_name(&stream)
                 .with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
@@ -262,7 +267,14 @@ fn main() -> Result<()> {
             let gen = Generator::new(seed, &spec);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            stream_sim::truth::write_truth(&gen, from_ms, to_ms, partition, &mut out)?;
+            stream_sim::truth::write_truth_with(
+                &gen,
+                from_ms,
+                to_ms,
+                partition,
+                fingerprints,
+                &mut out,
+            )?;
             out.flush()?;
         }
     }

@@ -495,6 +495,7 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
 /// A running simulator.
 pub struct Server {
     addr: SocketAddr,
+    shared: Arc<Shared>,
     shutdown: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -529,6 +530,7 @@ impl Server {
         });
         let shutdown = Arc::new(Notify::new());
         let stop = shutdown.clone();
+        let state = shared.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
@@ -564,6 +566,7 @@ impl Server {
         info!(%addr, "stream-sim listening");
         Ok(Server {
             addr,
+            shared: state,
             shutdown,
             task,
         })
@@ -579,6 +582,19 @@ impl Server {
             "http://{}/stream/{}/accounts/{}/publishers/twitter/{}.json",
             self.addr, kind, account, label
         )
+    }
+
+    /// Activity lines sent so far on `kind/label`, over every account
+    /// (realtime, backfill and Recovery; every copy counted: redundant
+    /// connections, backfill overlap, `duplicate` faults). A client can
+    /// never receive more copies than this.
+    pub fn activities_sent(&self, kind: StreamKind, label: &str) -> u64 {
+        self.shared
+            .stream_states()
+            .iter()
+            .filter(|(_, st)| st.spec.kind == kind && st.spec.label == label)
+            .map(|(_, st)| st.sent.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Stop accepting and drop every connection.

@@ -1,0 +1,50 @@
+//! `stream-sim truth`, with and without `--fingerprints`, as a user runs it.
+
+use std::process::Command;
+
+use stream_sim::rng::fnv1a64;
+use stream_sim::{Generator, StreamKind, StreamSpec};
+
+fn truth(extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-sim"))
+        .args([
+            "truth",
+            "--seed",
+            "9",
+            "--rate",
+            "20",
+            "--stream",
+            "sample10/prod",
+            "--from",
+            "2026-03-01T00:00:00Z",
+            "--to",
+            "2026-03-01T00:00:10Z",
+        ])
+        .args(extra)
+        .output()
+        .expect("run stream-sim truth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn fingerprints_add_the_length_and_hash_of_the_exact_bytes() {
+    let plain = truth(&[]);
+    let with = truth(&["--fingerprints"]);
+    let mut spec = StreamSpec::new(StreamKind::Sample10, "prod");
+    spec.rate = 20.0;
+    let acts: Vec<_> = Generator::new(9, &spec)
+        .range(1_772_323_200_000, 1_772_323_210_000, None)
+        .collect();
+    assert!(acts.len() > 100);
+    assert_eq!(plain.lines().count(), acts.len());
+    assert_eq!(with.lines().count(), acts.len());
+    for ((p, w), a) in plain.lines().zip(with.lines()).zip(&acts) {
+        assert_eq!(p, a.key.truth_line());
+        assert_eq!(w, format!("{p} {} {:016x}", a.line.len(), fnv1a64(&a.line)));
+    }
+}
