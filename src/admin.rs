@@ -22,6 +22,10 @@ use crate::clock::Clock;
 use crate::config::Stream;
 use crate::metrics::{Metrics, StreamMetrics};
 
+/// A Prometheus series: name, help, and how to read it from a stream.
+type Counter = (&'static str, &'static str, fn(&StreamMetrics) -> u64);
+type Gauge = (&'static str, &'static str, fn(&StreamMetrics, i64) -> i64);
+
 struct Admin {
     metrics: Arc<Metrics>,
     coverage: Arc<CoverageMap>,
@@ -141,7 +145,7 @@ impl Admin {
     fn prometheus(&self) -> String {
         let mut out = String::new();
         let now_ms = self.clock.now_ms();
-        let counters: [(&str, &str, fn(&StreamMetrics) -> u64); 10] = [
+        let counters: [Counter; 10] = [
             ("gapless_received_total", "Lines received (activities, system messages, bad lines).", |m| StreamMetrics::get(&m.received)),
             ("gapless_stored_total", "Activities stored.", |m| StreamMetrics::get(&m.stored)),
             ("gapless_duplicates_total", "Copies dropped by the ID index.", |m| StreamMetrics::get(&m.duplicates)),
@@ -168,7 +172,7 @@ impl Admin {
                 }
             }
         }
-        let gauges: [(&str, &str, fn(&StreamMetrics, i64) -> i64); 5] = [
+        let gauges: [Gauge; 5] = [
             ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),

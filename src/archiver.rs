@@ -118,7 +118,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         }
         // Every sender is gone with its task: the storage threads commit
         // a last time and end.
-        let joined = tokio::task::spawn_blocking(move || threads.into_iter().map(|t| t.join().is_ok()).all(|ok| ok)).await;
+        let joined = tokio::task::spawn_blocking(move || threads.into_iter().all(|t| t.join().is_ok())).await;
         drop(store);
         anyhow::ensure!(joined.unwrap_or(false), "a storage thread panicked");
         tracing::info!("stopped");

@@ -15,7 +15,7 @@
 //! connections_per_partition = 1          # redundancy
 //! backfill = true
 //! recovery = { enabled = true, window = "5d", chunk = "1h", concurrency = 2 }
-//! liveness = { silence = "30s", data_silence = "60s", latency_allowance = "13s" }
+//! liveness = { silence = "30s", data_silence = "5s", latency_allowance = "13s" }   # data_silence caps the gap bound
 //! ```
 //!
 //! Durations are written `250ms`, `30s`, `5m`, `1h`, `5d`. Relative paths
@@ -29,6 +29,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::continuity::DataBound;
 use crate::credentials::CredentialSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +63,21 @@ impl Kind {
         match self {
             Kind::Powertrack => Duration::from_secs(7200),
             _ => Duration::from_secs(3600),
+        }
+    }
+
+    /// Decahose, Firehose and Likes deliver activities every few
+    /// milliseconds, day and night; PowerTrack may be quiet for minutes.
+    pub fn never_pauses(self) -> bool {
+        self != Kind::Powertrack
+    }
+
+    /// The data-silence bound before any rate is observed (see
+    /// `continuity.rs`): Likes come slower than Posts.
+    pub fn default_data_bound(self) -> Duration {
+        match self {
+            Kind::Likes => Duration::from_secs(2),
+            _ => Duration::from_secs(1),
         }
     }
 
@@ -120,8 +136,13 @@ pub struct LivenessConfig {
     /// is dead, even if TCP says otherwise. Heartbeats come every 10 s.
     #[serde(default = "thirty_s")]
     pub silence: Dur,
-    /// Bytes, but no activity, for this long: on a busy stream that means
-    /// trouble too. Unset: no bound (quiet PowerTrack rules).
+    /// On streams that never pause (Decahose, Firehose, Likes): the most a
+    /// gap between activities may last before it is a hole. The bound in
+    /// force is derived from the observed rate and clamped to
+    /// `[1 s, data_silence]` (unset: `[1 s, silence]`); see
+    /// `continuity.rs`. A connection that gets bytes but no activity for
+    /// `max(data_silence, silence)` reconnects. On PowerTrack (quiet rules)
+    /// unset means no bound, set means this fixed bound.
     pub data_silence: Option<Dur>,
     /// Activities arrive up to this late; coverage trails the last sign of
     /// life by it (10 s stream delay + 3 s out of order).
@@ -210,6 +231,31 @@ impl Stream {
     /// is not partitioned.
     pub fn coverage_partitions(&self) -> u32 {
         self.partitions.max(1)
+    }
+
+    /// How long a gap between activities may be before it is a hole: on
+    /// streams that never pause always (derived from the observed rate),
+    /// on PowerTrack only when `data_silence` is configured.
+    pub fn data_bound(&self) -> Option<DataBound> {
+        let configured = self.liveness.data_silence.map(|d| d.0.as_millis() as i64);
+        if self.kind.never_pauses() {
+            Some(DataBound::Derived {
+                default_ms: self.kind.default_data_bound().as_millis() as i64,
+                cap_ms: configured.unwrap_or(self.liveness.silence.0.as_millis() as i64),
+            })
+        } else {
+            configured.map(|ms| DataBound::Fixed { ms })
+        }
+    }
+
+    /// Bytes (heartbeats) but no activity for this long ends a connection:
+    /// `max(data_silence, silence)` where a bound applies.
+    pub fn data_silence_end(&self) -> Option<Duration> {
+        let silence = self.liveness.silence.0;
+        match self.liveness.data_silence {
+            Some(d) => Some(d.0.max(silence)),
+            None => self.kind.never_pauses().then_some(silence),
+        }
     }
 
     /// How far back coverage may be owed: the recovery window, or for a
@@ -313,6 +359,24 @@ mod tests {
         assert_eq!(l.kind, Kind::Likes);
         assert!(l.recovery.is_none(), "likes have no Recovery");
         assert!(l.backfill);
+    }
+
+    #[test]
+    fn streams_that_never_pause_have_a_data_bound_by_default() {
+        let parse = |kind: &str, liveness: &str| {
+            let text = format!("credentials={{env='X'}}\n[[stream]]\nlabel='a'\nkind='{kind}'\nurl='http://x/'\n{liveness}\n");
+            Config::parse(&text, Path::new(".")).unwrap().streams.remove(0)
+        };
+        let d = parse("decahose", "");
+        assert_eq!(d.data_bound(), Some(DataBound::Derived { default_ms: 1000, cap_ms: 30_000 }));
+        assert_eq!(d.data_silence_end(), Some(Duration::from_secs(30)));
+        let l = parse("likes", "liveness = { data_silence = '5s' }");
+        assert_eq!(l.data_bound(), Some(DataBound::Derived { default_ms: 2000, cap_ms: 5000 }));
+        assert_eq!(l.data_silence_end(), Some(Duration::from_secs(30)));
+        let p = parse("powertrack", "");
+        assert_eq!((p.data_bound(), p.data_silence_end()), (None, None), "PowerTrack may be quiet for minutes");
+        let p = parse("powertrack", "liveness = { data_silence = '2m' }");
+        assert_eq!(p.data_bound(), Some(DataBound::Fixed { ms: 120_000 }));
     }
 
     #[test]

@@ -8,18 +8,21 @@
 //! the read, so a stalled socket that never returns is still caught.
 //!
 //! # Coverage claims (realtime)
-//! A realtime connection that started at stream time `t0` (or `t0 − N min`
-//! with `backfillMinutes=N`) claims the seconds `[t0, w)`, where the
-//! watermark `w` trails the last sign of life by the latency allowance
-//! (13 s): activities are delivered up to 10 s late and 3 s out of order.
-//! On a stream where data never pauses (Decahose, Firehose, Likes), the
-//! watermark also trails the newest *activity time* by those 3 s, and a jump
-//! of more than `data_silence` between activity times is a hole: the
-//! service withheld data there (it happens: some activities exist only in
-//! Recovery), so the connection does not claim it and the planner repairs
-//! it. Claims travel through the storage thread's channel after the data
-//! they cover, and become coverage only after the commit that makes that
-//! data durable.
+//! A realtime connection asks for data from a stream time `R`: its connect
+//! time, or `connect time − N min` with `backfillMinutes=N`. That is a
+//! request, not a proof: a server may accept the backfill and never send
+//! it. It claims seconds up to a watermark that trails the last sign of
+//! life by the latency allowance (13 s: activities are delivered up to 10 s
+//! late and 3 s out of order). On streams that never pause (Decahose,
+//! Firehose, Likes), what it claims is what its data proves
+//! (`continuity.rs`): from `R` only if the first activity follows within
+//! the data-silence bound (derived from the observed rate, 1 s on
+//! Decahose), and between two activities only if they are that close in
+//! activity time; the watermark trails the newest activity time by 3 s as
+//! well. Any longer gap is a hole, never claimed, and the planner repairs
+//! it. On PowerTrack (quiet for minutes) heartbeats carry coverage. Claims
+//! travel through the storage thread's channel after the data they cover,
+//! and become coverage only after the commit that makes that data durable.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -33,14 +36,14 @@ use tokio::sync::{mpsc, watch};
 use crate::backoff::{Backoff, Cause};
 use crate::clock::Clock;
 use crate::config::Stream;
+use crate::continuity::{Continuity, DataBound};
 use crate::credentials::Secret;
 use crate::limiter::Limiter;
 use crate::lines::Batch;
 use crate::metrics::{ConnectionState, StreamMetrics};
 use crate::writer::{Claim, Msg};
 
-/// Activities arrive at most this much out of time order.
-pub const OUT_OF_ORDER_MS: i64 = 3_000;
+pub use crate::continuity::OUT_OF_ORDER_MS;
 /// Largest gap that `backfillMinutes` can close.
 pub const BACKFILL_MAX_MINUTES: i64 = 5;
 
@@ -117,6 +120,9 @@ pub enum End {
     ServerError(String),
     /// `Recovery Request Completed`.
     Completed,
+    /// `Recovery Request Completed`, but the data had gaps longer than the
+    /// data-silence bound: they stay holes.
+    CompletedWithGaps,
 }
 
 impl End {
@@ -131,11 +137,17 @@ impl End {
 
 /// Observes what a connection delivers and decides what it may claim.
 pub trait Tracker {
-    /// A batch was received at `now_ms` (and sent on to storage). Returns
-    /// ranges (Unix seconds) to claim now, and whether to end.
-    fn observe(&mut self, batch: &Batch, now_ms: i64) -> (Vec<Range<i64>>, Option<End>);
-    /// Any bytes (a heartbeat) at `now_ms`: what may be claimed.
-    fn tick(&mut self, now_ms: i64) -> Option<Range<i64>>;
+    /// A batch was received at `now_ms` (and is sent on to storage).
+    /// Returns whether to end.
+    fn observe(&mut self, batch: &Batch, now_ms: i64) -> Option<End>;
+    /// Any bytes (a heartbeat) at `now_ms`: the ranges (Unix seconds) that
+    /// may be claimed now, oldest first.
+    fn claims(&mut self, now_ms: i64) -> Vec<Range<i64>>;
+}
+
+/// The activity times of a batch.
+pub fn activity_times(batch: &Batch) -> impl Iterator<Item = i64> + '_ {
+    batch.classified().filter_map(|c| if let Ok(Line::Activity(a)) = c { Some(a.time_ms) } else { None })
 }
 
 /// Reads a streaming response to its end. Sends batches and claims.
@@ -153,7 +165,7 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut shutdown = ctx.shutdown.clone();
     let mut last_activity = ctx.clock.now_ms();
-    let data_bound_ms = ctx.cfg.liveness.data_silence.map(|d| (d.0.as_millis() as i64).max(silence.as_millis() as i64));
+    let data_bound_ms = ctx.cfg.data_silence_end().map(|d| d.as_millis() as i64);
     loop {
         let next = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return End::Shutdown,
@@ -184,15 +196,11 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
         if batch.classified().any(|c| matches!(c, Ok(Line::Activity(_)))) {
             last_activity = now;
         }
-        let (claims, tracked_end) = tracker.observe(&batch, now);
-        end = end.or(tracked_end);
+        end = end.or(tracker.observe(&batch, now));
         if ctx.tx.send(Msg::Batch(batch)).await.is_err() {
             return End::Shutdown;
         }
-        for c in claims {
-            ctx.claim(partition, c).await;
-        }
-        if let Some(c) = tracker.tick(now) {
+        for c in tracker.claims(now) {
             ctx.metrics.update_connection(name, |s| s.claimed_to_secs = Some(c.end));
             ctx.claim(partition, c).await;
         }
@@ -279,74 +287,91 @@ pub async fn send_request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Respons
     Err(End::Refused(Cause::of_status(status), format!("HTTP {status}: {}", body.trim())))
 }
 
+/// Activity times further than this ahead of stream time are not
+/// believed (they are quarantined by storage): they must not push a
+/// watermark into the future.
+const FUTURE_SLACK_MS: i64 = 60_000;
+
 /// The realtime tracker: see the module doc.
 pub struct Realtime {
-    /// Start (ms) of the interval being claimed.
+    /// Start (ms) of what was asked for.
     from_ms: i64,
-    max_activity_ms: Option<i64>,
+    /// End (exclusive, Unix seconds) of what was claimed.
     claimed_to: i64,
     allowance_ms: i64,
-    data_silence_ms: Option<i64>,
+    /// On streams with a data-silence bound: what the data proves.
+    continuity: Option<Continuity>,
+    /// Runs `[start, end]` (ms) proven but not all claimed yet.
+    runs: Vec<(i64, i64)>,
 }
 
 impl Realtime {
-    pub fn new(from_ms: i64, allowance: Duration, data_silence: Option<Duration>) -> Realtime {
+    /// A connection that asked for data from `from_ms`; `prior`: the rate
+    /// (activities per second) earlier connections of the stream observed.
+    pub fn new(from_ms: i64, allowance: Duration, bound: Option<DataBound>, prior: Option<f64>) -> Realtime {
         Realtime {
             from_ms,
-            max_activity_ms: None,
             claimed_to: i64::MIN,
             allowance_ms: allowance.as_millis() as i64,
-            data_silence_ms: data_silence.map(|d| d.as_millis() as i64),
+            continuity: bound.map(|b| Continuity::new(from_ms, b, prior)),
+            runs: Vec::new(),
         }
-    }
-
-    /// Seconds claimable at `now_ms`, from the current interval.
-    fn claimable(&mut self, now_ms: i64) -> Option<Range<i64>> {
-        let mut to_ms = now_ms - self.allowance_ms;
-        if self.data_silence_ms.is_some() {
-            to_ms = to_ms.min(self.max_activity_ms? - OUT_OF_ORDER_MS);
-        }
-        let start = self.from_ms.div_euclid(1000) + i64::from(self.from_ms.rem_euclid(1000) != 0);
-        let start = start.max(self.claimed_to);
-        let end = to_ms.div_euclid(1000);
-        (start < end).then(|| {
-            self.claimed_to = end;
-            start..end
-        })
     }
 
     /// The end (exclusive, Unix seconds) of what this connection claimed.
     pub fn claimed_to(&self) -> Option<i64> {
         (self.claimed_to != i64::MIN).then_some(self.claimed_to)
     }
+
+    /// The rate of activities this connection observed, per second.
+    pub fn rate(&self) -> Option<f64> {
+        self.continuity.as_ref().and_then(Continuity::rate)
+    }
+
+    /// The claimable seconds of `[start_ms, end_ms]`, clipped to `limit_ms`.
+    fn claim(&mut self, start_ms: i64, end_ms: i64, limit_ms: i64, out: &mut Vec<Range<i64>>) {
+        let start = (start_ms.div_euclid(1000) + i64::from(start_ms.rem_euclid(1000) != 0)).max(self.claimed_to);
+        let end = end_ms.min(limit_ms).div_euclid(1000);
+        if start < end {
+            self.claimed_to = end;
+            out.push(start..end);
+        }
+    }
 }
 
 impl Tracker for Realtime {
-    fn observe(&mut self, batch: &Batch, now_ms: i64) -> (Vec<Range<i64>>, Option<End>) {
-        let mut claims = Vec::new();
-        let Some(bound) = self.data_silence_ms else { return (claims, None) };
-        let mut times: Vec<i64> =
-            batch.classified().filter_map(|c| if let Ok(Line::Activity(a)) = c { Some(a.time_ms) } else { None }).collect();
-        times.sort_unstable();
-        for t in times {
-            let last = self.max_activity_ms.unwrap_or(self.from_ms);
-            if t > last + bound {
-                // A hole in the data: claim what came before it, and start
-                // again after it.
-                if let Some(c) = self.claimable(now_ms) {
-                    claims.push(c);
-                }
-                tracing::debug!(gap_from = last, gap_to = t, "no activity for longer than the data-silence bound: a hole");
-                self.from_ms = t;
-                self.claimed_to = self.claimed_to.max(t.div_euclid(1000));
-            }
-            self.max_activity_ms = Some(self.max_activity_ms.map_or(t, |m| m.max(t)));
+    fn observe(&mut self, batch: &Batch, now_ms: i64) -> Option<End> {
+        let c = self.continuity.as_mut()?;
+        for t in activity_times(batch).filter(|t| *t <= now_ms + FUTURE_SLACK_MS) {
+            c.observe(t);
         }
-        (claims, None)
+        for hole in c.settle() {
+            tracing::debug!(gap_from = hole.start, gap_to = hole.end, bound_ms = c.bound_ms(), "no activity for longer than the data-silence bound: a hole");
+        }
+        None
     }
 
-    fn tick(&mut self, now_ms: i64) -> Option<Range<i64>> {
-        self.claimable(now_ms)
+    fn claims(&mut self, now_ms: i64) -> Vec<Range<i64>> {
+        let limit = now_ms - self.allowance_ms;
+        let mut out = Vec::new();
+        let Some(c) = self.continuity.as_mut() else {
+            // No data bound: the connection's life proves it.
+            self.claim(self.from_ms, limit, limit, &mut out);
+            return out;
+        };
+        let mut runs = std::mem::take(&mut self.runs);
+        for run in c.runs() {
+            // A run seen before, now longer (or ended by a hole).
+            runs.retain(|r| r.0 != run.0);
+            runs.push(run);
+        }
+        for &(s, e) in &runs {
+            self.claim(s, e, limit, &mut out);
+        }
+        // Keep what is not claimed to its end yet (the allowance).
+        runs.retain(|&(_, e)| e > limit);
+        self.runs = runs;
+        out
     }
 }
 
@@ -414,9 +439,12 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
                     c.state = "connected";
                     c.connected_since_ms = Some(t0);
                 });
-                let data_silence = ctx.cfg.liveness.data_silence.map(|d| d.0);
-                let mut tracker = Realtime::new(from, ctx.cfg.liveness.latency_allowance.0, data_silence);
+                let prior = ctx.metrics.observed_rate();
+                let mut tracker = Realtime::new(from, ctx.cfg.liveness.latency_allowance.0, ctx.cfg.data_bound(), prior);
                 let end = read_body(&ctx, &name, partition, resp, &mut tracker).await;
+                if let Some(rate) = tracker.rate() {
+                    ctx.metrics.set_observed_rate(rate);
+                }
                 if let Some(to) = tracker.claimed_to() {
                     hole_from = Some(to);
                 } else if hole_from.is_none() {
@@ -480,33 +508,71 @@ mod tests {
         Batch::classify(buf, &Limits::default())
     }
 
+    const CAP_5S: DataBound = DataBound::Derived { default_ms: 1000, cap_ms: 5000 };
+
     #[test]
     fn realtime_claims_trail_the_watermark_and_skip_data_holes() {
         let t0 = 1_700_000_000_000;
-        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(Duration::from_secs(5)));
+        // One activity a second: the bound is the cap, 5 s.
+        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(CAP_5S), Some(1.0));
         let every_second = |from: i64, to: i64| (from..=to).map(|s| t0 + s * 1000).collect::<Vec<_>>();
         // Heartbeats alone claim nothing on a stream that must carry data.
-        assert_eq!(r.tick(t0 + 20_000), None);
-        let (c, _) = r.observe(&batch(&every_second(0, 19)), t0 + 20_000);
-        assert!(c.is_empty());
+        assert_eq!(r.claims(t0 + 20_000), vec![]);
+        assert_eq!(r.observe(&batch(&every_second(0, 19)), t0 + 20_000), None);
         // min(now - 13 s, newest activity - 3 s) = t0 + 7 s.
-        assert_eq!(r.tick(t0 + 20_000), Some(t0 / 1000..t0 / 1000 + 7));
-        // 40 s of no activity, then data again: what came before the hole is
-        // claimed up to the newest activity - 3 s, the hole is not.
-        let (c, _) = r.observe(&batch(&every_second(60, 61)), t0 + 80_000);
-        assert_eq!(c, vec![t0 / 1000 + 7..t0 / 1000 + 16]);
-        assert_eq!(r.tick(t0 + 80_000), None, "nothing after the hole is claimable yet");
-        let (c, _) = r.observe(&batch(&every_second(62, 70)), t0 + 90_000);
-        assert!(c.is_empty());
-        assert_eq!(r.tick(t0 + 90_000), Some(t0 / 1000 + 60..t0 / 1000 + 67));
+        assert_eq!(r.claims(t0 + 20_000), vec![t0 / 1000..t0 / 1000 + 7]);
+        // 40 s of no activity, then data again: what came before the gap is
+        // claimed up to the last activity before it, the gap is not.
+        r.observe(&batch(&every_second(60, 61)), t0 + 80_000);
+        assert_eq!(r.claims(t0 + 80_000), vec![t0 / 1000 + 7..t0 / 1000 + 19]);
+        assert_eq!(r.claims(t0 + 80_000), vec![], "nothing after the hole is claimable yet");
+        r.observe(&batch(&every_second(62, 70)), t0 + 90_000);
+        assert_eq!(r.claims(t0 + 90_000), vec![t0 / 1000 + 60..t0 / 1000 + 67]);
+        assert_eq!(r.claimed_to(), Some(t0 / 1000 + 67));
+    }
+
+    #[test]
+    fn a_backfill_the_server_never_sent_is_not_claimed() {
+        // The report of issue 9: connected at t0 + 60 s with
+        // backfillMinutes=1 during a server-side stall; the server sends
+        // nothing of the backfill, and realtime resumes at t0 + 20 s (its
+        // activities delivered late). Heartbeats claim nothing, and with
+        // the example's `data_silence = "30s"` (a cap) the 20 s without data
+        // are still a hole: at 100 activities/s the bound is 1 s.
+        let t0 = 1_700_000_000_000;
+        let bound = DataBound::Derived { default_ms: 1000, cap_ms: 30_000 };
+        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(bound), None);
+        let mut now = t0 + 60_000;
+        assert_eq!(r.observe(&batch(&[]), now), None);
+        assert_eq!(r.claims(now), vec![], "a heartbeat proves nothing");
+        for s in 20..60 {
+            now = t0 + s * 1000 + 61_000;
+            let times: Vec<i64> = (0..100).map(|i| t0 + s * 1000 + i * 10).collect();
+            r.observe(&batch(&times), now);
+            for c in r.claims(now) {
+                assert!(c.start >= t0 / 1000 + 20, "claimed {c:?}, before the first activity (t0 + 20 s)");
+            }
+        }
+        assert_eq!(r.claimed_to(), Some(t0 / 1000 + 56));
+        assert!(r.rate().is_some_and(|x| (x - 100.0).abs() < 5.0), "{:?}", r.rate());
+    }
+
+    #[test]
+    fn an_activity_from_the_future_does_not_push_the_watermark() {
+        let t0 = 1_700_000_000_000;
+        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(CAP_5S), Some(100.0));
+        let mut times: Vec<i64> = (0..2000).map(|i| t0 + i * 10).collect();
+        times.push(t0 + 86_400_000);
+        r.observe(&batch(&times), t0 + 40_000);
+        assert_eq!(r.claims(t0 + 40_000), vec![t0 / 1000..t0 / 1000 + 16]);
     }
 
     #[test]
     fn without_a_data_bound_heartbeats_carry_coverage() {
         let t0 = 1_700_000_000_500;
-        let mut r = Realtime::new(t0, Duration::from_secs(13), None);
-        assert_eq!(r.tick(t0 + 30_000), Some(t0 / 1000 + 1..t0 / 1000 + 17));
-        assert_eq!(r.tick(t0 + 30_400), None);
+        let mut r = Realtime::new(t0, Duration::from_secs(13), None, None);
+        assert_eq!(r.claims(t0 + 30_000), vec![t0 / 1000 + 1..t0 / 1000 + 17]);
+        assert_eq!(r.claims(t0 + 30_400), vec![]);
         assert_eq!(r.claimed_to(), Some(t0 / 1000 + 17));
     }
 }

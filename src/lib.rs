@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod continuity;
 pub mod connection;
 pub mod credentials;
 pub mod demo;

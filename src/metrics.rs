@@ -45,6 +45,10 @@ pub struct StreamMetrics {
     pub lost_tail: AtomicI64,
     /// Holes inside the window as of the planner's last pass: (start, end) Unix seconds.
     pub holes: Mutex<Vec<(i64, i64)>>,
+    /// Activities per second one realtime connection (one partition)
+    /// observed last, as `f64` bits (0: none yet): the prior of the next
+    /// connection's data-silence bound.
+    pub observed_rate: AtomicU64,
 }
 
 /// One connection, as `/status` shows it.
@@ -110,6 +114,18 @@ impl StreamMetrics {
 
     pub fn connected(&self) -> usize {
         self.connections.lock().map(|m| m.values().filter(|c| c.state == "connected").count()).unwrap_or(0)
+    }
+
+    /// The rate a realtime connection observed (activities per second).
+    pub fn set_observed_rate(&self, rate: f64) {
+        if rate.is_finite() && rate > 0.0 {
+            self.observed_rate.store(rate.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    pub fn observed_rate(&self) -> Option<f64> {
+        let bits = self.observed_rate.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
     }
 
     /// Delivery lag: stream time now minus the newest activity time seen.

@@ -81,6 +81,9 @@ pub fn pending_secs(ctx: &StreamCtx) -> i64 {
     ctx.cfg.liveness.latency_allowance.0.as_secs() as i64 + 5 + commit_stream_secs
 }
 
+/// Jobs in flight: id -> (range, task).
+type Running = HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)>;
+
 pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
     let label = ctx.cfg.label.clone();
     // Jobs of an earlier process are planned afresh from the holes.
@@ -89,7 +92,7 @@ pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
             let _ = ctx.coverage.remove_job(&label, j.id);
         }
     }
-    let mut running: HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)> = HashMap::new();
+    let mut running: Running = HashMap::new();
     let mut backoff = Backoff::new(ctx.clock.now_ms() as u64 ^ 0x5eed);
     let mut not_before_ms = i64::MIN;
     let period = Duration::from_secs(5);
@@ -132,7 +135,7 @@ pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
 async fn pass(
     ctx: &Arc<StreamCtx>,
     slots: &Arc<Semaphore>,
-    running: &mut HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)>,
+    running: &mut Running,
     not_before_ms: i64,
 ) -> anyhow::Result<()> {
     let label = &ctx.cfg.label;
@@ -273,6 +276,7 @@ fn publish_minutes(ctx: &StreamCtx, window_start: i64, edge: i64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

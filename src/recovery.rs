@@ -1,38 +1,78 @@
 //! A Recovery request: replays `[start, end)` oldest minute first, then
 //! sends `Recovery Request Completed` and closes.
 //!
-//! On completion the job claims its whole range. If it breaks off, it
-//! claims up to the start of the minute of the last activity it delivered
-//! (delivery is chronological, so everything before that minute is in), and
-//! records that progress so the next request resumes there.
+//! On completion the job claims its whole range; on a stream that never
+//! pauses (Decahose, Firehose, Likes) only as far as its data is
+//! continuous (`continuity.rs`): a gap between activities longer than the
+//! data-silence bound inside the delivered data, or at either end of the
+//! range, is a hole left for the planner, and the job counts as failed for
+//! the backoff. PowerTrack may be quiet for minutes: there the completion
+//! message is the proof. If a job breaks off, it claims up to the start of
+//! the minute of the last activity it delivered (delivery is
+//! chronological, so everything before that minute is in; on streams that
+//! never pause, again only the continuous parts), and records that
+//! progress so the next request resumes there.
 
 use std::ops::Range;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use gapless_storage::activity::Line;
 use gapless_storage::coverage::{JobRecord, JobState};
 use gapless_storage::Minute;
 
-use crate::connection::{read_body, request, End, StreamCtx, Tracker};
+use crate::connection::{activity_times, read_body, request, End, StreamCtx, Tracker};
+use crate::continuity::{Coverage, DataBound};
 use crate::lines::Batch;
 use crate::metrics::JobState as ShownJob;
 
+/// What a Recovery connection delivered.
 struct Replay {
+    /// The job's range from its resume point (Unix seconds).
+    range: Range<i64>,
+    /// The newest activity time delivered.
     newest_ms: Option<i64>,
+    /// On streams that never pause: where the data is, the bound, and the
+    /// rate the realtime connections observed (per request).
+    seen: Option<(Coverage, DataBound, Option<f64>)>,
+}
+
+impl Replay {
+    fn new(range: Range<i64>, bound: Option<DataBound>, prior: Option<f64>) -> Replay {
+        let seen = bound.map(|b| (Coverage::new(range.start * 1000..range.end * 1000), b, prior));
+        Replay { range, newest_ms: None, seen }
+    }
+
+    /// What the job may claim as it ended (Unix seconds, oldest first), and
+    /// how far it got: its next resume point.
+    fn outcome(&self, completed: bool) -> (Vec<Range<i64>>, i64) {
+        let Range { start, end } = self.range;
+        let upto = if completed { end } else { self.newest_ms.map_or(start, |ms| Minute::of_ms(ms).start_secs()).clamp(start, end) };
+        let claims = match &self.seen {
+            None => (start < upto).then_some(start..upto).into_iter().collect(),
+            Some((coverage, bound, prior)) => {
+                let rate = match (coverage.rate(), *prior) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                coverage.runs(upto * 1000, bound.at_rate(rate))
+            }
+        };
+        (claims, upto)
+    }
 }
 
 impl Tracker for Replay {
-    fn observe(&mut self, batch: &Batch, _now_ms: i64) -> (Vec<Range<i64>>, Option<End>) {
-        for c in batch.classified() {
-            if let Ok(Line::Activity(a)) = c {
-                self.newest_ms = Some(self.newest_ms.map_or(a.time_ms, |m| m.max(a.time_ms)));
+    fn observe(&mut self, batch: &Batch, _now_ms: i64) -> Option<End> {
+        for t in activity_times(batch) {
+            self.newest_ms = Some(self.newest_ms.map_or(t, |m| m.max(t)));
+            if let Some((coverage, _, _)) = self.seen.as_mut() {
+                coverage.observe(t);
             }
         }
-        (Vec::new(), None)
+        None
     }
 
-    fn tick(&mut self, _now_ms: i64) -> Option<Range<i64>> {
-        None
+    fn claims(&mut self, _now_ms: i64) -> Vec<Range<i64>> {
+        Vec::new()
     }
 }
 
@@ -57,20 +97,34 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
         Ok(resp) => {
             tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %rfc3339(job.resume_secs), to = %rfc3339(job.end_secs), "recovery started");
             show(ctx, job, "running");
-            let mut replay = Replay { newest_ms: None };
-            let end = read_body(ctx, &name, job.partition, resp, &mut replay).await;
-            let upto = match &end {
-                End::Completed => job.end_secs,
-                _ => replay.newest_ms.map_or(job.resume_secs, |ms| Minute::of_ms(ms).start_secs()).clamp(job.resume_secs, job.end_secs),
-            };
-            if upto > job.resume_secs && ctx.claim_and_wait(job.partition, job.resume_secs..upto).await {
+            // A request for every partition delivers all of them.
+            let partitions = if job.partition.is_some() { 1.0 } else { f64::from(ctx.cfg.coverage_partitions()) };
+            let prior = ctx.metrics.observed_rate().map(|r| r * partitions);
+            let bound = if ctx.cfg.kind.never_pauses() { ctx.cfg.data_bound() } else { None };
+            let mut replay = Replay::new(job.resume_secs..job.end_secs, bound, prior);
+            let mut end = read_body(ctx, &name, job.partition, resp, &mut replay).await;
+            let (claims, upto) = replay.outcome(end == End::Completed);
+            let whole = claims.len() == 1 && claims[0] == (job.resume_secs..upto);
+            let mut recorded = true;
+            for c in &claims {
+                recorded &= ctx.claim_and_wait(job.partition, c.clone()).await;
+            }
+            if recorded && upto > job.resume_secs {
+                if !whole {
+                    let holes = crate::planner::subtract(std::slice::from_ref(&(job.resume_secs..upto)), &claims);
+                    tracing::warn!(stream = %ctx.cfg.label, job = job.id, holes = ?holes, "recovery delivered data with gaps longer than the data-silence bound: they stay holes");
+                    if end == End::Completed {
+                        end = End::CompletedWithGaps;
+                    }
+                }
                 job.resume_secs = upto;
             }
             end
         }
     };
-    if end == End::Completed || job.resume_secs >= job.end_secs {
-        tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %rfc3339(job.start_secs), to = %rfc3339(job.end_secs), "recovery completed");
+    if matches!(end, End::Completed | End::CompletedWithGaps) || job.resume_secs >= job.end_secs {
+        let gaps = if end == End::CompletedWithGaps { " (with gaps: they stay holes)" } else { "" };
+        tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %rfc3339(job.start_secs), to = %rfc3339(job.end_secs), "recovery completed{gaps}");
         let _ = ctx.coverage.remove_job(&ctx.cfg.label, job.id);
     } else {
         tracing::warn!(stream = %ctx.cfg.label, job = job.id, reason = ?end, resume = %rfc3339(job.resume_secs), "recovery broke off; it resumes from its progress");
@@ -89,5 +143,53 @@ fn show(ctx: &StreamCtx, job: &JobRecord, state: &'static str) {
             job.id,
             ShownJob { id: job.id, start_secs: job.start_secs, end_secs: job.end_secs, progress_secs: job.resume_secs, state },
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use gapless_storage::activity::Limits;
+
+    fn batch(times: impl Iterator<Item = i64>) -> Batch {
+        let mut buf = Vec::new();
+        for (i, t) in times.enumerate() {
+            buf.extend_from_slice(format!("{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n", 1000 + i).as_bytes());
+        }
+        Batch::classify(buf, &Limits::default())
+    }
+
+    const S: i64 = 1_700_000_040; // a whole minute
+    const DECAHOSE: DataBound = DataBound::Derived { default_ms: 1000, cap_ms: 30_000 };
+
+    fn every(from_ms: i64, to_ms: i64, step: i64) -> impl Iterator<Item = i64> {
+        (0..).map(move |i| from_ms + i * step).take_while(move |t| *t < to_ms)
+    }
+
+    #[test]
+    fn a_completed_job_covers_its_range_only_as_far_as_its_data_is_continuous() {
+        // Ten minutes; the service's data lacks 3:00 to 3:30 and the last 20 s.
+        let mut r = Replay::new(S..S + 600, Some(DECAHOSE), Some(300.0));
+        let t = |s: i64| (S + s) * 1000;
+        r.observe(&batch(every(t(0), t(180), 7)), 0);
+        r.observe(&batch(every(t(210), t(580), 7)), 0);
+        let (claims, upto) = r.outcome(true);
+        assert_eq!(upto, S + 600);
+        assert_eq!(claims, vec![S..S + 179, S + 211..S + 579]);
+        // PowerTrack (no bound): the completion message is the proof.
+        let mut p = Replay::new(S..S + 600, None, None);
+        p.observe(&batch(every(t(0), t(10), 1000)), 0);
+        assert_eq!(p.outcome(true), (vec![S..S + 600], S + 600));
+    }
+
+    #[test]
+    fn a_broken_job_claims_up_to_the_minute_of_its_last_activity() {
+        let mut r = Replay::new(S..S + 600, Some(DECAHOSE), Some(300.0));
+        r.observe(&batch(every(S * 1000, (S + 150) * 1000, 7)), 0);
+        assert_eq!(r.outcome(false), (vec![S..S + 120], S + 120));
+        let mut p = Replay::new(S..S + 600, None, None);
+        p.observe(&batch(every(S * 1000, (S + 150) * 1000, 7)), 0);
+        assert_eq!(p.outcome(false), (vec![S..S + 120], S + 120));
     }
 }

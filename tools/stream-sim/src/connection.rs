@@ -7,7 +7,9 @@
 //! with the cursor `N` minutes in the past: it catches up one second of stream
 //! time per step, as fast as the client reads, then runs in realtime.
 //!
-//! Faults act here (see [`crate::faults`]): drop, stall, slow drip, cut line,
+//! Faults act here (see [`crate::faults`]): drop, stall (and stall-skip: a
+//! stall after which the connection jumps to realtime, as a server that
+//! accepted `backfillMinutes` but never delivers it), slow drip, cut line,
 //! corrupt gzip, drop-from-realtime and duplicate bursts.
 
 use std::collections::HashSet;
@@ -139,6 +141,8 @@ pub(crate) async fn run(
     let mut out = Out::new(tx);
     let mut applied: HashSet<u64> = HashSet::new();
     let mut caught_up = false;
+    // Set by a stall-skip fault: when it ends, the cursor jumps to now.
+    let mut skipping = false;
     let mut last_lag_warning = i64::MIN / 2;
     let p = Some(partition);
     // Send the gzip header at once so the client sees a live body.
@@ -184,6 +188,22 @@ pub(crate) async fn run(
                 return;
             }
             continue;
+        }
+        if faults
+            .active_on(FaultKind::StallSkip, spec, p, Some(ordinal), now)
+            .is_some()
+        {
+            // Nothing at all, and what falls due meanwhile (or was asked
+            // for as Backfill) is never sent on this connection.
+            skipping = true;
+            if wait(&kill, &out.tx, tick).await == Wake::Gone {
+                return;
+            }
+            continue;
+        }
+        if std::mem::take(&mut skipping) {
+            info!(stream = %spec.name(), partition, skipped_ms = now - cursor, "fault: stall-skip ends; realtime resumes without the backlog");
+            cursor = cursor.max(now);
         }
         let slow = faults
             .active_on(FaultKind::SlowDrip, spec, p, Some(ordinal), now)

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `drop` | connections of the target are cut (TCP closed without the chunked terminator) while the window is open, new ones too |
 //! | `stall` | connections send nothing at all, not even heartbeats, until the window closes; then they resume |
+//! | `stall_skip` | like `stall`, but then they skip to realtime: what fell due during the stall, and the Backfill asked for by a connection made during it, is never sent (Recovery has it) |
 //! | `unavailable` | connection requests get `503` |
 //! | `rate_limit` | connection requests get `429` (a 429 storm) |
 //! | `slow_drip` | bytes leave in 64-byte pieces with pauses |
@@ -30,6 +31,7 @@ use crate::stream::{parse_stream_name, StreamSpec};
 pub enum FaultKind {
     Drop,
     Stall,
+    StallSkip,
     Unavailable,
     RateLimit,
     SlowDrip,
@@ -46,6 +48,7 @@ impl FaultKind {
         match self {
             FaultKind::Drop => "drop",
             FaultKind::Stall => "stall",
+            FaultKind::StallSkip => "stall_skip",
             FaultKind::Unavailable => "unavailable",
             FaultKind::RateLimit => "rate_limit",
             FaultKind::SlowDrip => "slow_drip",
