@@ -14,8 +14,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::IoContext;
+use crate::io::{Filesystem, StdFs};
 use crate::segment::replace_atomically;
 use crate::{Error, Result};
 
@@ -23,6 +25,7 @@ use crate::{Error, Result};
 pub struct Dictionaries {
     dir: PathBuf,
     loaded: HashMap<u32, Vec<u8>>,
+    fs: Arc<dyn Filesystem>,
 }
 
 pub fn dict_id(bytes: &[u8]) -> u32 {
@@ -31,7 +34,12 @@ pub fn dict_id(bytes: &[u8]) -> u32 {
 
 impl Dictionaries {
     pub fn new(dir: &Path) -> Dictionaries {
-        Dictionaries { dir: dir.to_path_buf(), loaded: HashMap::new() }
+        Dictionaries::with_fs(dir, StdFs::shared())
+    }
+
+    /// Dictionaries read and written through `fs`.
+    pub fn with_fs(dir: &Path, fs: Arc<dyn Filesystem>) -> Dictionaries {
+        Dictionaries { dir: dir.to_path_buf(), loaded: HashMap::new(), fs }
     }
 
     fn path(&self, id: u32) -> PathBuf {
@@ -42,7 +50,7 @@ impl Dictionaries {
     pub fn get(&mut self, id: u32) -> Result<&[u8]> {
         if !self.loaded.contains_key(&id) {
             let path = self.path(id);
-            let bytes = match std::fs::read(&path) {
+            let bytes = match self.fs.read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(Error::MissingDictionary { id, dir: self.dir.clone() })
@@ -60,10 +68,15 @@ impl Dictionaries {
     /// Stores a dictionary durably and returns its id.
     pub fn save(&mut self, bytes: Vec<u8>) -> Result<u32> {
         let id = dict_id(&bytes);
-        std::fs::create_dir_all(&self.dir).ctx("create dictionary dir", &self.dir)?;
+        if !self.dir.exists() {
+            self.fs.create_dir_all(&self.dir).ctx("create dictionary dir", &self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                crate::segment::sync_dir(self.fs.as_ref(), parent)?;
+            }
+        }
         let path = self.path(id);
         if !path.exists() {
-            replace_atomically(&path, &bytes)?;
+            replace_atomically(self.fs.as_ref(), &path, &bytes)?;
         }
         self.loaded.insert(id, bytes);
         Ok(id)

@@ -173,6 +173,7 @@ pub fn check_payload(header: &Header, payload: &[u8]) -> Result<()> {
 
 /// Builds frames. Reused across frames so that its buffers are allocated
 /// once.
+#[derive(Clone)]
 pub struct Encoder {
     raw: Vec<u8>,
     entries: Vec<Entry>,

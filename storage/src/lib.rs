@@ -19,6 +19,7 @@ pub mod durable;
 pub mod error;
 pub mod frame;
 pub mod id_index;
+pub mod io;
 pub mod key;
 pub mod layout;
 pub mod quarantine;

@@ -54,11 +54,13 @@
 //! may be mid-append), and [`Quarantine::open`] moves it to
 //! `<file name>.torn-<offset>`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{IoContext, Result};
+use crate::io::{FileHandle, Filesystem, Mode, StdFs};
 
 /// The magic and version that start every entry's header.
 const MAGIC: &[u8] = b"Q1 ";
@@ -89,10 +91,15 @@ pub struct QuarantineEntry {
 #[derive(Debug)]
 pub struct Quarantine {
     path: PathBuf,
-    file: File,
+    file: Box<dyn FileHandle>,
     /// Bytes of complete entries written to the file (not necessarily
     /// fsynced); where the next write goes.
     written: u64,
+    /// Length of the file known to be durable (fsynced).
+    synced: u64,
+    /// Entries written since the last fsync: written again if it fails.
+    since_sync: Vec<u8>,
+    fs: Arc<dyn Filesystem>,
     /// Encoded entries not yet written.
     buf: Vec<u8>,
     /// Entries in the file when opened, plus entries pushed since.
@@ -106,21 +113,36 @@ impl Quarantine {
     /// for appending. A torn tail is cut off and kept in
     /// `<file name>.torn-<offset>` beside it.
     pub fn open(path: &Path) -> Result<Quarantine> {
-        let created = create_file(path)?;
-        let mut file = OpenOptions::new().read(true).write(true).open(path).ctx("open quarantine", path)?;
-        let file_len = file.metadata().ctx("stat quarantine", path)?.len();
+        Quarantine::open_in(StdFs::shared(), path)
+    }
+
+    /// [`Quarantine::open`] through `fs`.
+    pub fn open_in(fs: Arc<dyn Filesystem>, path: &Path) -> Result<Quarantine> {
+        let created = create_file(fs.as_ref(), path)?;
+        let mut file = fs.open(path, Mode::ReadWrite).ctx("open quarantine", path)?;
+        let file_len = file.len().ctx("stat quarantine", path)?;
         let (good_len, count) = {
             let mut scanner = Scanner::new(&mut file, file_len);
             scanner.skip_complete().ctx("read quarantine", path)?;
             (scanner.pos, scanner.entries)
         };
         if good_len < file_len {
-            cut_torn_tail(path, &mut file, good_len, file_len)?;
+            cut_torn_tail(fs.as_ref(), path, &mut file, good_len, file_len)?;
         }
         if created {
-            sync_parent(path)?;
+            sync_parent(fs.as_ref(), path)?;
         }
-        Ok(Quarantine { path: path.to_path_buf(), file, written: good_len, buf: Vec::new(), count, pushed: 0 })
+        Ok(Quarantine {
+            path: path.to_path_buf(),
+            file,
+            written: good_len,
+            synced: good_len,
+            since_sync: Vec::new(),
+            fs,
+            buf: Vec::new(),
+            count,
+            pushed: 0,
+        })
     }
 
     /// Appends an entry (buffered: durable after the next [`sync`]).
@@ -158,15 +180,37 @@ impl Quarantine {
             return Err(source).ctx("write quarantine", &self.path);
         }
         self.written += self.buf.len() as u64;
+        self.since_sync.extend_from_slice(&self.buf);
         self.buf.clear();
         Ok(())
     }
 
     /// Writes buffered entries and fsyncs the file: every entry pushed so
     /// far is durable when this returns `Ok`. Called at commit.
+    ///
+    /// A failed fsync is not retried as if the entries were there (the
+    /// kernel may have dropped them): the file is reopened and cut back to
+    /// what was durable, and the entries written since are queued again.
     pub fn sync(&mut self) -> Result<()> {
         self.flush()?;
-        self.file.sync_data().ctx("fsync quarantine", &self.path)
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.synced = self.written;
+                self.since_sync.clear();
+                Ok(())
+            }
+            Err(source) => {
+                let mut again = std::mem::take(&mut self.since_sync);
+                again.append(&mut self.buf);
+                self.buf = again;
+                self.written = self.synced;
+                match self.fs.open(&self.path, Mode::ReadWrite).and_then(|mut f| f.set_len(self.synced).map(|()| f)) {
+                    Ok(f) => self.file = f,
+                    Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot reopen the quarantine"),
+                }
+                Err(source).ctx("fsync quarantine", &self.path)
+            }
+        }
     }
 
     /// Entries in the file: those found on open plus those pushed since
@@ -358,11 +402,11 @@ fn read_all(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 // Files and directories.
 
 /// Creates `path` (and its directories) if missing; true if it did.
-fn create_file(path: &Path) -> Result<bool> {
+fn create_file(fs: &dyn Filesystem, path: &Path) -> Result<bool> {
     if let Some(dir) = parent_dir(path) {
-        create_dirs(dir)?;
+        create_dirs(fs, dir)?;
     }
-    match OpenOptions::new().write(true).create_new(true).open(path) {
+    match fs.open(path, Mode::CreateNew) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).ctx("create quarantine", path),
@@ -371,14 +415,14 @@ fn create_file(path: &Path) -> Result<bool> {
 
 /// Creates `dir` and its missing ancestors, and fsyncs the directory that
 /// holds each new one, so that the new entries survive a crash.
-fn create_dirs(dir: &Path) -> Result<()> {
+fn create_dirs(fs: &dyn Filesystem, dir: &Path) -> Result<()> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    fs.create_dir_all(dir).ctx("create directory", dir)?;
     for created in missing.iter().rev() {
-        sync_parent(created)?;
+        sync_parent(fs, created)?;
     }
     Ok(())
 }
@@ -389,29 +433,19 @@ fn parent_dir(path: &Path) -> Option<&Path> {
 
 /// Fsyncs the directory holding `path` (a no-op where directories cannot be
 /// opened, as on Windows).
-fn sync_parent(path: &Path) -> Result<()> {
+fn sync_parent(fs: &dyn Filesystem, path: &Path) -> Result<()> {
     let dir = parent_dir(path).unwrap_or(Path::new("."));
-    sync_dir(dir)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx("fsync directory", dir)
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
+    crate::segment::sync_dir(fs, dir)
 }
 
 /// Copies `[from, to)` of the file to `<file name>.torn-<from>` (fsynced),
 /// then cuts the file at `from` (fsynced).
-fn cut_torn_tail(path: &Path, file: &mut File, from: u64, to: u64) -> Result<()> {
-    let (kept, mut out) = create_torn_file(path, from)?;
+fn cut_torn_tail(fs: &dyn Filesystem, path: &Path, file: &mut Box<dyn FileHandle>, from: u64, to: u64) -> Result<()> {
+    let (kept, mut out) = create_torn_file(fs, path, from)?;
     file.seek(SeekFrom::Start(from)).ctx("seek quarantine", path)?;
     io::copy(&mut Read::by_ref(file).take(to - from), &mut out).ctx("copy torn tail to", &kept)?;
     out.sync_all().ctx("fsync", &kept)?;
-    sync_parent(&kept)?;
+    sync_parent(fs, &kept)?;
     file.set_len(from).ctx("cut torn tail of", path)?;
     file.sync_all().ctx("fsync quarantine", path)?;
     tracing::warn!(
@@ -427,13 +461,13 @@ fn cut_torn_tail(path: &Path, file: &mut File, from: u64, to: u64) -> Result<()>
 /// A new file for a torn tail at `offset`: `<file name>.torn-<offset>`, or
 /// with `.2`, `.3`, ... appended if a crash tore the same offset before
 /// (never overwrite what an earlier repair kept).
-fn create_torn_file(path: &Path, offset: u64) -> Result<(PathBuf, File)> {
+fn create_torn_file(fs: &dyn Filesystem, path: &Path, offset: u64) -> Result<(PathBuf, Box<dyn FileHandle>)> {
     const MAX_TRIES: u32 = 10_000;
     let first = torn_path(path, offset);
     let mut candidate = first.clone();
     let mut n = 1;
     loop {
-        match OpenOptions::new().write(true).create_new(true).open(&candidate) {
+        match fs.open(&candidate, Mode::CreateNew) {
             Ok(file) => return Ok((candidate, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < MAX_TRIES => {
                 n += 1;
@@ -576,7 +610,7 @@ mod tests {
             q.sync().unwrap();
             drop(q);
             let good_len = std::fs::metadata(&path).unwrap().len();
-            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
             f.write_all(tail).unwrap();
             drop(f);
 

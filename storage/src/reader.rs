@@ -113,7 +113,7 @@ pub fn load_minute(path: &Path, minute: Minute, dicts: &mut Dictionaries, range:
     let mut entries = Vec::new();
     let mut buf = Vec::new();
     let mut frames = 0;
-    for_each_frame(path, dicts, |records| {
+    for_each_frame(&crate::io::StdFs, path, dicts, |records| {
         frames += 1;
         for &(e, b) in records {
             if range.contains(&e.time_ms) {

@@ -24,13 +24,13 @@
 //!     16      frames, back to back (see frame.rs / FORMAT.md)
 //! ```
 
-use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::frame::{self, Header, FIXED_LEN};
+use crate::io::{FileHandle, Filesystem, Mode, StdFs};
 use crate::{Error, Minute, Result};
 
 pub const FILE_MAGIC: [u8; 8] = *b"GAPLSEG\0";
@@ -83,8 +83,8 @@ fn check_file_header(path: &Path, h: &[u8]) -> Result<Minute> {
 }
 
 /// Fsyncs a directory so that a create or rename in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx("fsync directory", dir)
+pub fn sync_dir(fs: &dyn Filesystem, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).ctx("fsync directory", dir)
 }
 
 /// Tries to parse one complete, fully verified frame at the start of `buf`.
@@ -105,7 +105,7 @@ fn verified_frame_at(buf: &[u8]) -> Option<Header> {
 ///
 /// [`sync`]: SegmentWriter::sync
 pub struct SegmentWriter {
-    file: File,
+    file: Box<dyn FileHandle>,
     path: PathBuf,
     minute: Minute,
     len: u64,
@@ -124,18 +124,19 @@ impl SegmentWriter {
     /// then leaves a hole, never a clean-looking file with coverage that
     /// its lost frames no longer back. If it fails, nothing is changed.
     pub fn open(
+        fs: &dyn Filesystem,
         path: &Path,
         minute: Minute,
         before_repair: impl FnOnce(&Repair) -> Result<()>,
     ) -> Result<(SegmentWriter, Vec<FrameRef>, Repair)> {
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .ctx("open segment", path)?;
+        // A temporary file left by a crash during a seal or a repair: the
+        // segment itself is complete (old or new), the copy is not needed.
+        let tmp = tmp_path(path);
+        if tmp.exists() {
+            fs.remove_file(&tmp).ctx("remove stale temporary file", &tmp)?;
+        }
+        let mut file = fs.open(path, Mode::ReadWrite).ctx("open segment", path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ctx("read segment", path)?;
         let mut repair = Repair::default();
@@ -153,7 +154,7 @@ impl SegmentWriter {
             file.write_all(&file_header(minute)).ctx("write segment header", path)?;
             file.sync_all().ctx("fsync segment", path)?;
             if let Some(dir) = path.parent() {
-                sync_dir(dir)?;
+                sync_dir(fs, dir)?;
             }
             let w = SegmentWriter { file, path: path.into(), minute, len: FILE_HEADER_LEN, frames: 0, dirty: false };
             return Ok((w, Vec::new(), repair));
@@ -184,7 +185,7 @@ impl SegmentWriter {
         }
         let mut len = good_end;
         if !repair.damaged.is_empty() {
-            keep_damaged(path, &bytes, &repair.damaged)?;
+            keep_damaged(fs, path, &bytes, &repair.damaged)?;
             let mut clean = file_header(minute).to_vec();
             let mut moved = Vec::with_capacity(frames.len());
             for f in &frames {
@@ -193,15 +194,15 @@ impl SegmentWriter {
                 clean.extend_from_slice(&bytes[start..start + f.header.frame_len() as usize]);
                 moved.push(FrameRef { offset: new_offset, header: f.header.clone() });
             }
-            replace_atomically(path, &clean)?;
-            file = OpenOptions::new().read(true).write(true).open(path).ctx("reopen segment", path)?;
+            replace_atomically(fs, path, &clean)?;
+            file = fs.open(path, Mode::ReadWrite).ctx("reopen segment", path)?;
             len = clean.len() as u64;
             let w = SegmentWriter { file, path: path.into(), minute, len, frames: moved.len(), dirty: false };
             return Ok((w, moved, repair));
         }
         if repair.truncated_tail > 0 {
             tracing::warn!(path = %path.display(), bytes = repair.truncated_tail, "cut a torn tail off a segment");
-            keep_damaged(path, &bytes, std::slice::from_ref(&(len..bytes.len() as u64)))?;
+            keep_damaged(fs, path, &bytes, std::slice::from_ref(&(len..bytes.len() as u64)))?;
             file.set_len(len).ctx("truncate torn tail", path)?;
             file.sync_all().ctx("fsync segment", path)?;
         }
@@ -282,42 +283,54 @@ fn scan(bytes: &[u8]) -> (Vec<FrameRef>, Vec<Range<u64>>, u64) {
 
 /// Saves damaged byte ranges beside the segment, so that nothing is
 /// deleted by a repair.
-fn keep_damaged(path: &Path, bytes: &[u8], damaged: &[Range<u64>]) -> Result<()> {
+fn keep_damaged(fs: &dyn Filesystem, path: &Path, bytes: &[u8], damaged: &[Range<u64>]) -> Result<()> {
     let mut out = path.as_os_str().to_owned();
     out.push(".damaged");
     let out = PathBuf::from(out);
-    let mut f = OpenOptions::new().create(true).append(true).open(&out).ctx("open damaged file", &out)?;
+    let created = !out.exists();
+    let mut f = fs.open(&out, Mode::Append).ctx("open damaged file", &out)?;
     for r in damaged {
         writeln!(f, "# offset {} length {}", r.start, r.end - r.start).ctx("write damaged file", &out)?;
         f.write_all(&bytes[r.start as usize..r.end as usize]).ctx("write damaged file", &out)?;
         f.write_all(b"\n").ctx("write damaged file", &out)?;
     }
     f.sync_all().ctx("fsync damaged file", &out)?;
+    if created {
+        if let Some(dir) = path.parent() {
+            sync_dir(fs, dir)?;
+        }
+    }
     tracing::warn!(path = %path.display(), ranges = ?damaged, "moved damaged segment bytes aside");
     Ok(())
+}
+
+/// Where a segment's replacement is written before it is renamed over it.
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
 }
 
 /// Replaces `path` with what `write` writes, as [`replace_atomically`]
 /// does, streaming (the new contents are never all in memory). If `write`
 /// fails, the temporary file is removed and `path` is untouched.
-pub fn replace_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+pub fn replace_with(fs: &dyn Filesystem, path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let tmp = tmp_path(path);
     let written = (|| {
-        let f = File::create(&tmp).ctx("create", &tmp)?;
+        let f = fs.open(&tmp, Mode::Create).ctx("create", &tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
         write(&mut out)?;
-        let f = out.into_inner().map_err(|e| Error::Io { op: "write", path: tmp.clone(), source: e.into_error() })?;
+        let mut f =
+            out.into_inner().map_err(|e| Error::Io { op: "write", path: tmp.clone(), source: e.into_error() })?;
         f.sync_all().ctx("fsync", &tmp)
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs.remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path).ctx("rename", path)?;
+    fs.rename(&tmp, path).ctx("rename", path)?;
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
     }
     Ok(())
 }
@@ -325,28 +338,16 @@ pub fn replace_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
 /// Replaces `path` with `contents`: write a temporary file, fsync it,
 /// rename it over `path`, fsync the directory. A crash at any point leaves
 /// either the old file or the new one.
-pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp).ctx("create", &tmp)?;
-        f.write_all(contents).ctx("write", &tmp)?;
-        f.sync_all().ctx("fsync", &tmp)?;
-    }
-    std::fs::rename(&tmp, path).ctx("rename", path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+pub fn replace_atomically(fs: &dyn Filesystem, path: &Path, contents: &[u8]) -> Result<()> {
+    replace_with(fs, path, |out| out.write_all(contents).ctx("write", tmp_path(path)))
 }
 
 /// The frames of a segment whose header *and payload* verify, wherever they
 /// are (past damage too, as a repair would keep them), and whether any
 /// byte after the file header failed to verify. Never modifies the file.
 /// Reads the whole file.
-pub fn verified_frames(path: &Path) -> Result<(Vec<FrameRef>, bool)> {
-    let bytes = std::fs::read(path).ctx("read segment", path)?;
+pub fn verified_frames(fs: &dyn Filesystem, path: &Path) -> Result<(Vec<FrameRef>, bool)> {
+    let bytes = fs.read(path).ctx("read segment", path)?;
     if bytes.len() < FILE_HEADER_LEN as usize {
         return Ok((Vec::new(), true));
     }
@@ -358,8 +359,8 @@ pub fn verified_frames(path: &Path) -> Result<(Vec<FrameRef>, bool)> {
 /// Whether a segment fails the structural check: shorter than its header,
 /// a bad magic, a frame header that does not verify, or frames that do not
 /// end exactly where the file ends. Reads the headers only.
-pub fn check_structure(path: &Path) -> Result<bool> {
-    let mut r = match SegmentReader::open(path) {
+pub fn check_structure(fs: &dyn Filesystem, path: &Path) -> Result<bool> {
+    let mut r = match SegmentReader::open_in(fs, path) {
         Ok(r) => r,
         Err(Error::NotASegment { .. }) => return Ok(true),
         Err(e) => return Err(e),
@@ -386,7 +387,7 @@ pub fn read_headers(path: &Path) -> Result<(Minute, Vec<FrameRef>)> {
 /// Reads a segment frame by frame, holding one frame in memory at a time.
 /// Read-only: safe while a writer appends.
 pub struct SegmentReader {
-    file: std::io::BufReader<File>,
+    file: std::io::BufReader<Box<dyn FileHandle>>,
     path: PathBuf,
     pub minute: Minute,
     pos: u64,
@@ -395,8 +396,13 @@ pub struct SegmentReader {
 
 impl SegmentReader {
     pub fn open(path: &Path) -> Result<SegmentReader> {
-        let file = File::open(path).ctx("open segment", path)?;
-        let end = file.metadata().ctx("stat segment", path)?.len();
+        SegmentReader::open_in(&StdFs, path)
+    }
+
+    /// [`SegmentReader::open`] through `fs`.
+    pub fn open_in(fs: &dyn Filesystem, path: &Path) -> Result<SegmentReader> {
+        let file = fs.open(path, Mode::Read).ctx("open segment", path)?;
+        let end = file.len().ctx("stat segment", path)?;
         let mut file = std::io::BufReader::with_capacity(64 * 1024, file);
         let mut h = [0u8; FILE_HEADER_LEN as usize];
         file.read_exact(&mut h)

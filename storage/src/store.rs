@@ -39,6 +39,7 @@ use crate::dict::{self, Dictionaries};
 use crate::error::IoContext;
 use crate::frame::{self, Encoder};
 use crate::id_index::{IdIndex, MinuteKeys};
+use crate::io::{FileHandle, Filesystem, Mode, StdFs};
 use crate::key::Key;
 use crate::quarantine::Quarantine;
 use crate::segment::{self, SegmentReader, SegmentWriter};
@@ -125,11 +126,19 @@ pub struct Store {
     root: PathBuf,
     coverage: Arc<CoverageMap>,
     config: StoreConfig,
+    fs: Arc<dyn Filesystem>,
     _lock: File,
 }
 
 impl Store {
     pub fn open(root: &Path, config: StoreConfig) -> Result<Store> {
+        Store::open_with(root, config, StdFs::shared())
+    }
+
+    /// [`Store::open`], with every file of the streams read and written
+    /// through `fs` (tests inject faults this way; see [`crate::io`]). The
+    /// lock and the coverage map use the real filesystem.
+    pub fn open_with(root: &Path, config: StoreConfig, fs: Arc<dyn Filesystem>) -> Result<Store> {
         std::fs::create_dir_all(root).ctx("create data dir", root)?;
         let lock_path = root.join("LOCK");
         let lock = OpenOptions::new()
@@ -146,7 +155,7 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { op: "lock", path: lock_path, source: e }),
         }
         let coverage = Arc::new(CoverageMap::open(&root.join("coverage"))?);
-        Ok(Store { root: root.to_path_buf(), coverage, config, _lock: lock })
+        Ok(Store { root: root.to_path_buf(), coverage, config, fs, _lock: lock })
     }
 
     pub fn root(&self) -> &Path {
@@ -159,7 +168,7 @@ impl Store {
 
     /// Opens the writer of one stream. Call once per stream.
     pub fn stream(&self, label: &str) -> Result<StreamWriter> {
-        StreamWriter::open(&self.root, label, self.config.clone(), self.coverage.clone())
+        StreamWriter::open(&self.root, label, self.config.clone(), self.coverage.clone(), self.fs.clone())
     }
 }
 
@@ -189,12 +198,26 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    fn open(root: &Path, label: &str, config: StoreConfig, coverage: Arc<CoverageMap>) -> Result<StreamWriter> {
+    fn open(
+        root: &Path,
+        label: &str,
+        config: StoreConfig,
+        coverage: Arc<CoverageMap>,
+        fs: Arc<dyn Filesystem>,
+    ) -> Result<StreamWriter> {
         check_label(label)?;
         let dir = stream_dir(root, label);
-        std::fs::create_dir_all(dir.join("segments")).ctx("create stream dir", &dir)?;
+        let segments = dir.join("segments");
+        if !segments.exists() {
+            // New directories are durable before anything in them is.
+            fs.create_dir_all(&segments).ctx("create stream dir", &dir)?;
+            for d in [root.join("streams"), dir.clone()] {
+                segment::sync_dir(fs.as_ref(), &d)?;
+            }
+            segment::sync_dir(fs.as_ref(), root)?;
+        }
         let appended = Arc::new(AtomicU64::new(0));
-        let sink = Sink::open(&dir, label, &config, coverage, appended.clone())?;
+        let sink = Sink::open(&dir, label, &config, coverage, appended.clone(), fs.clone())?;
         let mut config = config;
         if sink.dict.is_some() {
             config.dict_train_bytes = 0; // trained in an earlier run
@@ -202,7 +225,8 @@ impl StreamWriter {
         let ingest = Ingest {
             label: label.to_string(),
             dir: dir.clone(),
-            dicts: Dictionaries::new(&dir.join("dict")),
+            dicts: Dictionaries::with_fs(&dir.join("dict"), fs.clone()),
+            fs,
             config,
             index: IdIndex::new(),
             pending: Pending::default(),
@@ -254,6 +278,8 @@ impl StreamWriter {
     pub fn commit(&mut self) -> Result<(Durable, CommitStats)> {
         self.ingest.maybe_train(&mut self.sink)?;
         let mut pending = self.ingest.take();
+        // Kept until the batch is durable.
+        let frames = pending.frames.clone();
         let known_damage = self.sink.damaged_minutes.len();
         let written = self.sink.write(&mut pending);
         // A repaired segment lost frames: its keys are loaded again from
@@ -262,11 +288,20 @@ impl StreamWriter {
         for m in &self.sink.damaged_minutes[known_damage..] {
             self.ingest.index.forget(*m);
         }
-        if let Err(e) = written {
-            self.ingest.restore(pending);
-            return Err(e);
+        match written.and_then(|()| self.sink.sync()) {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                // Nothing of this batch is known to be durable (a failed
+                // fsync may have dropped what was written): its files are
+                // reopened and re-verified, and all of it is written again
+                // at the next commit. A copy that did reach the disk is
+                // dropped by readers by its key.
+                self.sink.writers.clear();
+                pending.frames = frames;
+                self.ingest.restore(pending);
+                Err(e)
+            }
         }
-        self.sink.sync()
     }
 
     /// Minutes whose segments were found damaged when opened for append:
@@ -286,8 +321,10 @@ impl StreamWriter {
         for minute in crate::layout::minutes_with_segments(&self.ingest.dir, minutes.start, minutes.end)? {
             let path = segment_path(&self.ingest.dir, minute);
             let damaged = match depth {
-                Depth::Structure => segment::check_structure(&path),
-                Depth::Checksums => segment::verified_frames(&path).map(|(_, damaged)| damaged),
+                Depth::Structure => segment::check_structure(self.ingest.fs.as_ref(), &path),
+                Depth::Checksums => {
+                    segment::verified_frames(self.ingest.fs.as_ref(), &path).map(|(_, damaged)| damaged)
+                }
             };
             let outcome = match damaged {
                 Ok(false) => continue,
@@ -384,6 +421,7 @@ pub struct Ingest {
     label: String,
     dir: PathBuf,
     dicts: Dictionaries,
+    fs: Arc<dyn Filesystem>,
     config: StoreConfig,
     index: IdIndex,
     pending: Pending,
@@ -476,7 +514,7 @@ impl Ingest {
         // damaged are not in the archive, and a good copy (Recovery) must
         // not be dropped as their duplicate. A damaged segment is repaired
         // (and its minute's coverage withdrawn) at the next write.
-        let (frames, damaged) = segment::verified_frames(&path)?;
+        let (frames, damaged) = segment::verified_frames(self.fs.as_ref(), &path)?;
         if damaged {
             tracing::warn!(stream = %self.label, %minute, "a segment does not verify; it is repaired at the next commit");
             self.pending.repair.push(minute);
@@ -504,7 +542,7 @@ impl Ingest {
             return Ok(false);
         }
         let mut found = false;
-        for_each_record(&path, &mut self.dicts, |e, b| found |= e.key == *key && b == line)?;
+        for_each_record(self.fs.as_ref(), &path, &mut self.dicts, |e, b| found |= e.key == *key && b == line)?;
         Ok(found)
     }
 
@@ -588,7 +626,7 @@ pub struct Sink {
     writers: HashMap<Minute, SegmentWriter>,
     new_dirs: HashSet<PathBuf>,
     quarantine: Quarantine,
-    system_log: Option<File>,
+    system_log: Option<Box<dyn FileHandle>>,
     dicts: Dictionaries,
     dict: Option<u32>,
     plain: zstd::bulk::Compressor<'static>,
@@ -600,6 +638,7 @@ pub struct Sink {
     appended: Arc<AtomicU64>,
     commit_seq: u64,
     frame_buf: Vec<u8>,
+    fs: Arc<dyn Filesystem>,
 }
 
 impl Sink {
@@ -609,9 +648,10 @@ impl Sink {
         config: &StoreConfig,
         coverage: Arc<CoverageMap>,
         appended: Arc<AtomicU64>,
+        fs: Arc<dyn Filesystem>,
     ) -> Result<Sink> {
-        let quarantine = Quarantine::open(&dir.join("quarantine.log"))?;
-        let mut dicts = Dictionaries::new(&dir.join("dict"));
+        let quarantine = Quarantine::open_in(fs.clone(), &dir.join("quarantine.log"))?;
+        let mut dicts = Dictionaries::with_fs(&dir.join("dict"), fs.clone());
         let dict = dicts.latest()?;
         let with_dict = match dict {
             Some(id) => Some(
@@ -639,6 +679,7 @@ impl Sink {
             appended,
             commit_seq: 0,
             frame_buf: Vec::new(),
+            fs,
         })
     }
 
@@ -705,8 +746,7 @@ impl Sink {
     fn log_system(&mut self, lines: &[u8]) -> Result<()> {
         let path = self.dir.join("system.log");
         if self.system_log.is_none() {
-            self.system_log =
-                Some(OpenOptions::new().create(true).append(true).open(&path).ctx("open system log", &path)?);
+            self.system_log = Some(self.fs.open(&path, Mode::Append).ctx("open system log", &path)?);
         }
         let f = self.system_log.as_mut().expect("opened above");
         f.write_all(lines).ctx("write system log", path)
@@ -715,16 +755,17 @@ impl Sink {
     /// Makes everything written durable, then records the counters, and
     /// returns the proof coverage needs with what was written since the
     /// last sync.
+    ///
+    /// An fsync that fails is not retried as if nothing happened: after a
+    /// writeback error, Linux may have dropped the dirty pages and report
+    /// success next time. So every open file is closed, and reopened (and
+    /// re-verified, repairing what is not whole) when next written; the
+    /// caller writes the batch again ([`StreamWriter::commit`] does).
     pub fn sync(&mut self) -> Result<(Durable, CommitStats)> {
-        for w in self.writers.values_mut() {
-            w.sync()?;
-        }
-        for dir in self.new_dirs.drain() {
-            segment::sync_dir(&dir)?;
-        }
-        self.quarantine.sync()?;
-        if let Some(f) = self.system_log.as_mut() {
-            f.sync_data().ctx("fsync system log", self.dir.join("system.log"))?;
+        if let Err(e) = self.sync_files() {
+            self.writers.clear();
+            self.system_log = None;
+            return Err(e);
         }
         // Data is durable: now the bookkeeping that describes it.
         for (minute, c) in std::mem::take(&mut self.unsynced_counts) {
@@ -735,6 +776,22 @@ impl Sink {
         }
         self.commit_seq += 1;
         Ok((Durable::new(&self.label, self.commit_seq), std::mem::take(&mut self.stats)))
+    }
+
+    fn sync_files(&mut self) -> Result<()> {
+        for w in self.writers.values_mut() {
+            w.sync()?;
+        }
+        // A directory leaves the set only once it synced.
+        while let Some(dir) = self.new_dirs.iter().next().cloned() {
+            segment::sync_dir(self.fs.as_ref(), &dir)?;
+            self.new_dirs.remove(&dir);
+        }
+        self.quarantine.sync()?;
+        if let Some(f) = self.system_log.as_mut() {
+            f.sync_data().ctx("fsync system log", self.dir.join("system.log"))?;
+        }
+        Ok(())
     }
 
     /// Minutes whose segments were found damaged when opened for append.
@@ -776,11 +833,12 @@ impl Sink {
         let mut enc = Encoder::new();
         let mut frame_buf = Vec::new();
         let (mut records, mut frames_before, mut bytes_after) = (0usize, 0usize, 0u64);
-        segment::replace_with(&path, |out| {
+        let fs = self.fs.clone();
+        segment::replace_with(fs.as_ref(), &path, |out| {
             out.write_all(&segment::file_header(minute)).ctx("write", &path)?;
             bytes_after += segment::FILE_HEADER_LEN;
             let mut failed = None;
-            for_each_frame(&path, dicts, |recs| {
+            for_each_frame(fs.as_ref(), &path, dicts, |recs| {
                 frames_before += 1;
                 for (e, b) in recs {
                     if failed.is_some() {
@@ -820,18 +878,21 @@ impl Sink {
             let path = segment_path(&self.dir, minute);
             let day = path.parent().expect("segment paths have a day dir").to_path_buf();
             if !day.exists() {
-                std::fs::create_dir_all(&day).ctx("create day dir", &day)?;
+                self.fs.create_dir_all(&day).ctx("create day dir", &day)?;
                 self.new_dirs.insert(self.dir.join("segments"));
             }
             let existed = path.exists();
+            if !existed {
+                // Its directory entry is durable only once the day is
+                // fsynced: until then the day stays in the set.
+                self.new_dirs.insert(day.clone());
+            }
             let (coverage, label) = (&self.coverage, &self.label);
             // Frames are about to be cut or moved aside: whatever coverage
             // claimed for this minute no longer holds. Withdrawn (durably)
             // before the repair changes a byte.
-            let (w, _, repair) = SegmentWriter::open(&path, minute, |_| withdraw(coverage, label, minute))?;
-            if !existed {
-                self.new_dirs.insert(day);
-            }
+            let (w, _, repair) =
+                SegmentWriter::open(self.fs.as_ref(), &path, minute, |_| withdraw(coverage, label, minute))?;
             if !repair.is_clean() {
                 self.damaged_minutes.push(minute);
             }
@@ -851,8 +912,13 @@ fn withdraw(coverage: &CoverageMap, stream: &str, minute: Minute) -> Result<()> 
 }
 
 /// Calls `f` on every record of every verified frame of a segment.
-pub fn for_each_record(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(&frame::Entry, &[u8])) -> Result<()> {
-    for_each_frame(path, dicts, |records| {
+pub fn for_each_record(
+    fs: &dyn Filesystem,
+    path: &Path,
+    dicts: &mut Dictionaries,
+    mut f: impl FnMut(&frame::Entry, &[u8]),
+) -> Result<()> {
+    for_each_frame(fs, path, dicts, |records| {
         for (e, b) in records {
             f(e, b);
         }
@@ -862,11 +928,12 @@ pub fn for_each_record(path: &Path, dicts: &mut Dictionaries, mut f: impl FnMut(
 /// Calls `f` with the records of each verified frame of a segment, in file
 /// order, holding one frame in memory at a time.
 pub fn for_each_frame(
+    fs: &dyn Filesystem,
     path: &Path,
     dicts: &mut Dictionaries,
     mut f: impl FnMut(&[(&frame::Entry, &[u8])]),
 ) -> Result<()> {
-    let mut r = SegmentReader::open(path)?;
+    let mut r = SegmentReader::open_in(fs, path)?;
     let mut payload = Vec::new();
     while let Some(fr) = r.next_header()? {
         if !r.read_payload(&fr, &mut payload)? {

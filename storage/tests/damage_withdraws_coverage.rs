@@ -9,6 +9,7 @@
 //! archiver ran again, and their Posts differed from the truth.
 
 use gapless_storage::coverage::CoverageMap;
+use gapless_storage::io::StdFs;
 use gapless_storage::reader::RangeReader;
 use gapless_storage::segment::SegmentWriter;
 use gapless_storage::store::{segment_path, Depth, Outcome, Repaired, Store, StoreConfig, StreamWriter};
@@ -149,7 +150,8 @@ fn a_repair_changes_nothing_until_coverage_is_withdrawn() {
     for how in ["half", "magic", "flip"] {
         damage(&path, how);
         let before = std::fs::read(&path).unwrap();
-        let err = SegmentWriter::open(&path, M, |_| Err(gapless_storage::Error::Invalid("refused".into()))).err();
+        let err =
+            SegmentWriter::open(&StdFs, &path, M, |_| Err(gapless_storage::Error::Invalid("refused".into()))).err();
         assert!(err.is_some(), "{how}");
         assert_eq!(std::fs::read(&path).unwrap(), before, "{how}: untouched");
         let mut aside = path.as_os_str().to_owned();

@@ -2,6 +2,7 @@
 //! damage did not touch, and keeps the damaged bytes aside.
 
 use gapless_storage::frame::Encoder;
+use gapless_storage::io::StdFs;
 use gapless_storage::segment::{read_headers, SegmentWriter, FILE_HEADER_LEN};
 use gapless_storage::{ActivityKind, Key, Minute};
 use proptest::prelude::*;
@@ -12,7 +13,7 @@ const MINUTE: Minute = Minute(29_000_000);
 /// range and its first key.
 fn build(dir: &std::path::Path, sizes: &[usize]) -> (std::path::PathBuf, Vec<(u64, u64, u64)>) {
     let path = dir.join("seg");
-    let (mut w, frames, repair) = SegmentWriter::open(&path, MINUTE, |_| Ok(())).unwrap();
+    let (mut w, frames, repair) = SegmentWriter::open(&StdFs, &path, MINUTE, |_| Ok(())).unwrap();
     assert!(frames.is_empty() && repair.is_clean());
     let mut c = zstd::bulk::Compressor::new(3).unwrap();
     let mut spans = Vec::new();
@@ -59,7 +60,7 @@ proptest! {
         f.set_len(cut).unwrap();
         drop(f);
 
-        let (_, frames, repair) = SegmentWriter::open(&path, MINUTE, |_| Ok(())).unwrap();
+        let (_, frames, repair) = SegmentWriter::open(&StdFs, &path, MINUTE, |_| Ok(())).unwrap();
         let expect: Vec<u64> = spans.iter().filter(|s| s.1 <= cut.max(FILE_HEADER_LEN)).map(|s| s.2).collect();
         let got: Vec<u64> = frames.iter().map(|f| match f.header.entries[0].key { Key::Post(id) => id, _ => 0 }).collect();
         prop_assert_eq!(&got, &expect);
@@ -77,7 +78,7 @@ proptest! {
         bytes[at] ^= 1 << bit;
         std::fs::write(&path, &bytes).unwrap();
 
-        match SegmentWriter::open(&path, MINUTE, |_| Ok(())) {
+        match SegmentWriter::open(&StdFs, &path, MINUTE, |_| Ok(())) {
             Ok((_, frames, repair)) => {
                 let got: Vec<u64> = frames.iter().map(|f| match f.header.entries[0].key { Key::Post(id) => id, _ => 0 }).collect();
                 let expect: Vec<u64> = spans.iter().filter(|s| !(s.0..s.1).contains(&(at as u64))).map(|s| s.2).collect();
@@ -106,7 +107,7 @@ fn appends_after_a_repair_are_readable() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(spans[1].1 - 5).unwrap();
     drop(f);
-    let (mut w, frames, repair) = SegmentWriter::open(&path, MINUTE, |_| Ok(())).unwrap();
+    let (mut w, frames, repair) = SegmentWriter::open(&StdFs, &path, MINUTE, |_| Ok(())).unwrap();
     assert_eq!(frames.len(), 1);
     assert_eq!(repair.truncated_tail, spans[1].1 - 5 - spans[1].0);
     let mut enc = Encoder::new();
@@ -122,6 +123,6 @@ fn appends_after_a_repair_are_readable() {
 fn a_segment_of_another_minute_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = build(dir.path(), &[1]);
-    let err = SegmentWriter::open(&path, Minute(MINUTE.0 + 1), |_| Ok(())).err().unwrap();
+    let err = SegmentWriter::open(&StdFs, &path, Minute(MINUTE.0 + 1), |_| Ok(())).err().unwrap();
     assert!(err.to_string().contains("expected"), "{err}");
 }
