@@ -12,8 +12,9 @@
 //! - Tests use [`FaultyFs`]: the same files on the real disk, and chosen
 //!   operations fail (by operation and path pattern, after a countdown,
 //!   or at random from a seed) with `ENOSPC`, `EIO` or a short write. A
-//!   failed fsync is sticky for its file, as on Linux after a writeback
-//!   error: the data may be gone whatever later calls say.
+//!   failed fsync drops what was written since the last good one (the file
+//!   is cut back), as Linux may drop dirty pages after a writeback error,
+//!   and stays failed for that file.
 //!
 //! Modelled on Vector's disk buffer v2 `Filesystem` trait.
 
@@ -286,7 +287,8 @@ impl Filesystem for FaultyFs {
     fn open(&self, path: &Path, mode: Mode) -> io::Result<Box<dyn FileHandle>> {
         self.guard(Op::Open, path)?;
         let inner = StdFs.open(path, mode)?;
-        Ok(Box::new(FaultyFile { inner, path: path.to_path_buf(), fs: self.clone() }))
+        let durable_len = inner.len()?;
+        Ok(Box::new(FaultyFile { inner, path: path.to_path_buf(), fs: self.clone(), durable_len }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.guard(Op::CreateDir, path)?;
@@ -311,6 +313,22 @@ struct FaultyFile {
     inner: Box<dyn FileHandle>,
     path: PathBuf,
     fs: FaultyFs,
+    /// The length at the last fsync that succeeded (or at open).
+    durable_len: u64,
+}
+
+impl FaultyFile {
+    /// An fsync, failing as Linux's can: the dirty pages are dropped (the
+    /// file is cut back to what the last good fsync made durable).
+    fn sync_with(&mut self, sync: fn(&mut dyn FileHandle) -> io::Result<()>) -> io::Result<()> {
+        if let Some(f) = self.fs.check(Op::Fsync, &self.path) {
+            let _ = self.inner.set_len(self.durable_len);
+            return Err(f.error());
+        }
+        sync(self.inner.as_mut())?;
+        self.durable_len = self.inner.len()?;
+        Ok(())
+    }
 }
 
 impl Read for FaultyFile {
@@ -347,16 +365,16 @@ impl Seek for FaultyFile {
 
 impl FileHandle for FaultyFile {
     fn sync_data(&mut self) -> io::Result<()> {
-        self.fs.guard(Op::Fsync, &self.path)?;
-        self.inner.sync_data()
+        self.sync_with(|f| f.sync_data())
     }
     fn sync_all(&mut self) -> io::Result<()> {
-        self.fs.guard(Op::Fsync, &self.path)?;
-        self.inner.sync_all()
+        self.sync_with(|f| f.sync_all())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.fs.guard(Op::SetLen, &self.path)?;
-        self.inner.set_len(len)
+        self.inner.set_len(len)?;
+        self.durable_len = self.durable_len.min(len);
+        Ok(())
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()

@@ -168,7 +168,20 @@ impl SegmentWriter {
             }
             other => other?,
         };
-        if found != minute {
+        // Another minute in the header: a misplaced file if its frames hold
+        // that minute's records (refused: it is not ours to repair), else
+        // a damaged header (rewritten, and the frames kept).
+        let misplaced = found != minute && {
+            let (frames, _, _) = scan(&bytes);
+            !frames.is_empty()
+                && frames.iter().all(|f| {
+                    Minute::of_ms(f.header.min_time_ms) == found && Minute::of_ms(f.header.max_time_ms) == found
+                })
+        };
+        if found != minute && !misplaced {
+            repair.rewrote_header = true;
+        }
+        if misplaced {
             return Err(Error::NotASegment {
                 path: path.into(),
                 reason: format!("holds minute {found}, expected {minute}"),
@@ -404,9 +417,15 @@ impl SegmentReader {
         let file = fs.open(path, Mode::Read).ctx("open segment", path)?;
         let end = file.len().ctx("stat segment", path)?;
         let mut file = std::io::BufReader::with_capacity(64 * 1024, file);
+        if end < FILE_HEADER_LEN {
+            // A segment whose creation failed (a full disk) or was cut to
+            // nothing: it holds no frame (the writer repairs it).
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let minute = crate::layout::segment_minute(name).unwrap_or(Minute(0));
+            return Ok(SegmentReader { file, path: path.into(), minute, pos: FILE_HEADER_LEN, end });
+        }
         let mut h = [0u8; FILE_HEADER_LEN as usize];
-        file.read_exact(&mut h)
-            .map_err(|_| Error::NotASegment { path: path.into(), reason: "shorter than its header".into() })?;
+        file.read_exact(&mut h).ctx("read segment header", path)?;
         let minute = check_file_header(path, &h)?;
         Ok(SegmentReader { file, path: path.into(), minute, pos: FILE_HEADER_LEN, end })
     }
