@@ -26,8 +26,12 @@ pub struct MinuteBatch {
     pub minute: Minute,
     entries: Vec<(Entry, Range<usize>)>,
     buf: Vec<u8>,
-    /// Verified frames the minute's segment holds (1 once sealed).
+    /// Verified frames the minute's segment holds.
     pub frames: usize,
+    /// Bytes of the segment after its last verified frame, if any: damage
+    /// (`gapless verify` repairs it) or a frame still being written. The
+    /// records read are those of the verified frames before them.
+    pub unverified: Option<Range<u64>>,
 }
 
 impl MinuteBatch {
@@ -113,7 +117,7 @@ pub fn load_minute(path: &Path, minute: Minute, dicts: &mut Dictionaries, range:
     let mut entries = Vec::new();
     let mut buf = Vec::new();
     let mut frames = 0;
-    for_each_frame(&crate::io::StdFs, path, dicts, |records| {
+    let unverified = for_each_frame(&crate::io::StdFs, path, dicts, |records| {
         frames += 1;
         for &(e, b) in records {
             if range.contains(&e.time_ms) {
@@ -129,7 +133,10 @@ pub fn load_minute(path: &Path, minute: Minute, dicts: &mut Dictionaries, range:
     entries.dedup_by(|b, a| {
         a.0.key == b.0.key && (!matches!(a.0.key, Key::Hashed(_)) || buf[a.1.clone()] == buf[b.1.clone()])
     });
-    Ok(MinuteBatch { minute, entries, buf, frames })
+    if let Some(r) = &unverified {
+        tracing::warn!(path = %path.display(), offset = r.start, bytes = r.end - r.start, "segment bytes that do not verify (damage, or a frame being written); `gapless verify` repairs damage");
+    }
+    Ok(MinuteBatch { minute, entries, buf, frames, unverified })
 }
 
 impl Iterator for RangeReader {

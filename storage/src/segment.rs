@@ -456,8 +456,21 @@ impl SegmentReader {
     pub fn read_payload(&mut self, f: &FrameRef, buf: &mut Vec<u8>) -> Result<bool> {
         buf.resize(f.header.payload_len as usize, 0);
         self.file.read_exact(buf).ctx("read frame payload", &self.path)?;
+        if frame::check_payload(&f.header, buf).is_err() {
+            // Verified data ends where this frame starts.
+            self.pos = f.offset;
+            return Ok(false);
+        }
         self.pos += f.header.payload_len as u64;
-        Ok(frame::check_payload(&f.header, buf).is_ok())
+        Ok(true)
+    }
+
+    /// The bytes from where the verified frames end to the end of the file
+    /// (as it was when opened), if any: damage, or a frame still being
+    /// written. Meaningful once [`next_header`](Self::next_header) returned
+    /// `None` or a payload did not verify.
+    pub fn unverified(&self) -> Option<Range<u64>> {
+        (self.pos < self.end).then_some(self.pos..self.end)
     }
 
     pub fn skip_payload(&mut self, f: &FrameRef) -> Result<()> {

@@ -838,7 +838,7 @@ impl Sink {
             out.write_all(&segment::file_header(minute)).ctx("write", &path)?;
             bytes_after += segment::FILE_HEADER_LEN;
             let mut failed = None;
-            for_each_frame(fs.as_ref(), &path, dicts, |recs| {
+            let unverified = for_each_frame(fs.as_ref(), &path, dicts, |recs| {
                 frames_before += 1;
                 for (e, b) in recs {
                     if failed.is_some() {
@@ -857,6 +857,11 @@ impl Sink {
                     records += 1;
                 }
             })?;
+            if let Some(r) = unverified {
+                // Repaired just above, so something changed it since:
+                // never seal away bytes that were not read.
+                return Err(Error::Frame(format!("{}: bytes {r:?} do not verify; not sealed", path.display())));
+            }
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -923,16 +928,19 @@ pub fn for_each_record(
             f(e, b);
         }
     })
+    .map(|_| ())
 }
 
 /// Calls `f` with the records of each verified frame of a segment, in file
-/// order, holding one frame in memory at a time.
+/// order, holding one frame in memory at a time. Returns the bytes after
+/// the last verified frame, if the file does not end there: damage, or a
+/// frame still being written (readers never stop there silently).
 pub fn for_each_frame(
     fs: &dyn Filesystem,
     path: &Path,
     dicts: &mut Dictionaries,
     mut f: impl FnMut(&[(&frame::Entry, &[u8])]),
-) -> Result<()> {
+) -> Result<Option<std::ops::Range<u64>>> {
     let mut r = SegmentReader::open_in(fs, path)?;
     let mut payload = Vec::new();
     while let Some(fr) = r.next_header()? {
@@ -942,7 +950,7 @@ pub fn for_each_frame(
         let raw = decompress(&fr.header, &payload, dicts)?;
         f(&frame::split_records(&fr.header, &raw)?);
     }
-    Ok(())
+    Ok(r.unverified())
 }
 
 /// Decompresses a verified payload, with its dictionary if it names one.

@@ -409,6 +409,7 @@ fn run(cli: Cli) -> Result<()> {
     let mut exported: BTreeMap<i64, u64> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut records, mut raw_bytes, mut dropped) = (0u64, 0u64, 0u64);
+    let mut unverified = Vec::new();
     let mut reader = RangeReader::new(&cli.data, &cli.stream, from_ms..to_ms);
     for (done, &m) in minutes.iter().enumerate() {
         let batch = match reader.read_minute(m) {
@@ -417,6 +418,15 @@ fn run(cli: Cli) -> Result<()> {
             Err(gapless_storage::Error::NotASegment { reason, .. }) if reason.contains("shorter than its header") => continue,
             Err(e) => return Err(e).with_context(|| format!("read minute {m}")),
         };
+        if let Some(r) = &batch.unverified {
+            // Never stop silently: said on stderr and in the manifest.
+            eprintln!(
+                "segment-export: minute {m}: {} bytes from offset {} do not verify (damage, or a frame being written); `gapless verify` repairs damage",
+                r.end - r.start,
+                r.start
+            );
+            unverified.push((m, r.start, r.end - r.start));
+        }
         let mut n = 0u64;
         for (e, b) in batch.iter() {
             if !kinds.contains(&e.kind) {
@@ -473,6 +483,7 @@ fn run(cli: Cli) -> Result<()> {
         by_kind: &by_kind,
         exported: &exported,
         coverage: &cov,
+        unverified: &unverified,
     });
     match &manifest_path {
         Some(p) => {

@@ -43,6 +43,17 @@ pub struct Manifest {
     /// Every minute the range touches, in order, when coverage is known;
     /// otherwise the minutes that hold exported records.
     pub minutes: Vec<MinuteEntry>,
+    /// Segments whose bytes after some offset did not verify (damage, or a
+    /// frame being written): only the records before were exported, and
+    /// the export is not complete. `gapless verify` repairs damage.
+    pub unverified: Vec<Unverified>,
+}
+
+#[derive(Serialize)]
+pub struct Unverified {
+    pub minute: String,
+    pub offset: u64,
+    pub bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -105,6 +116,8 @@ pub struct Args<'a> {
     pub by_kind: &'a BTreeMap<&'static str, u64>,
     pub exported: &'a BTreeMap<i64, u64>,
     pub coverage: &'a CoverageInfo,
+    /// (minute, offset, bytes) of segments with bytes that did not verify.
+    pub unverified: &'a [(gapless_storage::Minute, u64, u64)],
 }
 
 impl Manifest {
@@ -187,8 +200,25 @@ impl Manifest {
             records: a.records,
             raw_bytes: a.raw_bytes,
             records_by_kind: a.by_kind.clone(),
-            coverage,
+            coverage: if a.unverified.is_empty() {
+                coverage
+            } else {
+                CoverageSummary {
+                    complete: Some(false),
+                    summary: format!(
+                        "incomplete: {} segments have bytes that do not verify (see unverified); {}",
+                        a.unverified.len(),
+                        coverage.summary
+                    ),
+                    ..coverage
+                }
+            },
             minutes,
+            unverified: a
+                .unverified
+                .iter()
+                .map(|(m, offset, bytes)| Unverified { minute: m.to_string(), offset: *offset, bytes: *bytes })
+                .collect(),
         }
     }
 }

@@ -509,3 +509,38 @@ fn a_failed_export_leaves_no_partial_file() {
     assert!(!dir.path().join("taken.ndjson.partial").exists());
     assert!(!dir.path().join("taken.ndjson.manifest.json").exists());
 }
+
+/// A reader never stops silently at a frame that does not verify: the
+/// export says which minute, from which offset, on stderr and in the
+/// manifest, and does not call itself complete.
+#[test]
+fn a_frame_that_does_not_verify_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let seg = gapless_storage::store::segment_path(
+        &dir.path().join("streams/decahose"),
+        gapless_storage::Minute::of_secs(BASE + 3 * 60),
+    );
+    let (_, frames) = gapless_storage::segment::read_headers(&seg).unwrap();
+    assert!(frames.len() >= 2, "minute 3 has two frames");
+    // Flip a payload byte of the first frame: the second is not read.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at_byte = frames[0].offset as usize + frames[0].header.header_len + 3;
+    bytes[at_byte] ^= 0x20;
+    std::fs::write(&seg, bytes).unwrap();
+
+    let d = dir.path().to_str().unwrap();
+    let out_path = dir.path().join("out.ndjson");
+    let (from, to) = (at(BASE), at(BASE + 600));
+    let mut args = range_args(d, &from, &to);
+    args.extend(["--out", out_path.to_str().unwrap()]);
+    let out = export(&args);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("do not verify"), "{stderr}");
+    let m = manifest(&out_path);
+    let u = m["unverified"].as_array().unwrap();
+    assert_eq!(u.len(), 1, "{m}");
+    assert_eq!(u[0]["offset"], frames[0].offset);
+    assert_eq!(m["coverage"]["complete"], false);
+}
