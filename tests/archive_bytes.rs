@@ -50,7 +50,7 @@ fn change_a_byte(line: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_reports_exactly_the_activities_whose_bytes_differ() {
-    let _g = serial();
+    let _g = serial().await;
     let h = Harness::launch(Setup::new(61, 10.0, 1.0)).await;
     let tmp = tempfile::tempdir().unwrap();
     let sent = sent_lines(&h);
@@ -61,7 +61,10 @@ async fn the_kit_reports_exactly_the_activities_whose_bytes_differ() {
     // As sent: the kit finds the archive exact, byte for byte.
     let exact = tmp.path().join("exact");
     import(tmp.path(), &exact, &sent.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>());
-    let d = gapless::demo::verify::compare(&h.truth("decahose", h.minute(0) * 60_000, h.minute(2) * 60_000), &archive(&exact, "decahose", h.minute(0) * 60_000, h.minute(2) * 60_000));
+    let d = gapless::demo::verify::compare(
+        &h.truth("decahose", h.minute(0) * 60_000, h.minute(2) * 60_000),
+        &archive(&exact, "decahose", h.minute(0) * 60_000, h.minute(2) * 60_000),
+    );
     assert!(d.is_exact(), "{d}");
     assert_eq!(d.archived, sent.len());
 

@@ -114,7 +114,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_90_second_disconnect_is_backfilled() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         21,
         20,
@@ -136,7 +136,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_25_minute_outage_is_recovered() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         22,
         42,
@@ -161,7 +161,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_without_heartbeats_is_detected_and_repaired() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         23,
         20,
@@ -181,7 +181,7 @@ partition = 1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_storm_is_ridden_out() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         24,
         24,
@@ -207,7 +207,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_is_ridden_out() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         25,
         26,
@@ -231,7 +231,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activities_missing_from_realtime_are_recovered() {
-    let _g = serial();
+    let _g = serial().await;
     run(Scenario::new(
         26,
         20,
@@ -259,7 +259,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_cut_in_half_is_quarantined_and_delivered_again() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         27,
         15,
@@ -283,7 +283,7 @@ partition = 2
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_gzip_body_ends_the_connection_and_loses_nothing() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         28,
         15,
@@ -303,7 +303,7 @@ partition = 2
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_bursts_are_stored_once() {
-    let _g = serial();
+    let _g = serial().await;
     let out = run(Scenario::new(
         29,
         15,
@@ -329,7 +329,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_broken_mid_way_resumes_from_its_progress() {
-    let _g = serial();
+    let _g = serial().await;
     // An 8-minute outage leaves a hole only Recovery can fill. Recovery is
     // paced like the real service (a little slower than realtime), so it
     // is still running when the break comes; several breaks, so that at
@@ -385,7 +385,7 @@ stream = "sample10/prod"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hour_of_mixed_faults_ends_complete() {
-    let _g = serial();
+    let _g = serial().await;
     let Outcome { metrics: m, .. } = run(Scenario::new(
         31,
         64,

@@ -14,7 +14,7 @@ use gapless_report::schema::{HoleState, State, Status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_likes_hole_beyond_backfill_is_lost_and_says_so() {
-    let _g = serial();
+    let _g = serial().await;
     capture_logs();
     clear_logs();
     let t0 = Instant::now();
@@ -105,7 +105,7 @@ fn log_lines_with(words: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_likes_disconnect_is_backfilled_and_nothing_is_lost() {
-    let _g = serial();
+    let _g = serial().await;
     capture_logs();
     clear_logs();
     let t0 = Instant::now();

@@ -36,7 +36,7 @@ fn still_covered(h: &Harness, full: &BTreeSet<i64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_archiver_backfills_its_downtime_on_restart() {
-    let _g = serial();
+    let _g = serial().await;
     capture_logs();
     clear_logs();
     let t0 = Instant::now();
@@ -75,7 +75,7 @@ async fn a_stopped_archiver_backfills_its_downtime_on_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archiver_killed_with_sigkill_loses_nothing_and_recovers_its_downtime() {
-    let _g = serial();
+    let _g = serial().await;
     let t0 = Instant::now();
     let h = Arc::new(Harness::launch(Setup::new(52, RATE, SPEED)).await);
     let mut child = h.spawn_binary().await;

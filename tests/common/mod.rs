@@ -12,7 +12,7 @@ pub use gapless::demo::verify::{Archived, Diff, Truth};
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use gapless::archiver::{self, Options, Running};
@@ -28,9 +28,11 @@ pub const START: &str = "2026-03-01T00:00:00Z";
 
 /// Tests of one binary run one at a time: the machine has two slow cores,
 /// and a test that shares them with another sees its connections stall.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// (An async lock: it is held across the whole test, awaits included, and
+/// a test that panics releases it.)
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// What a test runs against.
@@ -393,6 +395,7 @@ pub async fn until_states(h: &Harness, admin: SocketAddr, stream: &str, from: i6
 
 /// Waits until `cond` holds of the stream's report over `[from, to)`
 /// (minutes after START), or panics after `timeout` (wall) with the report.
+#[allow(clippy::too_many_arguments)]
 pub async fn until_report(
     h: &Harness,
     admin: SocketAddr,
