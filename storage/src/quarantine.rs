@@ -65,6 +65,12 @@ use crate::io::{FileHandle, Filesystem, Mode, StdFs};
 /// The magic and version that start every entry's header.
 const MAGIC: &[u8] = b"Q1 ";
 
+/// Longest part of a line kept (a line of a peer that never ends is cut
+/// long before this, at the reader's cap).
+pub const MAX_KEPT_LINE: usize = 64 << 10;
+/// The default size cap of one stream's quarantine file.
+pub const DEFAULT_CAP_BYTES: u64 = 256 << 20;
+
 /// Longest reason written, in bytes.
 pub const MAX_REASON_BYTES: usize = 1024;
 
@@ -100,6 +106,9 @@ pub struct Quarantine {
     /// Entries written since the last fsync: written again if it fails.
     since_sync: Vec<u8>,
     fs: Arc<dyn Filesystem>,
+    /// The file's size cap, and entries not kept because of it.
+    cap: u64,
+    not_kept: u64,
     /// Encoded entries not yet written.
     buf: Vec<u8>,
     /// Entries in the file when opened, plus entries pushed since.
@@ -139,6 +148,8 @@ impl Quarantine {
             synced: good_len,
             since_sync: Vec::new(),
             fs,
+            cap: DEFAULT_CAP_BYTES,
+            not_kept: 0,
             buf: Vec::new(),
             count,
             pushed: 0,
@@ -155,8 +166,23 @@ impl Quarantine {
     ///
     /// [`sync`]: Quarantine::sync
     /// [`flush`]: Quarantine::flush
+    ///
+    /// Bounded: a line longer than [`MAX_KEPT_LINE`] keeps its first
+    /// [`MAX_KEPT_LINE`] bytes (the reason says its true length), and once
+    /// the file would pass its cap ([`Quarantine::set_cap`]) entries are
+    /// counted ([`Quarantine::not_kept`]) but not written.
     pub fn push(&mut self, line: &[u8], reason: &str, received_ms: i64) -> Result<()> {
-        encode_entry(&mut self.buf, line, reason, received_ms);
+        let (kept, reason) = if line.len() > MAX_KEPT_LINE {
+            (&line[..MAX_KEPT_LINE], format!("{reason} (kept the first {MAX_KEPT_LINE} of {} bytes)", line.len()))
+        } else {
+            (line, reason.to_string())
+        };
+        let size = self.written + self.buf.len() as u64;
+        if size + kept.len() as u64 + 64 + reason.len() as u64 > self.cap {
+            self.not_kept += 1;
+            return Ok(());
+        }
+        encode_entry(&mut self.buf, kept, &reason, received_ms);
         self.count += 1;
         self.pushed += 1;
         if self.buf.len() >= FLUSH_AT {
@@ -223,6 +249,17 @@ impl Quarantine {
     /// Entries pushed by this process since [`Quarantine::open`].
     pub fn pushed(&self) -> u64 {
         self.pushed
+    }
+
+    /// Sets the size cap of the file (see [`Quarantine::push`]).
+    pub fn set_cap(&mut self, bytes: u64) {
+        self.cap = bytes;
+    }
+
+    /// Entries this process did not write because the file was at its cap
+    /// (they are still counted as quarantined in the coverage counters).
+    pub fn not_kept(&self) -> u64 {
+        self.not_kept
     }
 
     pub fn path(&self) -> &Path {

@@ -65,6 +65,9 @@ pub struct StoreConfig {
     /// Frames are cut at this many raw bytes (commits and sealing alike):
     /// see [`frame::TARGET_RAW_BYTES`].
     pub frame_raw_bytes: usize,
+    /// The size cap of a stream's quarantine file; past it, rejected lines
+    /// are counted but not kept.
+    pub quarantine_max_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -77,6 +80,7 @@ impl Default for StoreConfig {
             dict_size: 112 << 10,
             dict_max_records: 200,
             frame_raw_bytes: frame::TARGET_RAW_BYTES,
+            quarantine_max_bytes: crate::quarantine::DEFAULT_CAP_BYTES,
         }
     }
 }
@@ -302,6 +306,12 @@ impl StreamWriter {
                 Err(e)
             }
         }
+    }
+
+    /// Quarantined lines this process did not keep because the stream's
+    /// quarantine file was at its cap.
+    pub fn quarantine_not_kept(&self) -> u64 {
+        self.sink.quarantine.not_kept()
     }
 
     /// Minutes whose segments were found damaged when opened for append:
@@ -650,7 +660,8 @@ impl Sink {
         appended: Arc<AtomicU64>,
         fs: Arc<dyn Filesystem>,
     ) -> Result<Sink> {
-        let quarantine = Quarantine::open_in(fs.clone(), &dir.join("quarantine.log"))?;
+        let mut quarantine = Quarantine::open_in(fs.clone(), &dir.join("quarantine.log"))?;
+        quarantine.set_cap(config.quarantine_max_bytes);
         let mut dicts = Dictionaries::with_fs(&dir.join("dict"), fs.clone());
         let dict = dicts.latest()?;
         let with_dict = match dict {

@@ -45,3 +45,34 @@ fn implausible_times_are_quarantined_and_later_commits_succeed() {
         bad.iter().map(|l| l.as_bytes().to_vec()).collect::<Vec<_>>()
     );
 }
+
+/// Reported: a 200 MB line without a newline was kept whole in the
+/// quarantine file. The quarantine keeps a bounded prefix with the true
+/// length, and the file has a size cap per stream; what it does not keep
+/// is still counted.
+#[test]
+fn the_quarantine_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig { quarantine_max_bytes: 256 << 10, ..StoreConfig::default() };
+    let store = Store::open(dir.path(), config).unwrap();
+    let mut w = store.stream("s").unwrap();
+    let long = vec![b'x'; 3 << 20];
+    assert!(matches!(w.ingest(&long, T0).unwrap(), Outcome::Quarantined { .. }));
+    for i in 0..2000 {
+        w.ingest(format!("{{not json {i} {}", "y".repeat(500)).as_bytes(), T0).unwrap();
+    }
+    w.commit().unwrap();
+    let path = dir.path().join("streams/s/quarantine.log");
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size <= 256 << 10, "capped: {size}");
+    let q = read_entries(&path).unwrap();
+    assert_eq!(q[0].line.len(), gapless_storage::quarantine::MAX_KEPT_LINE);
+    assert!(q[0].reason.contains(&format!("of {} bytes", 3 << 20)), "{}", q[0].reason);
+    assert_eq!(q.len() as u64 + w.quarantine_not_kept(), 2001);
+    assert!(w.quarantine_not_kept() > 1000);
+    let counts = store
+        .coverage()
+        .counts("s", gapless_storage::Minute::of_ms(T0)..gapless_storage::Minute::of_ms(T0).next())
+        .unwrap();
+    assert_eq!(counts.iter().map(|(_, c)| c.quarantined).sum::<u64>(), 2001, "every rejected line is counted");
+}
