@@ -30,6 +30,10 @@ use crate::metrics::StreamMetrics;
 /// Commit at least this often (wall time): the bound on how long received
 /// data waits before it is durable, and so on coverage's delay.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// Records accepted and not yet durable are capped: past this, the storage
+/// thread stops taking batches until a commit succeeds (memory stays
+/// bounded whatever the stream's rate while the disk is full).
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
 /// Or as soon as this many raw bytes wait.
 const COMMIT_BYTES: usize = 16 << 20;
 /// A minute nothing was written to for this long (stream time) is sealed
@@ -77,6 +81,7 @@ pub fn spawn(
         check_window(&mut writer, &coverage, &label, clock.now_secs());
         let mut claims: Vec<Claim> = Vec::new();
         let mut withheld = Withheld::default();
+        let mut blocked = false;
         // Minutes written since their last seal, and when (stream ms).
         let mut unsealed: std::collections::BTreeMap<Minute, i64> = std::collections::BTreeMap::new();
         let mut flushes: Vec<oneshot::Sender<bool>> = Vec::new();
@@ -85,7 +90,28 @@ pub fn spawn(
         let mut open = true;
         while open || !claims.is_empty() || writer.pending_records() > 0 {
             // Wait for a message, but no longer than the commit interval.
-            let msg = if open { recv_timeout(&rt, &mut rx, COMMIT_INTERVAL.saturating_sub(last_commit.elapsed())) } else { Recv::Closed };
+            // Past the pending cap (commits fail: a full disk), stop
+            // reading: connections block on the channel and stop reading
+            // their sockets; nothing pending is dropped, and Backfill and
+            // Recovery bring what the server sends meanwhile.
+            let wait = COMMIT_INTERVAL.saturating_sub(last_commit.elapsed());
+            let full = writer.pending_bytes() >= MAX_PENDING_BYTES;
+            if full != blocked {
+                blocked = full;
+                if full {
+                    tracing::error!(stream = %label, pending_bytes = writer.pending_bytes(), "STORAGE BLOCKED: commits fail and the pending cap is reached; the stream stops reading");
+                } else {
+                    tracing::warn!(stream = %label, "storage unblocked; the stream reads again");
+                }
+            }
+            let msg = if !open {
+                Recv::Closed
+            } else if blocked {
+                std::thread::sleep(wait);
+                Recv::Timeout
+            } else {
+                recv_timeout(&rt, &mut rx, wait)
+            };
             match msg {
                 Recv::Msg(Msg::Batch(batch)) => {
                     pending_bytes += batch.bytes();
@@ -140,7 +166,7 @@ pub fn spawn(
                 if ok && open {
                     seal_quiet_minutes(&mut writer, &mut unsealed, clock.now_ms(), &label);
                 }
-                if !ok && !open {
+                if !open && (!ok || !claims.is_empty()) {
                     tracing::error!(stream = %label, claims = claims.len(), "last commit failed: these claims are not recorded");
                     break;
                 }
@@ -313,27 +339,38 @@ fn commit_and_cover(
     for damaged in writer.take_damaged_minutes() {
         tracing::error!(stream = %label, minute = %damaged, "a damaged segment was repaired; its minute is a hole again");
     }
+    // Minutes whose records could not be written yet (their segment
+    // fails): the parts of claims over them wait for a later commit.
+    let stuck: Vec<Range<i64>> =
+        writer.pending_minutes().into_iter().map(|m| m.start_secs()..m.next().start_secs()).collect();
+    let mut waiting = Vec::new();
     for claim in claims.drain(..) {
         let mut ok = true;
-        if claim.secs.start < claim.secs.end {
-            let parts: Vec<u32> = match claim.partition {
-                Some(p) => vec![p],
-                None => (1..=partitions).collect(),
-            };
-            let secs = withheld.trim(claim.secs.clone());
-            for p in parts {
-                for s in &secs {
-                    if let Err(e) = coverage.cover(&proof, label, p, s.clone()) {
-                        ok = false;
-                        tracing::error!(stream = %label, partition = p, error = %e, "recording coverage failed");
-                    }
+        let secs = withheld.trim(claim.secs.clone());
+        let now: Vec<Range<i64>> = crate::planner::subtract(&secs, &stuck);
+        let later: Vec<Range<i64>> = crate::planner::subtract(&secs, &now);
+        let parts: Vec<u32> = match claim.partition {
+            Some(p) => vec![p],
+            None => (1..=partitions).collect(),
+        };
+        for p in parts {
+            for s in &now {
+                if let Err(e) = coverage.cover(&proof, label, p, s.clone()) {
+                    ok = false;
+                    tracing::error!(stream = %label, partition = p, error = %e, "recording coverage failed");
                 }
             }
         }
-        if let Some(done) = claim.done {
+        let mut done = claim.done;
+        let n = later.len();
+        for (i, secs) in later.into_iter().enumerate() {
+            waiting.push(Claim { partition: claim.partition, secs, done: if i + 1 == n { done.take() } else { None } });
+        }
+        if let Some(done) = done {
             let _ = done.send(ok);
         }
     }
+    *claims = waiting;
     true
 }
 
@@ -357,6 +394,92 @@ mod tests {
         let (done, rx) = oneshot::channel();
         tx.send(Msg::Flush(done)).await.expect("writer runs");
         rx.await.expect("writer answers")
+    }
+
+    /// One minute whose segment cannot be written does not block the
+    /// others: they are stored and claimed; its claim waits until its data
+    /// is durable, and is then recorded.
+    #[tokio::test]
+    async fn a_failing_minute_does_not_block_the_others_and_its_claim_waits() {
+        use gapless_storage::io::{Fault, FaultyFs, Op, Rule};
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new();
+        let store = Store::open_with(dir.path(), StoreConfig::default(), fs.shared()).unwrap();
+        let coverage = store.coverage().clone();
+        coverage.set_partitions("s", 1).unwrap();
+        let stem = Minute::of_secs(T0).file_stem();
+        fs.fail(Rule::always(Op::Open, &format!("{stem}.seg"), Fault::Io));
+        let (tx, rx) = mpsc::channel(16);
+        let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
+        let handle = spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        let lines = [post(1, T0 + 10), post(2, T0 + 70), post(3, T0 + 130)].concat();
+        tx.send(Msg::Batch(Batch::classify(lines.into_bytes(), &Limits::default()))).await.unwrap();
+        let (done, mut answered) = oneshot::channel();
+        tx.send(Msg::Claim(Claim { partition: Some(1), secs: T0..T0 + 180, done: Some(done) })).await.unwrap();
+        assert!(flush(&tx).await);
+        assert_eq!(coverage.covered_ranges("s", 1, T0..T0 + 180).unwrap(), vec![T0 + 60..T0 + 180]);
+        assert!(answered.try_recv().is_err(), "the claim is not done while a minute waits");
+        fs.heal();
+        assert!(flush(&tx).await);
+        assert_eq!(coverage.covered_ranges("s", 1, T0..T0 + 180).unwrap(), vec![T0..T0 + 180]);
+        assert_eq!(answered.await, Ok(true));
+        drop(tx);
+        handle.join().unwrap();
+        let ids: Vec<Key> = RangeReader::new(dir.path(), "s", T0 * 1000..(T0 + 180) * 1000)
+            .flat_map(|b| b.unwrap().iter().map(|(e, _)| e.key).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(ids, vec![Key::Post(1), Key::Post(2), Key::Post(3)]);
+    }
+
+    /// A full disk stops growth: past the pending cap the storage thread
+    /// takes no more batches (the senders block, so connections stop
+    /// reading), and nothing pending is lost once the disk has room.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_stops_reading_at_the_pending_cap_and_loses_nothing() {
+        use gapless_storage::io::{Fault, FaultyFs, Op, Rule};
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new();
+        let store = Store::open_with(dir.path(), StoreConfig::default(), fs.shared()).unwrap();
+        let coverage = store.coverage().clone();
+        coverage.set_partitions("s", 1).unwrap();
+        fs.fail(Rule::always(Op::Write, ".seg", Fault::NoSpace));
+        let (tx, rx) = mpsc::channel(4);
+        let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
+        let handle = spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        // Batches of ten ~100 KB Posts (1 MB each).
+        let batch = |b: u64| {
+            let mut buf = Vec::new();
+            for i in 0..10 {
+                let id = b * 10 + i + 1;
+                buf.extend_from_slice(
+                    format!(
+                        "{{\"id_str\":\"{id}\",\"created_at\":\"x\",\"user\":{{}},\"text\":\"{}\",\"timestamp_ms\":\"{}\"}}\r\n",
+                        "p".repeat(100_000),
+                        T0 * 1000 + id as i64
+                    )
+                    .as_bytes(),
+                );
+            }
+            Batch::classify(buf, &Limits::default())
+        };
+        let limit = (MAX_PENDING_BYTES >> 20) as u64 * 3;
+        let mut sent = 0;
+        while sent < limit {
+            let send = tx.send(Msg::Batch(batch(sent)));
+            if tokio::time::timeout(Duration::from_secs(5), send).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        assert!(sent < limit, "the storage thread kept taking batches with the disk full ({sent})");
+        assert!(sent >= (MAX_PENDING_BYTES >> 20) as u64, "it took batches up to the cap ({sent})");
+        fs.heal();
+        tx.send(Msg::Batch(batch(sent))).await.unwrap();
+        assert!(flush(&tx).await);
+        drop(tx);
+        handle.join().unwrap();
+        let n = RangeReader::new(dir.path(), "s", T0 * 1000..(T0 + 60) * 1000).map(|b| b.unwrap().len()).sum::<usize>();
+        assert_eq!(n as u64, (sent + 1) * 10, "every record of every batch taken");
     }
 
     /// A segment damaged while the archiver was away (cut in half) loses

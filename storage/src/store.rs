@@ -277,6 +277,18 @@ impl StreamWriter {
         self.ingest.pending_records()
     }
 
+    /// Raw bytes accepted and not yet committed.
+    pub fn pending_bytes(&self) -> usize {
+        self.ingest.pending_bytes()
+    }
+
+    /// The minutes with records accepted and not yet durable: a claim
+    /// covering them waits (a minute whose segment cannot be written keeps
+    /// its records here, and the others go on).
+    pub fn pending_minutes(&self) -> Vec<Minute> {
+        self.ingest.pending.frames.keys().copied().collect()
+    }
+
     /// Writes every pending record and makes it durable; see the module doc.
     /// On error the records stay pending for the next attempt.
     pub fn commit(&mut self) -> Result<(Durable, CommitStats)> {
@@ -285,15 +297,30 @@ impl StreamWriter {
         // Kept until the batch is durable.
         let frames = pending.frames.clone();
         let known_damage = self.sink.damaged_minutes.len();
-        let written = self.sink.write(&mut pending);
+        let written = self.sink.write_isolated(&mut pending);
         // A repaired segment lost frames: its keys are loaded again from
         // what it holds now, so that good copies are not taken for
         // duplicates of what was lost.
         for m in &self.sink.damaged_minutes[known_damage..] {
             self.ingest.index.forget(*m);
         }
-        match written.and_then(|()| self.sink.sync()) {
-            Ok(done) => Ok(done),
+        match written.and_then(|failed| self.sink.sync().map(|done| (failed, done))) {
+            Ok((failed, done)) => {
+                // Minutes that could not be written stay pending (and
+                // unclaimed: see `pending_minutes`); the others are durable.
+                for (minute, e) in failed {
+                    tracing::error!(stream = %self.ingest.label, %minute, error = %e, "a minute could not be written; it stays pending");
+                    self.sink.writers.remove(&minute);
+                }
+                if !pending.frames.is_empty() || !pending.repair.is_empty() {
+                    self.ingest.restore(Pending {
+                        frames: std::mem::take(&mut pending.frames),
+                        repair: std::mem::take(&mut pending.repair),
+                        ..Pending::default()
+                    });
+                }
+                Ok(done)
+            }
             Err(e) => {
                 // Nothing of this batch is known to be durable (a failed
                 // fsync may have dropped what was written): its files are
@@ -709,14 +736,66 @@ impl Sink {
     /// Frames appended before an error are removed from `p`, so that a
     /// retry writes each record once.
     pub fn write(&mut self, p: &mut Pending) -> Result<()> {
-        while let Some(minute) = p.repair.last().copied() {
+        match self.write_isolated(p)?.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Sink::write`], where one minute that cannot be written does not
+    /// block the others: its records stay in `p` (and its error is
+    /// returned with it), the other minutes are written. Fails as a whole
+    /// only when no minute could be written, or on the quarantine and the
+    /// system log.
+    pub fn write_isolated(&mut self, p: &mut Pending) -> Result<Vec<(Minute, Error)>> {
+        let mut failed = Vec::new();
+        let mut i = 0;
+        while i < p.repair.len() {
             // Opening a segment repairs it (coverage withdrawn first).
-            self.writer(minute)?;
-            p.repair.pop();
+            match self.writer(p.repair[i]) {
+                Ok(_) => {
+                    p.repair.swap_remove(i);
+                }
+                Err(e) => {
+                    failed.push((p.repair[i], e));
+                    i += 1;
+                }
+            }
         }
         let minutes: Vec<Minute> = p.frames.keys().copied().collect();
+        let total = minutes.len();
         for minute in minutes {
-            let Some(enc) = p.frames.get_mut(&minute) else { continue };
+            if let Err(e) = self.write_minute(p, minute) {
+                failed.push((minute, e));
+            }
+        }
+        if total > 0 && p.frames.len() == total {
+            // Nothing could be written: the disk, not a minute.
+            if let Some((_, e)) = failed.pop() {
+                return Err(e);
+            }
+        }
+        for (line, reason, received_ms) in p.quarantined.drain(..) {
+            self.quarantine.push(&line, &reason, received_ms)?;
+        }
+        if !p.system.is_empty() {
+            self.log_system(&p.system)?;
+            p.system.clear();
+        }
+        for (m, c) in std::mem::take(&mut p.counts) {
+            *self.unsynced_counts.entry(m).or_default() += c;
+        }
+        if p.frames.is_empty() {
+            self.appended.fetch_max(p.seq, Ordering::AcqRel);
+        }
+        Ok(failed)
+    }
+
+    /// Appends one minute's pending records, in bounded frames; they leave
+    /// `p` once appended.
+    fn write_minute(&mut self, p: &mut Pending, minute: Minute) -> Result<()> {
+        {
+            let Some(enc) = p.frames.get_mut(&minute) else { return Ok(()) };
             // Bounded frames: a part at a time, each forgotten once
             // appended, so that a retry writes each record once.
             for part in enc.parts(self.config.frame_raw_bytes) {
@@ -738,19 +817,8 @@ impl Sink {
                 self.stats.raw_bytes += raw as u64;
                 self.stats.stored_bytes += self.frame_buf.len() as u64;
             }
-            p.frames.remove(&minute);
         }
-        for (line, reason, received_ms) in p.quarantined.drain(..) {
-            self.quarantine.push(&line, &reason, received_ms)?;
-        }
-        if !p.system.is_empty() {
-            self.log_system(&p.system)?;
-            p.system.clear();
-        }
-        for (m, c) in std::mem::take(&mut p.counts) {
-            *self.unsynced_counts.entry(m).or_default() += c;
-        }
-        self.appended.fetch_max(p.seq, Ordering::AcqRel);
+        p.frames.remove(&minute);
         Ok(())
     }
 
