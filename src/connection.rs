@@ -522,12 +522,14 @@ mod tests {
         // min(now - 13 s, newest activity - 3 s) = t0 + 7 s.
         assert_eq!(r.claims(t0 + 20_000), vec![t0 / 1000..t0 / 1000 + 7]);
         // 40 s of no activity, then data again: what came before the gap is
-        // claimed up to the last activity before it, the gap is not.
+        // claimed up to 3 s before the last activity before it (disorder),
+        // the gap is not.
         r.observe(&batch(&every_second(60, 61)), t0 + 80_000);
-        assert_eq!(r.claims(t0 + 80_000), vec![t0 / 1000 + 7..t0 / 1000 + 19]);
+        assert_eq!(r.claims(t0 + 80_000), vec![t0 / 1000 + 7..t0 / 1000 + 16]);
         assert_eq!(r.claims(t0 + 80_000), vec![], "nothing after the hole is claimable yet");
         r.observe(&batch(&every_second(62, 70)), t0 + 90_000);
-        assert_eq!(r.claims(t0 + 90_000), vec![t0 / 1000 + 60..t0 / 1000 + 67]);
+        // After it, from 3 s after the first activity.
+        assert_eq!(r.claims(t0 + 90_000), vec![t0 / 1000 + 63..t0 / 1000 + 67]);
         assert_eq!(r.claimed_to(), Some(t0 / 1000 + 67));
     }
 
