@@ -172,11 +172,12 @@ impl Admin {
                 }
             }
         }
-        let gauges: [Gauge; 5] = [
+        let gauges: [Gauge; 6] = [
             ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_recovery_jobs", "Recovery jobs in flight.", |m, _| m.jobs.lock().map(|j| j.len() as i64).unwrap_or(0)),
+            ("gapless_read_buffer_peak_bytes", "The most bytes a connection's reader held at once.", |m, _| m.read_buffer_peak.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_delivery_lag_seconds", "Stream time minus the newest activity time received.", |m, now| m.lag_ms(now).unwrap_or(0) / 1000),
         ];
         for (name, help, f) in gauges {

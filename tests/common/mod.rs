@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod rawserver;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
