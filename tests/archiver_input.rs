@@ -208,3 +208,68 @@ async fn data_silence_is_detected_while_a_line_drips_in() {
     running.stop().await.unwrap();
     assert!(logs().contains("reason=DataSilence"), "{}", log_tail(20));
 }
+
+/// Issue 9, item 11: behind a refusal window of 10 stream minutes (429 to
+/// every request, Recovery included), with a hole only Recovery can fill
+/// before it, the recorded jobs never overlap, and none is left once every
+/// minute is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_recovery_leaves_no_overlapping_or_stale_jobs() {
+    let _g = serial();
+    capture_logs();
+    clear_logs();
+    let faults = r#"
+[[fault]]
+at = "+10m"
+duration = "2m"
+kind = "drop_realtime"
+stream = "sample10/prod"
+
+[[fault]]
+at = "+750s"
+duration = "10m"
+kind = "rate_limit"
+stream = "sample10/prod"
+"#;
+    let h = Arc::new(Harness::launch(Setup::new(32, RATE, SPEED).faults(faults)).await);
+    let running = h.archiver().await;
+    let admin = running.admin.expect("admin API");
+    let metrics = running.metrics.clone();
+    let end = 32;
+    let watch = Watch::start(&h, admin, &["decahose"], 1, end);
+    // Every few hundred milliseconds: the recorded jobs do not overlap.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let h2 = h.clone();
+    let checker = tokio::spawn(async move {
+        let (mut overlaps, mut most) = (Vec::new(), 0);
+        loop {
+            let report = coverage(admin, "decahose", h2.minute(0), h2.minute(end)).await;
+            let jobs = &stream_report(&report, "decahose").jobs;
+            most = most.max(jobs.len());
+            for (i, a) in jobs.iter().enumerate() {
+                for b in &jobs[i + 1..] {
+                    if a.resume_secs < b.end_secs && b.resume_secs < a.end_secs {
+                        overlaps.push(format!("{} {}..{} and {} {}..{}", a.id, a.resume, a.end, b.id, b.resume, b.end));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        (overlaps, most)
+    });
+    h.until_minute(end as f64).await;
+    until_full(&h, admin, "decahose", 1, end, Duration::from_secs(60)).await;
+    until_report(&h, admin, "decahose", 1, end, Duration::from_secs(30), "without recorded jobs", |r| r.jobs.is_empty()).await;
+    let _ = stop.send(true);
+    let (overlaps, most) = checker.await.unwrap();
+    let w = watch.finish().await;
+    running.stop().await.unwrap();
+    h.assert_complete("decahose", 1, end);
+    assert!(overlaps.is_empty(), "recorded jobs overlapped: {overlaps:?}");
+    assert!(reconnects(&metrics, "rate_limited") >= 1, "{:?}", metrics.streams[0].reconnects);
+    assert!(logs().contains("recovery completed"), "the hole is repaired by Recovery:\n{}", log_tail(30));
+    eprintln!("at most {most} jobs recorded at once; {} minutes verified", w.verified.len());
+}
