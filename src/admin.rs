@@ -5,11 +5,24 @@
 //!   window: the last 24 hours, as the tool), so that `inspect-coverage --admin URL` can
 //!   read it while the archiver holds the store;
 //! - `GET /metrics`: Prometheus text.
+//!
+//! # It cannot starve the archiver
+//! It has no authentication, so it listens on loopback by default and says
+//! so loudly when it does not. Whatever its clients do, it costs bounded
+//! work: a `/coverage` window spans at most [`Limits::max_span_secs`] (7
+//! days, more than the longest recovery window; a clear 400 past it), the
+//! report is built off the async runtime (`spawn_blocking`: reading the
+//! store blocks), headers must arrive within [`Limits::header_read`], a
+//! connection serves one request (no keep-alive) and lives at most
+//! [`Limits::connection_lifetime`], at most [`Limits::max_connections`] are
+//! served at once (more are closed at once), and accept errors (out of
+//! file descriptors) back off instead of spinning.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use gapless_storage::coverage::CoverageMap;
@@ -31,6 +44,34 @@ struct Admin {
     coverage: Arc<CoverageMap>,
     clock: Clock,
     streams: Vec<Stream>,
+    limits: Limits,
+}
+
+/// What the admin API allows its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The widest `/coverage` window.
+    pub max_span_secs: i64,
+    /// Request headers must be in within this (wall time).
+    pub header_read: Duration,
+    /// A connection is closed after this, whatever it is doing.
+    pub connection_lifetime: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_span_secs: 7 * 86_400, header_read: Duration::from_secs(10), connection_lifetime: Duration::from_secs(60), max_connections: 32 }
+    }
+}
+
+/// The warning for an address other than loopback: the API has no
+/// authentication.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!("ADMIN API LISTENS ON {addr}, NOT ONLY LOOPBACK: it has no authentication; anyone who reaches this address reads the archive's status and coverage (bind 127.0.0.1, or put an authenticating proxy in front)")
+    })
 }
 
 /// Binds and serves until shutdown; returns the bound address.
@@ -40,26 +81,64 @@ pub async fn serve(
     coverage: Arc<CoverageMap>,
     clock: Clock,
     streams: Vec<Stream>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    serve_with(addr, metrics, coverage, clock, streams, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with chosen limits.
+pub async fn serve_with(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    coverage: Arc<CoverageMap>,
+    clock: Clock,
+    streams: Vec<Stream>,
     mut shutdown: watch::Receiver<bool>,
+    limits: Limits,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("admin API: bind {addr}: {e}"))?;
     let bound = listener.local_addr()?;
-    let admin = Arc::new(Admin { metrics, coverage, clock, streams });
+    let admin = Arc::new(Admin { metrics, coverage, clock, streams, limits });
     tracing::info!(address = %bound, "admin API: /status /coverage /metrics");
+    if let Some(w) = exposure_warning(bound) {
+        tracing::warn!(address = %bound, "{w}");
+    }
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
+        let mut backoff = Duration::ZERO;
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,
                 a = listener.accept() => a,
             };
-            let Ok((tcp, _)) = accepted else { continue };
+            let tcp = match accepted {
+                Ok((tcp, _)) => {
+                    backoff = Duration::ZERO;
+                    tcp
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: wait, do not spin.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tracing::warn!(error = %e, wait_ms = backoff.as_millis() as u64, "admin API: accept failed");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            // Too many at once: this one is closed at once.
+            let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
             let admin = admin.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let admin = admin.clone();
-                    async move { Ok::<_, Infallible>(admin.route(req)) }
+                    async move { Ok::<_, Infallible>(admin.route(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.header_read)
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+                let _ = tokio::time::timeout(limits.connection_lifetime, conn).await;
+                drop(permit);
             });
         }
     });
@@ -76,17 +155,23 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
 }
 
 impl Admin {
-    fn route(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    async fn route(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         if req.method() != hyper::Method::GET {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".into());
         }
         match req.uri().path() {
             "/status" => reply(StatusCode::OK, "application/json", self.status().to_string()),
             "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", self.prometheus()),
-            "/coverage" => match self.coverage_report(req.uri().query().unwrap_or("")) {
-                Ok(body) => reply(StatusCode::OK, "application/json", body),
-                Err(e) => reply(StatusCode::BAD_REQUEST, "application/json", json!({ "error": format!("{e:#}") }).to_string()),
-            },
+            "/coverage" => {
+                let query = req.uri().query().unwrap_or("").to_string();
+                let admin = self.clone();
+                // Reading the store blocks: not on the runtime's threads.
+                match tokio::task::spawn_blocking(move || admin.coverage_report(&query)).await {
+                    Ok(Ok(body)) => reply(StatusCode::OK, "application/json", body),
+                    Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, "application/json", json!({ "error": format!("{e:#}") }).to_string()),
+                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "application/json", json!({ "error": e.to_string() }).to_string()),
+                }
+            }
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "try /status, /coverage or /metrics\n".into()),
         }
     }
@@ -134,6 +219,13 @@ impl Admin {
             q.to_secs = now;
             q
         };
+        let span = q.to_secs.saturating_sub(q.from_secs);
+        anyhow::ensure!(
+            span <= self.limits.max_span_secs,
+            "the window spans {span} s; at most {} s ({} days) per request: ask for it in pieces",
+            self.limits.max_span_secs,
+            self.limits.max_span_secs / 86_400
+        );
         q.now_secs.get_or_insert(now);
         if let Some(s) = self.streams.iter().find(|s| q.streams.is_empty() || q.streams.contains(&s.label)) {
             q.recovery_window_secs = s.reach().as_secs() as i64;
@@ -172,11 +264,12 @@ impl Admin {
                 }
             }
         }
-        let gauges: [Gauge; 5] = [
+        let gauges: [Gauge; 6] = [
             ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_recovery_jobs", "Recovery jobs in flight.", |m, _| m.jobs.lock().map(|j| j.len() as i64).unwrap_or(0)),
+            ("gapless_read_buffer_peak_bytes", "The most bytes a connection's reader held at once.", |m, _| m.read_buffer_peak.load(std::sync::atomic::Ordering::Relaxed) as i64),
             ("gapless_delivery_lag_seconds", "Stream time minus the newest activity time received.", |m, now| m.lag_ms(now).unwrap_or(0) / 1000),
         ];
         for (name, help, f) in gauges {
@@ -186,5 +279,85 @@ impl Admin {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn start(limits: Limits) -> (SocketAddr, watch::Sender<bool>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let coverage = Arc::new(CoverageMap::open(&dir.path().join("coverage")).unwrap());
+        coverage.set_partitions("d", 2).unwrap();
+        let config = Config::parse("credentials={env='X'}\n[[stream]]\nlabel='d'\nkind='decahose'\nurl='http://x/'\n", std::path::Path::new(".")).unwrap();
+        let (tx, rx) = watch::channel(false);
+        let addr = serve_with("127.0.0.1:0".parse().unwrap(), Arc::new(Metrics::default()), coverage, Clock::system(), config.streams, rx, limits).await.unwrap();
+        (addr, tx, dir)
+    }
+
+    /// Sends `head` and reads what comes back until the server closes.
+    async fn exchange(addr: SocketAddr, head: &str) -> String {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let _ = tcp.write_all(head.as_bytes()).await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut out)).await.expect("the server closes the connection");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n")).await
+    }
+
+    #[tokio::test]
+    async fn the_coverage_window_is_bounded() {
+        let (addr, _stop, _dir) = start(Limits::default()).await;
+        let now = Clock::system().now_secs();
+        let ok = get(addr, &format!("/coverage?from={}&to={now}", now - 3600)).await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{}", &ok[..ok.len().min(300)]);
+        let too_wide = get(addr, &format!("/coverage?from={}&to={now}", now - 10 * 86_400)).await;
+        assert!(too_wide.starts_with("HTTP/1.1 400"), "{}", &too_wide[..too_wide.len().min(300)]);
+        assert!(too_wide.contains("at most 604800 s (7 days) per request"), "{too_wide}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_closed() {
+        let (addr, _stop, _dir) = start(Limits { header_read: Duration::from_millis(300), ..Limits::default() }).await;
+        // `exchange` fails if the connection stays open for 20 s.
+        let got = exchange(addr, "GET /status HTTP/1.1\r\nHost: adm").await;
+        assert!(!got.contains("200 OK"), "{got}");
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_limit_are_closed_at_once() {
+        let (addr, _stop, _dir) = start(Limits { max_connections: 2, ..Limits::default() }).await;
+        let idle: Vec<TcpStream> = vec![TcpStream::connect(addr).await.unwrap(), TcpStream::connect(addr).await.unwrap()];
+        // Let the server accept both.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let refused = get(addr, "/status").await;
+        assert!(refused.is_empty(), "a third connection was served: {refused}");
+        drop(idle);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = get(addr, "/status").await;
+            if got.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "served again once the others left: {got}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[test]
+    fn a_non_loopback_address_is_warned_about() {
+        for a in ["0.0.0.0:9477", "192.168.1.20:9477", "[::]:9477"] {
+            assert!(exposure_warning(a.parse().unwrap()).is_some_and(|w| w.contains("no authentication")), "{a}");
+        }
+        for a in ["127.0.0.1:9477", "[::1]:9477"] {
+            assert_eq!(exposure_warning(a.parse().unwrap()), None, "{a}");
+        }
     }
 }

@@ -25,6 +25,7 @@
 //! and become coverage only after the commit that makes that data durable.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ use crate::config::Stream;
 use crate::continuity::{Continuity, DataBound};
 use crate::credentials::Secret;
 use crate::limiter::Limiter;
-use crate::lines::Batch;
+use crate::lines::{Batch, Framer};
 use crate::metrics::{ConnectionState, StreamMetrics};
 use crate::writer::{Claim, Msg};
 
@@ -150,7 +151,18 @@ pub fn activity_times(batch: &Batch) -> impl Iterator<Item = i64> + '_ {
     batch.classified().filter_map(|c| if let Ok(Line::Activity(a)) = c { Some(a.time_ms) } else { None })
 }
 
+/// Raw (not gzip) bytes are framed in steps of at most this much.
+const RAW_STEP: usize = 64 << 10;
+
 /// Reads a streaming response to its end. Sends batches and claims.
+///
+/// Memory is bounded whatever the peer sends: gzip is inflated in steps of
+/// at most 32 KiB of output (flate2's write-side decoder writes at most its
+/// 32 KiB buffer per call), each step is framed into lines in bounded
+/// memory (`lines.rs`: a line past the limit is cut to a prefix with its
+/// true length), and what is complete is sent on before the next step.
+/// The liveness deadline runs beside the read and data silence is checked
+/// on every chunk, so both work while a long line streams in.
 pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp: reqwest::Response, tracker: &mut (dyn Tracker + Send)) -> End {
     let silence = ctx.cfg.liveness.silence.0;
     // The body is gzip; it is decoded here rather than by the HTTP client
@@ -160,11 +172,10 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
         .headers()
         .get(reqwest::header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let mut gunzip = gzipped.then(|| flate2::write::MultiGzDecoder::new(Vec::with_capacity(1 << 16)));
+    let mut gunzip = gzipped.then(|| flate2::write::MultiGzDecoder::new(Vec::with_capacity(32 << 10)));
     let mut body = resp.bytes_stream();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut reader = Reader { ctx, name, partition, framer: Framer::new(&ctx.limits), last_activity: ctx.clock.now_ms(), delivered: false };
     let mut shutdown = ctx.shutdown.clone();
-    let mut last_activity = ctx.clock.now_ms();
     let data_bound_ms = ctx.cfg.data_silence_end().map(|d| d.as_millis() as i64);
     loop {
         let next = tokio::select! {
@@ -172,55 +183,120 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
             r = tokio::time::timeout(ctx.clock.wall(silence), body.next()) => r,
         };
         let chunk = match next {
-            Err(_) => return finish(ctx, partition, buf, End::Stalled).await,
-            Ok(None) => return finish(ctx, partition, buf, End::Broken("the server closed the stream".into())).await,
-            Ok(Some(Err(e))) => return finish(ctx, partition, buf, End::Broken(describe(&e))).await,
+            Err(_) => return reader.finish(End::Stalled).await,
+            Ok(None) => return reader.finish(End::Broken("the server closed the stream".into())).await,
+            Ok(Some(Err(e))) => return reader.finish(End::Broken(describe(&e))).await,
             Ok(Some(Ok(c))) => c,
         };
         let now = ctx.clock.now_ms();
         ctx.metrics.update_connection(name, |c| c.last_byte_ms = Some(now));
-        match gunzip.as_mut() {
-            None => buf.extend_from_slice(&chunk),
-            Some(dec) => {
-                let decoded = std::io::Write::write_all(dec, &chunk).and_then(|_| std::io::Write::flush(dec));
-                buf.append(dec.get_mut());
-                if let Err(e) = decoded {
-                    return finish(ctx, partition, buf, End::Broken(format!("corrupt gzip stream: {e}"))).await;
+        reader.delivered = false;
+        let mut input: &[u8] = &chunk;
+        while !input.is_empty() {
+            let step = match gunzip.as_mut() {
+                None => {
+                    let (step, rest) = input.split_at(input.len().min(RAW_STEP));
+                    input = rest;
+                    reader.framer.push(step);
+                    Ok(())
                 }
+                Some(dec) => {
+                    let step = match std::io::Write::write(dec, input) {
+                        Ok(0) => Err("the gzip stream takes no more input".to_string()),
+                        Ok(n) => {
+                            input = &input[n..];
+                            // The chunk is in: what the decoder still holds.
+                            if input.is_empty() { std::io::Write::flush(dec).map_err(|e| e.to_string()) } else { Ok(()) }
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    ctx.metrics.read_buffer_peak.fetch_max(dec.get_ref().capacity() as u64 + reader.framer.peak() as u64, Ordering::Relaxed);
+                    reader.framer.push(dec.get_ref());
+                    dec.get_mut().clear();
+                    step
+                }
+            };
+            if let Some(end) = reader.deliver(tracker, now).await {
+                return end;
+            }
+            if let Err(e) = step {
+                return reader.finish(End::Broken(format!("corrupt gzip stream: {e}"))).await;
             }
         }
-        let Some(cut) = buf.iter().rposition(|&b| b == b'\n') else { continue };
-        let rest = buf.split_off(cut + 1);
-        let batch = Batch::classify(std::mem::replace(&mut buf, rest), &ctx.limits);
-        let mut end = system_end(ctx, &batch);
-        if batch.classified().any(|c| matches!(c, Ok(Line::Activity(_)))) {
-            last_activity = now;
+        ctx.metrics.read_buffer_peak.fetch_max(reader.framer.peak() as u64, Ordering::Relaxed);
+        if reader.delivered {
+            for c in tracker.claims(now) {
+                ctx.metrics.update_connection(name, |s| s.claimed_to_secs = Some(c.end));
+                ctx.claim(partition, c).await;
+            }
         }
-        end = end.or(tracker.observe(&batch, now));
-        if ctx.tx.send(Msg::Batch(batch)).await.is_err() {
-            return End::Shutdown;
-        }
-        for c in tracker.claims(now) {
-            ctx.metrics.update_connection(name, |s| s.claimed_to_secs = Some(c.end));
-            ctx.claim(partition, c).await;
-        }
-        if let Some(end) = end {
-            return end;
-        }
-        if data_bound_ms.is_some_and(|b| now - last_activity > b) {
-            return End::DataSilence;
+        // Checked on every chunk: a line that streams in for ever is no
+        // activity either.
+        if data_bound_ms.is_some_and(|b| now - reader.last_activity > b) {
+            return reader.finish(End::DataSilence).await;
         }
     }
 }
 
-/// A line cut off by the end of its connection is kept in quarantine (it
-/// is never covered: a later delivery brings it whole).
-async fn finish(ctx: &StreamCtx, _partition: Option<u32>, rest: Vec<u8>, end: End) -> End {
-    if !rest.is_empty() && rest.iter().any(|b| !b.is_ascii_whitespace()) {
-        let batch = Batch::rejected(rest, Rejection::NotJson("incomplete line: the connection ended in the middle of it".into()));
-        let _ = ctx.tx.send(Msg::Batch(batch)).await;
+/// The framing side of [`read_body`].
+struct Reader<'a> {
+    ctx: &'a StreamCtx,
+    name: &'a str,
+    partition: Option<u32>,
+    framer: Framer,
+    last_activity: i64,
+    /// Whole lines were delivered since the last chunk began.
+    delivered: bool,
+}
+
+impl Reader<'_> {
+    /// Sends on what is complete; returns an end if a line says so (an
+    /// error from the server, `Recovery Request Completed`) or storage is
+    /// gone.
+    async fn deliver(&mut self, tracker: &mut (dyn Tracker + Send), now: i64) -> Option<End> {
+        let mut end = None;
+        for piece in self.framer.take() {
+            let batch = piece.into_batch(&self.ctx.limits);
+            end = end.or(system_end(self.ctx, &batch));
+            if batch.classified().any(|c| matches!(c, Ok(Line::Activity(_)))) {
+                self.last_activity = now;
+            }
+            end = end.or(tracker.observe(&batch, now));
+            self.delivered = true;
+            if self.ctx.tx.send(Msg::Batch(batch)).await.is_err() {
+                return Some(End::Shutdown);
+            }
+        }
+        if end.is_some() {
+            // Claims up to the end line (the storage thread keeps order).
+            for c in tracker.claims(now) {
+                self.ctx.metrics.update_connection(self.name, |s| s.claimed_to_secs = Some(c.end));
+                self.ctx.claim(self.partition, c).await;
+            }
+        }
+        end
     }
-    end
+
+    /// The connection ended: what was complete is sent on, and a line cut
+    /// off by the end is kept in quarantine (it is never covered: a later
+    /// delivery brings it whole).
+    async fn finish(self, end: End) -> End {
+        let limit = self.ctx.limits.max_line_bytes;
+        let (pieces, rest) = self.framer.finish();
+        for piece in pieces {
+            if self.ctx.tx.send(Msg::Batch(piece.into_batch(&self.ctx.limits))).await.is_err() {
+                return end;
+            }
+        }
+        if let Some((bytes, len)) = rest.filter(|(b, _)| b.iter().any(|c| !c.is_ascii_whitespace())) {
+            let mut why = "incomplete line: the connection ended in the middle of it".to_string();
+            if len > limit {
+                why.push_str(&format!(" ({len} bytes, over the limit of {limit}; the first {} kept)", bytes.len()));
+            }
+            let _ = self.ctx.tx.send(Msg::Batch(Batch::rejected(bytes, Rejection::NotJson(why)))).await;
+        }
+        end
+    }
 }
 
 /// Error lines end a connection (`Forced Disconnect`); info and warn are
@@ -522,12 +598,14 @@ mod tests {
         // min(now - 13 s, newest activity - 3 s) = t0 + 7 s.
         assert_eq!(r.claims(t0 + 20_000), vec![t0 / 1000..t0 / 1000 + 7]);
         // 40 s of no activity, then data again: what came before the gap is
-        // claimed up to the last activity before it, the gap is not.
+        // claimed up to 3 s before the last activity before it (disorder),
+        // the gap is not.
         r.observe(&batch(&every_second(60, 61)), t0 + 80_000);
-        assert_eq!(r.claims(t0 + 80_000), vec![t0 / 1000 + 7..t0 / 1000 + 19]);
+        assert_eq!(r.claims(t0 + 80_000), vec![t0 / 1000 + 7..t0 / 1000 + 16]);
         assert_eq!(r.claims(t0 + 80_000), vec![], "nothing after the hole is claimable yet");
         r.observe(&batch(&every_second(62, 70)), t0 + 90_000);
-        assert_eq!(r.claims(t0 + 90_000), vec![t0 / 1000 + 60..t0 / 1000 + 67]);
+        // After it, from 3 s after the first activity.
+        assert_eq!(r.claims(t0 + 90_000), vec![t0 / 1000 + 63..t0 / 1000 + 67]);
         assert_eq!(r.claimed_to(), Some(t0 / 1000 + 67));
     }
 

@@ -29,7 +29,14 @@
 //!
 //! # Out of order
 //! Activities arrive up to 3 s out of activity-time order, so a gap is
-//! judged only once the newest activity time is 3 s past it ([`Continuity`]
+//! judged only once the newest activity time is 3 s past it, and the edges
+//! of a hole are uncertain by as much: a server that stops delivering
+//! after an activity of time `a` may have withheld others of `(a − 3 s,
+//! a)` (delivered later than `a`, so never), and one that resumes with an
+//! activity of time `c` may have skipped others of `(c, c + 3 s)`; a run
+//! ended by a hole is proven to `a − 3 s` and the next starts at `c + 3 s`
+//! (a requested start needs no such margin: everything of time after it
+//! is delivered after it) ([`Continuity`]
 //! keeps the times of those last 3 s, one entry per distinct millisecond).
 //! Recovery delivers a bounded range in any order, so [`Coverage`] keeps a
 //! bitmap of 100 ms buckets over the range and judges gaps on it, counting
@@ -198,37 +205,43 @@ impl Continuity {
             self.pending.pop_first();
             let bound = self.bound_ms();
             if t - self.last_ms > bound && t > self.vouched_ms {
-                if self.last_ms > self.run_start_ms {
-                    self.closed.push((self.run_start_ms, self.last_ms));
+                // Delivery stopped somewhere after the last activity and
+                // resumed somewhere before the next: with 3 s of disorder,
+                // only what lies 3 s inside each edge is proven.
+                if self.last_ms - OUT_OF_ORDER_MS > self.run_start_ms {
+                    self.closed.push((self.run_start_ms, self.last_ms - OUT_OF_ORDER_MS));
                 }
                 holes.push(self.last_ms..t);
                 self.meter.exclude(self.last_ms..t);
-                self.run_start_ms = t;
+                self.run_start_ms = t + OUT_OF_ORDER_MS;
             }
             self.last_ms = t;
         }
         holes
     }
 
-    /// Where the current run is proven to: past the newest settled
-    /// activity only when the next one follows within the bound (then all
-    /// up to 3 s before the newest is in, and continuous).
+    /// Where the current run is proven to: up to 3 s before the newest
+    /// activity when the next one after the newest settled one follows
+    /// within the bound (then all of that is in, and continuous); else
+    /// only up to 3 s before the newest settled one (delivery may have
+    /// stopped right after it).
     fn proven_to(&mut self) -> i64 {
         let (Some(newest), Some(&next)) = (self.newest_ms, self.pending.first()) else { return self.last_ms };
         if next - self.last_ms <= self.bound_ms() || next <= self.vouched_ms {
             self.vouched_ms = self.vouched_ms.max(next);
             (newest - OUT_OF_ORDER_MS).max(self.last_ms)
         } else {
-            self.last_ms
+            self.last_ms - OUT_OF_ORDER_MS
         }
     }
 
-    /// The proven runs `[start, end]` (ms): those ended by a hole (taken),
-    /// then the current one.
+    /// The proven runs `[start, end]` (ms), none empty: those ended by a
+    /// hole (taken), then the current one.
     pub fn runs(&mut self) -> Vec<(i64, i64)> {
         let mut runs = std::mem::take(&mut self.closed);
         let end = self.proven_to();
         runs.push((self.run_start_ms, end));
+        runs.retain(|r| r.0 < r.1);
         runs
     }
 }
@@ -376,7 +389,7 @@ mod tests {
     fn continuous_data_proves_up_to_three_seconds_before_the_newest() {
         let t0 = 1_700_000_000_000;
         let mut c = Continuity::new(t0, DERIVED, None);
-        assert_eq!(c.runs(), vec![(t0, t0)], "nothing delivered, nothing proven");
+        assert_eq!(c.runs(), vec![], "nothing delivered, nothing proven");
         every(t0 + 5, t0 + 10_000, 10).for_each(|t| c.observe(t));
         assert!(c.settle().is_empty());
         assert_eq!(c.runs(), vec![(t0, t0 + 10_000 - 5 - 3000)]);
@@ -392,7 +405,9 @@ mod tests {
         let mut c = Continuity::new(t0, bound, None);
         every(t0 + 20_000, t0 + 30_000, 5).for_each(|t| c.observe(t));
         assert_eq!(c.settle(), vec![t0..t0 + 20_000]);
-        assert_eq!(c.runs(), vec![(t0 + 20_000, t0 + 30_000 - 5 - 3000)]);
+        // Data resumed at t0 + 20 s: with 3 s of disorder, the server may
+        // have skipped some of the next 3 s.
+        assert_eq!(c.runs(), vec![(t0 + 23_000, t0 + 30_000 - 5 - 3000)]);
     }
 
     #[test]
@@ -404,7 +419,8 @@ mod tests {
         // Nothing from 5 s to 7.5 s, then data to 12 s.
         every(t0 + 7500, t0 + 12_000, 5).for_each(|t| c.observe(t));
         assert_eq!(c.settle(), vec![t0 + 4995..t0 + 7500]);
-        assert_eq!(c.runs(), vec![(t0, t0 + 4995), (t0 + 7500, t0 + 12_000 - 5 - 3000)]);
+        // The edges of the hole are uncertain by the 3 s of disorder.
+        assert_eq!(c.runs(), vec![(t0, t0 + 1995)]);
         // A late copy of a settled time changes nothing.
         c.observe(t0 + 6000);
         assert!(c.settle().is_empty());
@@ -412,11 +428,17 @@ mod tests {
         // within the bound...
         c.observe(t0 + 14_000);
         assert!(c.settle().is_empty());
-        assert_eq!(c.runs(), vec![(t0 + 7500, t0 + 11_000)]);
-        // ...and no further than the newest settled one when it does not.
-        c.observe(t0 + 18_000);
-        assert_eq!(c.settle(), vec![t0 + 11_995..t0 + 14_000]);
-        assert_eq!(c.runs(), vec![(t0 + 7500, t0 + 11_995), (t0 + 14_000, t0 + 14_000)]);
+        assert_eq!(c.runs(), vec![(t0 + 10_500, t0 + 11_000)]);
+        every(t0 + 12_000, t0 + 20_000, 5).for_each(|t| c.observe(t));
+        c.settle();
+        assert_eq!(c.runs(), vec![(t0 + 10_500, t0 + 16_995)]);
+        // ...and only to 3 s before the newest settled one when it does not.
+        c.observe(t0 + 25_000);
+        assert_eq!(c.settle(), vec![]);
+        assert_eq!(c.runs(), vec![(t0 + 10_500, t0 + 19_995 - 3000)]);
+        c.observe(t0 + 29_000);
+        assert_eq!(c.settle(), vec![t0 + 19_995..t0 + 25_000]);
+        assert_eq!(c.runs(), vec![(t0 + 10_500, t0 + 16_995)]);
     }
 
     #[test]

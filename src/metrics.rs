@@ -49,6 +49,10 @@ pub struct StreamMetrics {
     /// observed last, as `f64` bits (0: none yet): the prior of the next
     /// connection's data-silence bound.
     pub observed_rate: AtomicU64,
+    /// The most bytes a connection's reader held at once (the line being
+    /// framed, whole lines not sent on yet, the gzip decoder's output):
+    /// bounded by a few times the line limit whatever the peer sends.
+    pub read_buffer_peak: AtomicU64,
 }
 
 /// One connection, as `/status` shows it.

@@ -17,6 +17,17 @@
 //!   (the service's limit per account), each within the stream's
 //!   connection limiter; a job that breaks keeps its progress, and the
 //!   remainder is planned again.
+//!
+//! # Recorded jobs
+//! Every pass reconciles the jobs recorded in the store with the holes
+//! ([`reconcile`], a pure function): each piece of hole to repair keeps
+//! the queued job that overlaps it (a hole that grows extends its job, a
+//! job whose start got covered is moved up, and a broken job keeps its id
+//! and attempts), new pieces get new queued jobs, and a queued job that
+//! matches no hole (its range is covered, or it duplicates another) is
+//! removed. Running jobs are left alone and their ranges are not planned.
+//! So no two recorded jobs overlap and none outlives its hole, also while
+//! the service refuses Recovery and jobs wait in backoff.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -54,6 +65,46 @@ pub fn subtract(a: &[Range<i64>], b: &[Range<i64>]) -> Vec<Range<i64>> {
             out.push(start..r.end);
         }
     }
+    out
+}
+
+/// The recorded jobs after a pass: `keep` is one queued job per piece of
+/// `todo`, in order (with `new` set for a job to be given an id: ids start
+/// at 0), `remove` the ids of recorded jobs to delete.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reconciled {
+    pub keep: Vec<JobRecord>,
+    pub new: Vec<bool>,
+    pub remove: Vec<u64>,
+}
+
+/// Matches the recorded jobs of a stream with the pieces of hole to repair
+/// (`todo`: sorted, disjoint, without the ranges of running jobs). See the
+/// module doc.
+pub fn reconcile(stream: &str, recorded: &[JobRecord], running: &[u64], todo: &[Range<i64>]) -> Reconciled {
+    let mut free: Vec<&JobRecord> = recorded.iter().filter(|j| !running.contains(&j.id)).collect();
+    free.sort_by_key(|j| (j.resume_secs, j.id));
+    let mut out = Reconciled::default();
+    for piece in todo {
+        let pos = free.iter().position(|j| j.resume_secs < piece.end && piece.start < j.end_secs);
+        let existing = pos.map(|i| free.remove(i));
+        out.new.push(existing.is_none());
+        let job = match existing {
+            Some(j) => JobRecord { start_secs: piece.start, resume_secs: piece.start, end_secs: piece.end, state: JobState::Queued, ..j.clone() },
+            None => JobRecord {
+                id: u64::MAX,
+                stream: stream.to_string(),
+                partition: None,
+                start_secs: piece.start,
+                end_secs: piece.end,
+                resume_secs: piece.start,
+                state: JobState::Queued,
+                attempts: 0,
+            },
+        };
+        out.keep.push(job);
+    }
+    out.remove = free.iter().map(|j| j.id).collect();
     out
 }
 
@@ -212,9 +263,6 @@ async fn pass(
     publish_minutes(ctx, (now - reach + WINDOW_MARGIN_SECS).max(owed), edge);
 
     let Some(rec) = ctx.cfg.recovery else { return Ok(()) };
-    if ctx.clock.now_ms() < not_before_ms {
-        return Ok(());
-    }
     // Leave young holes at the live edge to Backfill.
     let eligible: Vec<Range<i64>> = open
         .iter()
@@ -234,22 +282,33 @@ async fn pass(
         .into_iter()
         .filter(|r| !(r.end >= edge && r.end - r.start < MIN_TAIL_SECS))
         .collect();
-    for range in todo {
+    // The recorded jobs follow the holes, also while in backoff.
+    let recorded = ctx.coverage.jobs(label)?;
+    let ids: Vec<u64> = running.keys().copied().collect();
+    let plan = reconcile(label, &recorded, &ids, &todo);
+    for id in &plan.remove {
+        ctx.coverage.remove_job(label, *id)?;
+    }
+    let mut queued = Vec::new();
+    for (mut job, new) in plan.keep.into_iter().zip(plan.new) {
+        if new {
+            job.id = ctx.coverage.new_job_id()?;
+        }
+        if recorded.iter().all(|r| r != &job) {
+            ctx.coverage.put_job(&job)?;
+        }
+        queued.push(job);
+    }
+    if ctx.clock.now_ms() < not_before_ms {
+        return Ok(());
+    }
+    for mut job in queued {
         if running.len() >= rec.concurrency {
             break;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else { break };
-        let mut job = JobRecord {
-            id: ctx.coverage.new_job_id()?,
-            stream: label.clone(),
-            partition: None,
-            start_secs: range.start,
-            end_secs: range.end,
-            resume_secs: range.start,
-            state: JobState::Queued,
-            attempts: 0,
-        };
         let job_id = job.id;
+        let range = job.resume_secs..job.end_secs;
         let c = ctx.clone();
         let handle = tokio::spawn(async move {
             let end = run_job(&c, &mut job).await;
@@ -279,6 +338,66 @@ fn publish_minutes(ctx: &StreamCtx, window_start: i64, edge: i64) {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
+
+    fn job(id: u64, range: Range<i64>, resume: i64) -> JobRecord {
+        JobRecord {
+            id,
+            stream: "d".into(),
+            partition: None,
+            start_secs: range.start,
+            end_secs: range.end,
+            resume_secs: resume,
+            state: JobState::Queued,
+            attempts: 1,
+        }
+    }
+
+    /// (id, range) of the jobs kept; `None`: a new job.
+    fn ranges(r: &Reconciled) -> Vec<(Option<u64>, Range<i64>)> {
+        r.keep.iter().zip(&r.new).map(|(j, new)| ((!new).then_some(j.id), j.resume_secs..j.end_secs)).collect()
+    }
+
+    #[test]
+    fn a_growing_hole_extends_its_queued_job() {
+        let r = reconcile("d", &[job(7, 100..200, 100)], &[], &[100..260]);
+        assert_eq!(ranges(&r), vec![(Some(7), 100..260)]);
+        assert_eq!(r.keep[0].attempts, 1, "a job keeps its attempts");
+        assert!(r.remove.is_empty());
+        // A broken job whose first part got covered resumes where the hole is.
+        let r = reconcile("d", &[job(7, 100..200, 130)], &[], &[130..200]);
+        assert_eq!(ranges(&r), vec![(Some(7), 130..200)]);
+        // Job ids start at 0: job 0 is a job like any other.
+        let r = reconcile("d", &[job(0, 100..200, 100)], &[], &[100..260]);
+        assert_eq!((ranges(&r), r.remove), (vec![(Some(0), 100..260)], vec![]));
+    }
+
+    #[test]
+    fn jobs_of_covered_ranges_and_duplicates_are_removed() {
+        // As reported: many queued jobs from the same second with growing
+        // ends, left behind by refused attempts.
+        let recorded: Vec<JobRecord> = (0..18).map(|i| job(i, 100..200 + i as i64 * 10, 100)).collect();
+        let r = reconcile("d", &recorded, &[], &[100..400]);
+        assert_eq!(ranges(&r), vec![(Some(0), 100..400)]);
+        assert_eq!(r.remove, (1..18).collect::<Vec<u64>>());
+        // Then every minute is full: nothing is left recorded.
+        let r = reconcile("d", &recorded, &[], &[]);
+        assert!(r.keep.is_empty());
+        assert_eq!(r.remove.len(), 18);
+    }
+
+    #[test]
+    fn running_jobs_are_left_alone_and_new_pieces_get_new_jobs() {
+        let recorded = [job(5, 0..100, 40), job(6, 300..400, 300)];
+        // Job 5 runs (its range is not in todo); 6 is stale; two new pieces.
+        let r = reconcile("d", &recorded, &[5], &[100..200, 500..600]);
+        assert_eq!(ranges(&r), vec![(None, 100..200), (None, 500..600)]);
+        assert_eq!(r.remove, vec![6]);
+        // No two recorded jobs overlap: one job per piece, at most; a job
+        // is kept only for a piece it overlaps.
+        let r = reconcile("d", &[job(1, 0..3600, 0), job(2, 0..3600, 0)], &[], &[0..3600, 3600..7200]);
+        assert_eq!(ranges(&r), vec![(Some(1), 0..3600), (None, 3600..7200)]);
+        assert_eq!(r.remove, vec![2]);
+    }
 
     #[test]
     fn subtraction_and_chunking() {

@@ -11,7 +11,9 @@
 //! the minute of the last activity it delivered (delivery is
 //! chronological, so everything before that minute is in; on streams that
 //! never pause, again only the continuous parts), and records that
-//! progress so the next request resumes there.
+//! progress so the next request resumes there. That watermark is monotone
+//! and counts only activity times inside the job's range: one activity
+//! with a wild time cannot push the claim.
 
 use std::ops::Range;
 
@@ -28,7 +30,8 @@ use crate::metrics::JobState as ShownJob;
 struct Replay {
     /// The job's range from its resume point (Unix seconds).
     range: Range<i64>,
-    /// The newest activity time delivered.
+    /// The newest activity time delivered inside the range: a monotone
+    /// watermark (a time outside the range, wild or not, moves nothing).
     newest_ms: Option<i64>,
     /// On streams that never pause: where the data is, the bound, and the
     /// rate the realtime connections observed (per request).
@@ -62,8 +65,11 @@ impl Replay {
 
 impl Tracker for Replay {
     fn observe(&mut self, batch: &Batch, _now_ms: i64) -> Option<End> {
+        let (from, to) = (self.range.start * 1000, self.range.end * 1000);
         for t in activity_times(batch) {
-            self.newest_ms = Some(self.newest_ms.map_or(t, |m| m.max(t)));
+            if (from..to).contains(&t) {
+                self.newest_ms = Some(self.newest_ms.map_or(t, |m| m.max(t)));
+            }
             if let Some((coverage, _, _)) = self.seen.as_mut() {
                 coverage.observe(t);
             }
@@ -181,6 +187,19 @@ mod tests {
         let mut p = Replay::new(S..S + 600, None, None);
         p.observe(&batch(every(t(0), t(10), 1000)), 0);
         assert_eq!(p.outcome(true), (vec![S..S + 600], S + 600));
+    }
+
+    #[test]
+    fn a_broken_job_ignores_activity_times_outside_its_range() {
+        // Issue 9, item 9: one activity with a wild time (a day ahead, or
+        // before the range) must not push the claim of a broken job.
+        for bound in [None, Some(DECAHOSE)] {
+            let mut r = Replay::new(S..S + 600, bound, Some(300.0));
+            r.observe(&batch(every(S * 1000, (S + 150) * 1000, 7)), 0);
+            r.observe(&batch([(S + 86_400) * 1000, (S - 3600) * 1000].into_iter()), 0);
+            r.observe(&batch(every((S + 150) * 1000, (S + 170) * 1000, 7)), 0);
+            assert_eq!(r.outcome(false), (vec![S..S + 120], S + 120), "bound {bound:?}");
+        }
     }
 
     #[test]

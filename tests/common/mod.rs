@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod rawserver;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use gapless::demo::verify::{Archived, Diff, Truth};
