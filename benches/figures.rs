@@ -36,7 +36,7 @@ fn main() {
 fn bytes_per_id() {
     let (mut compact, mut treemap, mut hashset, mut n) = (0usize, 0usize, 0usize, 0usize);
     for m in 0..10 {
-        let minute = Minute::of_ms(START_MS) .0 + m;
+        let minute = Minute::of_ms(START_MS).0 + m;
         let ids = common::minute_of_ids(m as u64, minute * 60_000, RATE);
         let mut keys = MinuteKeys::default();
         let mut tm = roaring::RoaringTreemap::new();
@@ -151,13 +151,33 @@ fn ingest_vs_zstd() {
         assert_eq!(summary.stored as usize, lines.len());
     }
     let n = lines.len() as f64;
-    println!("## Ingest on one core vs zstd alone (one minute, {} activities, {:.1} MB, best of 5)", lines.len(), bytes as f64 / 1e6);
+    println!(
+        "## Ingest on one core vs zstd alone (one minute, {} activities, {:.1} MB, best of 5)",
+        lines.len(),
+        bytes as f64 / 1e6
+    );
     println!("| path | activities/s | MB/s |\n|---|---|---|");
-    println!("| zstd -3 alone, same bytes, same frames | {:.0} | {:.0} |", n / best_zstd, bytes as f64 / 1e6 / best_zstd);
-    println!("| ingest: classify + dedup + compress + append + fsync | {:.0} | {:.0} |", n / best_ingest, bytes as f64 / 1e6 / best_ingest);
+    println!(
+        "| zstd -3 alone, same bytes, same frames | {:.0} | {:.0} |",
+        n / best_zstd,
+        bytes as f64 / 1e6 / best_zstd
+    );
+    println!(
+        "| ingest: classify + dedup + compress + append + fsync | {:.0} | {:.0} |",
+        n / best_ingest,
+        bytes as f64 / 1e6 / best_ingest
+    );
     println!("| of which classify alone | {:.0} | {:.0} |", n / best_classify, bytes as f64 / 1e6 / best_classify);
-    println!("| of which classify + dedup + buffer (no commit) | {:.0} | {:.0} |", n / best_accept, bytes as f64 / 1e6 / best_accept);
-    println!("| ingest pipelined on both cores (classify ‖ dedup ‖ compress + append + fsync) | {:.0} | {:.0} |", n / best_pipe, bytes as f64 / 1e6 / best_pipe);
+    println!(
+        "| of which classify + dedup + buffer (no commit) | {:.0} | {:.0} |",
+        n / best_accept,
+        bytes as f64 / 1e6 / best_accept
+    );
+    println!(
+        "| ingest pipelined on both cores (classify ‖ dedup ‖ compress + append + fsync) | {:.0} | {:.0} |",
+        n / best_pipe,
+        bytes as f64 / 1e6 / best_pipe
+    );
     println!("ingest on one core / zstd alone = {:.2}", best_zstd / best_ingest);
     println!("ingest pipelined / zstd alone = {:.2}", best_zstd / best_pipe);
     println!();
@@ -210,10 +230,18 @@ fn import_vs_pipeline() {
         std::fs::remove_dir_all(&data).unwrap();
     }
     let n = lines.len() as f64;
-    println!("## Import end to end vs the shell pipeline ({} activities, {:.0} MB NDJSON gzipped, best of 3)", lines.len(), raw as f64 / 1e6);
+    println!(
+        "## Import end to end vs the shell pipeline ({} activities, {:.0} MB NDJSON gzipped, best of 3)",
+        lines.len(),
+        raw as f64 / 1e6
+    );
     println!("| command | activities/s | MB/s |\n|---|---|---|");
     if have_tools {
-        println!("| gzip -dc FILE \\| zstd -3 > /dev/null | {:.0} | {:.0} |", n / best_pipe, raw as f64 / 1e6 / best_pipe);
+        println!(
+            "| gzip -dc FILE \\| zstd -3 > /dev/null | {:.0} | {:.0} |",
+            n / best_pipe,
+            raw as f64 / 1e6 / best_pipe
+        );
     }
     println!("| gapless import | {:.0} | {:.0} |", n / best_import, raw as f64 / 1e6 / best_import);
     if have_tools {

@@ -14,7 +14,9 @@ fn ingest(c: &mut Criterion) {
     // Ten seconds of Decahose: 6,000 activities, ~17 MB.
     let lines = common::stream(7, START_MS, 10, 600);
     let bytes: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
-    for (name, throughput) in [("activities", Throughput::Elements(lines.len() as u64)), ("bytes", Throughput::Bytes(bytes))] {
+    for (name, throughput) in
+        [("activities", Throughput::Elements(lines.len() as u64)), ("bytes", Throughput::Bytes(bytes))]
+    {
         let mut g = c.benchmark_group(format!("ingest_vs_zstd/{name}"));
         g.throughput(throughput);
         g.sample_size(10);

@@ -62,7 +62,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_span_secs: 7 * 86_400, header_read: Duration::from_secs(10), connection_lifetime: Duration::from_secs(60), max_connections: 32 }
+        Limits {
+            max_span_secs: 7 * 86_400,
+            header_read: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(60),
+            max_connections: 32,
+        }
     }
 }
 
@@ -96,7 +101,8 @@ pub async fn serve_with(
     mut shutdown: watch::Receiver<bool>,
     limits: Limits,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("admin API: bind {addr}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("admin API: bind {addr}: {e}"))?;
     let bound = listener.local_addr()?;
     let admin = Arc::new(Admin { metrics, coverage, clock, streams, limits });
     tracing::info!(address = %bound, "admin API: /status /coverage /metrics");
@@ -168,8 +174,16 @@ impl Admin {
                 // Reading the store blocks: not on the runtime's threads.
                 match tokio::task::spawn_blocking(move || admin.coverage_report(&query)).await {
                     Ok(Ok(body)) => reply(StatusCode::OK, "application/json", body),
-                    Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, "application/json", json!({ "error": format!("{e:#}") }).to_string()),
-                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "application/json", json!({ "error": e.to_string() }).to_string()),
+                    Ok(Err(e)) => reply(
+                        StatusCode::BAD_REQUEST,
+                        "application/json",
+                        json!({ "error": format!("{e:#}") }).to_string(),
+                    ),
+                    Err(e) => reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "application/json",
+                        json!({ "error": e.to_string() }).to_string(),
+                    ),
                 }
             }
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "try /status, /coverage or /metrics\n".into()),
@@ -214,7 +228,8 @@ impl Admin {
         let mut q = if query.contains("from=") {
             gapless_report::query::Query::from_query_string(query)?
         } else {
-            let mut q = gapless_report::query::Query::from_query_string(query).unwrap_or_else(|_| gapless_report::query::Query::new(0, 0));
+            let mut q = gapless_report::query::Query::from_query_string(query)
+                .unwrap_or_else(|_| gapless_report::query::Query::new(0, 0));
             q.from_secs = now - 86_400;
             q.to_secs = now;
             q
@@ -238,15 +253,21 @@ impl Admin {
         let mut out = String::new();
         let now_ms = self.clock.now_ms();
         let counters: [Counter; 10] = [
-            ("gapless_received_total", "Lines received (activities, system messages, bad lines).", |m| StreamMetrics::get(&m.received)),
+            ("gapless_received_total", "Lines received (activities, system messages, bad lines).", |m| {
+                StreamMetrics::get(&m.received)
+            }),
             ("gapless_stored_total", "Activities stored.", |m| StreamMetrics::get(&m.stored)),
             ("gapless_duplicates_total", "Copies dropped by the ID index.", |m| StreamMetrics::get(&m.duplicates)),
             ("gapless_quarantined_total", "Lines quarantined.", |m| StreamMetrics::get(&m.quarantined)),
             ("gapless_bytes_total", "Decompressed bytes received.", |m| StreamMetrics::get(&m.bytes)),
             ("gapless_heartbeats_total", "Heartbeats received.", |m| StreamMetrics::get(&m.heartbeats)),
-            ("gapless_system_messages_total", "System messages (info, warn, error) received.", |m| StreamMetrics::get(&m.system_messages)),
+            ("gapless_system_messages_total", "System messages (info, warn, error) received.", |m| {
+                StreamMetrics::get(&m.system_messages)
+            }),
             ("gapless_commits_total", "Successful commits.", |m| StreamMetrics::get(&m.commits)),
-            ("gapless_commit_errors_total", "Failed commits (coverage did not advance).", |m| StreamMetrics::get(&m.commit_errors)),
+            ("gapless_commit_errors_total", "Failed commits (coverage did not advance).", |m| {
+                StreamMetrics::get(&m.commit_errors)
+            }),
             ("gapless_connections_connected", "Connections currently connected.", |m| m.connected() as u64),
         ];
         for (name, help, f) in counters {
@@ -256,7 +277,10 @@ impl Admin {
                 let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", m.label, f(m));
             }
         }
-        let _ = writeln!(out, "# HELP gapless_reconnects_total Reconnects, by cause.\n# TYPE gapless_reconnects_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP gapless_reconnects_total Reconnects, by cause.\n# TYPE gapless_reconnects_total counter"
+        );
         for m in &self.metrics.streams {
             if let Ok(r) = m.reconnects.lock() {
                 for (cause, n) in r.iter() {
@@ -265,12 +289,24 @@ impl Admin {
             }
         }
         let gauges: [Gauge; 6] = [
-            ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
-            ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
-            ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64),
-            ("gapless_recovery_jobs", "Recovery jobs in flight.", |m, _| m.jobs.lock().map(|j| j.len() as i64).unwrap_or(0)),
-            ("gapless_read_buffer_peak_bytes", "The most bytes a connection's reader held at once.", |m, _| m.read_buffer_peak.load(std::sync::atomic::Ordering::Relaxed) as i64),
-            ("gapless_delivery_lag_seconds", "Stream time minus the newest activity time received.", |m, now| m.lag_ms(now).unwrap_or(0) / 1000),
+            ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| {
+                m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
+            }),
+            ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| {
+                m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
+            }),
+            ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| {
+                m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
+            }),
+            ("gapless_recovery_jobs", "Recovery jobs in flight.", |m, _| {
+                m.jobs.lock().map(|j| j.len() as i64).unwrap_or(0)
+            }),
+            ("gapless_read_buffer_peak_bytes", "The most bytes a connection's reader held at once.", |m, _| {
+                m.read_buffer_peak.load(std::sync::atomic::Ordering::Relaxed) as i64
+            }),
+            ("gapless_delivery_lag_seconds", "Stream time minus the newest activity time received.", |m, now| {
+                m.lag_ms(now).unwrap_or(0) / 1000
+            }),
         ];
         for (name, help, f) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -293,9 +329,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let coverage = Arc::new(CoverageMap::open(&dir.path().join("coverage")).unwrap());
         coverage.set_partitions("d", 2).unwrap();
-        let config = Config::parse("credentials={env='X'}\n[[stream]]\nlabel='d'\nkind='decahose'\nurl='http://x/'\n", std::path::Path::new(".")).unwrap();
+        let config = Config::parse(
+            "credentials={env='X'}\n[[stream]]\nlabel='d'\nkind='decahose'\nurl='http://x/'\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
         let (tx, rx) = watch::channel(false);
-        let addr = serve_with("127.0.0.1:0".parse().unwrap(), Arc::new(Metrics::default()), coverage, Clock::system(), config.streams, rx, limits).await.unwrap();
+        let addr = serve_with(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Metrics::default()),
+            coverage,
+            Clock::system(),
+            config.streams,
+            rx,
+            limits,
+        )
+        .await
+        .unwrap();
         (addr, tx, dir)
     }
 
@@ -304,7 +354,9 @@ mod tests {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let _ = tcp.write_all(head.as_bytes()).await;
         let mut out = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut out)).await.expect("the server closes the connection");
+        let _ = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection");
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -334,7 +386,8 @@ mod tests {
     #[tokio::test]
     async fn connections_past_the_limit_are_closed_at_once() {
         let (addr, _stop, _dir) = start(Limits { max_connections: 2, ..Limits::default() }).await;
-        let idle: Vec<TcpStream> = vec![TcpStream::connect(addr).await.unwrap(), TcpStream::connect(addr).await.unwrap()];
+        let idle: Vec<TcpStream> =
+            vec![TcpStream::connect(addr).await.unwrap(), TcpStream::connect(addr).await.unwrap()];
         // Let the server accept both.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let refused = get(addr, "/status").await;

@@ -56,7 +56,8 @@ impl Running {
 /// Starts the archiver; it runs until [`Running::stop`].
 pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let (shutdown, rx) = watch::channel(false);
-    let store = Store::open(&opts.config.data, StoreConfig::default()).with_context(|| format!("open data directory {}", opts.config.data.display()))?;
+    let store = Store::open(&opts.config.data, StoreConfig::default())
+        .with_context(|| format!("open data directory {}", opts.config.data.display()))?;
     let client = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(Duration::from_secs(10))
@@ -96,7 +97,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             shutdown: rx.clone(),
             limits: Limits::default(),
         });
-        let parts: Vec<Option<u32>> = if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };
+        let parts: Vec<Option<u32>> =
+            if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };
         for p in parts {
             for slot in 0..cfg.connections_per_partition {
                 tasks.push(tokio::spawn(run_realtime(ctx.clone(), p, slot)));
@@ -106,7 +108,17 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     }
     let metrics = Arc::new(metrics);
     let admin = match opts.config.admin {
-        Some(addr) => Some(crate::admin::serve(addr, metrics.clone(), coverage.clone(), opts.clock, opts.config.streams.clone(), rx.clone()).await?),
+        Some(addr) => Some(
+            crate::admin::serve(
+                addr,
+                metrics.clone(),
+                coverage.clone(),
+                opts.clock,
+                opts.config.streams.clone(),
+                rx.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let task = tokio::spawn(async move {

@@ -99,7 +99,11 @@ pub fn run() -> anyhow::Result<()> {
             }
             let clock = clock.clock()?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
-            rt.block_on(crate::archiver::run(crate::archiver::Options { config, clock, since_secs: since.map(|t| t.timestamp()) }))
+            rt.block_on(crate::archiver::run(crate::archiver::Options {
+                config,
+                clock,
+                since_secs: since.map(|t| t.timestamp()),
+            }))
         }
         Command::Import { data, stream, files } => {
             let summary = crate::import::import(&data, &stream, &files)

@@ -98,7 +98,9 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (e.g. 250ms, 30s, 5m, 1h, 5d)")))
+        parse_duration(&s)
+            .map(Dur)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (e.g. 250ms, 30s, 5m, 1h, 5d)")))
     }
 }
 
@@ -300,7 +302,10 @@ impl Config {
         for s in file.streams {
             let credentials = match s.credentials.or_else(|| file.credentials.clone()) {
                 Some(c) => c.relative_to(base),
-                None => bail!("stream {:?}: no credentials (set `credentials = {{ env = \"VAR\" }}` or `{{ file = \"path\" }}`)", s.label),
+                None => bail!(
+                    "stream {:?}: no credentials (set `credentials = {{ env = \"VAR\" }}` or `{{ file = \"path\" }}`)",
+                    s.label
+                ),
             };
             gapless_storage::store::check_label(&s.label)?;
             if streams.iter().any(|o: &Stream| o.label == s.label) {
@@ -316,9 +321,17 @@ impl Config {
                 (Some(r), _) if !r.enabled => None,
                 (Some(r), default) => {
                     let Some(window) = r.window.map(|d| d.0).or(default) else {
-                        bail!("stream {:?}: {} streams have no Recovery; set recovery.window if yours does", s.label, s.kind.name())
+                        bail!(
+                            "stream {:?}: {} streams have no Recovery; set recovery.window if yours does",
+                            s.label,
+                            s.kind.name()
+                        )
                     };
-                    Some(Recovery { window, chunk: r.chunk.map_or(s.kind.default_chunk(), |d| d.0), concurrency: r.concurrency.clamp(1, 2) })
+                    Some(Recovery {
+                        window,
+                        chunk: r.chunk.map_or(s.kind.default_chunk(), |d| d.0),
+                        concurrency: r.concurrency.clamp(1, 2),
+                    })
                 }
                 (None, Some(window)) => Some(Recovery { window, chunk: s.kind.default_chunk(), concurrency: 2 }),
                 (None, None) => None,
@@ -364,7 +377,8 @@ mod tests {
     #[test]
     fn streams_that_never_pause_have_a_data_bound_by_default() {
         let parse = |kind: &str, liveness: &str| {
-            let text = format!("credentials={{env='X'}}\n[[stream]]\nlabel='a'\nkind='{kind}'\nurl='http://x/'\n{liveness}\n");
+            let text =
+                format!("credentials={{env='X'}}\n[[stream]]\nlabel='a'\nkind='{kind}'\nurl='http://x/'\n{liveness}\n");
             Config::parse(&text, Path::new(".")).unwrap().streams.remove(0)
         };
         let d = parse("decahose", "");
@@ -391,7 +405,11 @@ mod tests {
     fn a_stream_without_credentials_or_with_a_bad_label_is_refused() {
         let e = Config::parse("[[stream]]\nlabel='a'\nkind='decahose'\nurl='http://x/'\n", Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("no credentials"), "{e}");
-        let e = Config::parse("credentials={env='X'}\n[[stream]]\nlabel='../a'\nkind='decahose'\nurl='http://x/'\n", Path::new(".")).unwrap_err();
+        let e = Config::parse(
+            "credentials={env='X'}\n[[stream]]\nlabel='../a'\nkind='decahose'\nurl='http://x/'\n",
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(format!("{e:#}").contains("label"), "{e:#}");
     }
 }

@@ -163,7 +163,13 @@ const RAW_STEP: usize = 64 << 10;
 /// true length), and what is complete is sent on before the next step.
 /// The liveness deadline runs beside the read and data silence is checked
 /// on every chunk, so both work while a long line streams in.
-pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp: reqwest::Response, tracker: &mut (dyn Tracker + Send)) -> End {
+pub async fn read_body(
+    ctx: &StreamCtx,
+    name: &str,
+    partition: Option<u32>,
+    resp: reqwest::Response,
+    tracker: &mut (dyn Tracker + Send),
+) -> End {
     let silence = ctx.cfg.liveness.silence.0;
     // The body is gzip; it is decoded here rather than by the HTTP client
     // so that what was decoded before a break (a line cut in half, a
@@ -174,7 +180,14 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let mut gunzip = gzipped.then(|| flate2::write::MultiGzDecoder::new(Vec::with_capacity(32 << 10)));
     let mut body = resp.bytes_stream();
-    let mut reader = Reader { ctx, name, partition, framer: Framer::new(&ctx.limits), last_activity: ctx.clock.now_ms(), delivered: false };
+    let mut reader = Reader {
+        ctx,
+        name,
+        partition,
+        framer: Framer::new(&ctx.limits),
+        last_activity: ctx.clock.now_ms(),
+        delivered: false,
+    };
     let mut shutdown = ctx.shutdown.clone();
     let data_bound_ms = ctx.cfg.data_silence_end().map(|d| d.as_millis() as i64);
     loop {
@@ -206,11 +219,17 @@ pub async fn read_body(ctx: &StreamCtx, name: &str, partition: Option<u32>, resp
                         Ok(n) => {
                             input = &input[n..];
                             // The chunk is in: what the decoder still holds.
-                            if input.is_empty() { std::io::Write::flush(dec).map_err(|e| e.to_string()) } else { Ok(()) }
+                            if input.is_empty() {
+                                std::io::Write::flush(dec).map_err(|e| e.to_string())
+                            } else {
+                                Ok(())
+                            }
                         }
                         Err(e) => Err(e.to_string()),
                     };
-                    ctx.metrics.read_buffer_peak.fetch_max(dec.get_ref().capacity() as u64 + reader.framer.peak() as u64, Ordering::Relaxed);
+                    ctx.metrics
+                        .read_buffer_peak
+                        .fetch_max(dec.get_ref().capacity() as u64 + reader.framer.peak() as u64, Ordering::Relaxed);
                     reader.framer.push(dec.get_ref());
                     dec.get_mut().clear();
                     step
@@ -310,9 +329,13 @@ fn system_end(ctx: &StreamCtx, batch: &Batch) -> Option<End> {
                     tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "error from the server");
                     end = Some(End::ServerError(m.message.clone()));
                 }
-                SystemLevel::Warn => tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "warning from the server"),
+                SystemLevel::Warn => {
+                    tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "warning from the server")
+                }
                 SystemLevel::Info if m.is_recovery_completed() => end = Some(End::Completed),
-                SystemLevel::Info => tracing::info!(stream = %ctx.cfg.label, message = %m.message, "info from the server"),
+                SystemLevel::Info => {
+                    tracing::info!(stream = %ctx.cfg.label, message = %m.message, "info from the server")
+                }
             }
         }
     }
@@ -358,7 +381,8 @@ pub async fn send_request(ctx: &StreamCtx, url: &str) -> Result<reqwest::Respons
     if status == 200 {
         return Ok(resp);
     }
-    let body = tokio::time::timeout(Duration::from_secs(2), resp.text()).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    let body =
+        tokio::time::timeout(Duration::from_secs(2), resp.text()).await.ok().and_then(|r| r.ok()).unwrap_or_default();
     let body: String = body.chars().take(300).collect();
     Err(End::Refused(Cause::of_status(status), format!("HTTP {status}: {}", body.trim())))
 }
@@ -422,7 +446,12 @@ impl Tracker for Realtime {
             c.observe(t);
         }
         for hole in c.settle() {
-            tracing::debug!(gap_from = hole.start, gap_to = hole.end, bound_ms = c.bound_ms(), "no activity for longer than the data-silence bound: a hole");
+            tracing::debug!(
+                gap_from = hole.start,
+                gap_to = hole.end,
+                bound_ms = c.bound_ms(),
+                "no activity for longer than the data-silence bound: a hole"
+            );
         }
         None
     }
@@ -516,7 +545,8 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
                     c.connected_since_ms = Some(t0);
                 });
                 let prior = ctx.metrics.observed_rate();
-                let mut tracker = Realtime::new(from, ctx.cfg.liveness.latency_allowance.0, ctx.cfg.data_bound(), prior);
+                let mut tracker =
+                    Realtime::new(from, ctx.cfg.liveness.latency_allowance.0, ctx.cfg.data_bound(), prior);
                 let end = read_body(&ctx, &name, partition, resp, &mut tracker).await;
                 if let Some(rate) = tracker.rate() {
                     ctx.metrics.set_observed_rate(rate);
@@ -579,7 +609,13 @@ mod tests {
     fn batch(times: &[i64]) -> Batch {
         let mut buf = Vec::new();
         for (i, t) in times.iter().enumerate() {
-            buf.extend_from_slice(format!("{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n", 1000 + i).as_bytes());
+            buf.extend_from_slice(
+                format!(
+                    "{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n",
+                    1000 + i
+                )
+                .as_bytes(),
+            );
         }
         Batch::classify(buf, &Limits::default())
     }

@@ -266,7 +266,13 @@ impl Coverage {
         let len = (range_ms.end - range_ms.start).max(0);
         let bucket_ms = BUCKET_MS.max((len + MAX_BUCKETS - 1) / MAX_BUCKETS);
         let buckets = (len + bucket_ms - 1) / bucket_ms;
-        Coverage { start_ms: range_ms.start, end_ms: range_ms.end, bucket_ms, bits: vec![0; (buckets as usize).div_ceil(64)], n: 0 }
+        Coverage {
+            start_ms: range_ms.start,
+            end_ms: range_ms.end,
+            bucket_ms,
+            bits: vec![0; (buckets as usize).div_ceil(64)],
+            n: 0,
+        }
     }
 
     /// Records an activity; times outside the range are ignored.

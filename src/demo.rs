@@ -113,7 +113,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     likes.rate = args.rate / 4.0;
     sim_cfg.streams = vec![decahose.clone(), likes.clone()];
     sim_cfg.recovery_pace = 0.0;
-    sim_cfg.faults = stream_sim::faults::FaultPlan::from_toml(FAULTS, start_ms, args.seed).context("demo fault script")?;
+    sim_cfg.faults =
+        stream_sim::faults::FaultPlan::from_toml(FAULTS, start_ms, args.seed).context("demo fault script")?;
     let sim = stream_sim::Server::start(sim_cfg, "127.0.0.1:0".parse()?).await.context("start stream-sim")?;
     let addr = sim.addr();
 
@@ -140,7 +141,12 @@ liveness = {{ silence = "30s", data_silence = "10s" }}
     config.data = data.clone();
     let clock = Clock::scaled(Some(start), args.speed, Some(origin))?;
 
-    println!("gapless demo: stream-sim on {addr}, {}x speed, {} Posts/s, archive in {}", args.speed, args.rate, data.display());
+    println!(
+        "gapless demo: stream-sim on {addr}, {}x speed, {} Posts/s, archive in {}",
+        args.speed,
+        args.rate,
+        data.display()
+    );
     println!("faults: stall (no heartbeats) at +4m, 90 s disconnect at +9m, 25 min outage at +15m, 503 storm at +47m,");
     println!("        2 min of activities missing from realtime at +55m, duplicate bursts at +60m\n");
     while clock.now_ms() < start_ms {
@@ -203,7 +209,11 @@ liveness = {{ silence = "30s", data_silence = "10s" }}
             println!("            {diff}");
         }
     }
-    println!("\n{} in {:.1} s of wall time", if all_ok { "complete: every minute full, archive equals ground truth byte for byte" } else { "INCOMPLETE" }, wall.elapsed().as_secs_f64());
+    println!(
+        "\n{} in {:.1} s of wall time",
+        if all_ok { "complete: every minute full, archive equals ground truth byte for byte" } else { "INCOMPLETE" },
+        wall.elapsed().as_secs_f64()
+    );
     if args.data.is_none() {
         println!("(the archive was in a temporary directory; keep it with --data DIR)");
     }

@@ -161,7 +161,10 @@ where
     let started = Instant::now();
     let (mut ingest, mut sink) = writer.into_parts();
     let (tx, rx) = mpsc::sync_channel::<Batch>(4);
-    let reader = std::thread::Builder::new().name("ingest-read".into()).spawn(move || produce(&tx)).context("start reader thread")?;
+    let reader = std::thread::Builder::new()
+        .name("ingest-read".into())
+        .spawn(move || produce(&tx))
+        .context("start reader thread")?;
     let (ptx, prx) = mpsc::sync_channel::<Pending>(2);
     let writer = std::thread::Builder::new()
         .name("ingest-sink".into())

@@ -10,18 +10,18 @@ pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod continuity;
 pub mod connection;
+pub mod continuity;
 pub mod credentials;
 pub mod demo;
 pub mod import;
 pub mod limiter;
+pub mod lines;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;
 pub mod verify;
 pub mod writer;
-pub mod lines;
 
 /// A Unix second as RFC 3339, for logs.
 pub fn recovery_time(secs: i64) -> String {

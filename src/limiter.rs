@@ -21,7 +21,12 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(max: usize, window: Duration, clock: Clock) -> Limiter {
-        Limiter { inner: Arc::new(Mutex::new(VecDeque::new())), max: max.max(1), window_ms: window.as_millis() as i64, clock }
+        Limiter {
+            inner: Arc::new(Mutex::new(VecDeque::new())),
+            max: max.max(1),
+            window_ms: window.as_millis() as i64,
+            clock,
+        }
     }
 
     /// Waits until a connection request is allowed, and takes it.

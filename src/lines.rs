@@ -84,7 +84,9 @@ impl Piece {
     pub fn into_batch(self, limits: &Limits) -> Batch {
         match self {
             Piece::Lines(buf) => Batch::classify(buf, limits),
-            Piece::TooLong { prefix, len } => Batch::rejected(prefix, Rejection::TooLong { len, limit: limits.max_line_bytes }),
+            Piece::TooLong { prefix, len } => {
+                Batch::rejected(prefix, Rejection::TooLong { len, limit: limits.max_line_bytes })
+            }
         }
     }
 }
@@ -107,7 +109,14 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(limits: &Limits) -> Framer {
-        Framer { limit: limits.max_line_bytes, buf: Vec::new(), line_start: 0, oversize: None, out: Vec::new(), peak: 0 }
+        Framer {
+            limit: limits.max_line_bytes,
+            buf: Vec::new(),
+            line_start: 0,
+            oversize: None,
+            out: Vec::new(),
+            peak: 0,
+        }
     }
 
     /// The most this framer ever holds: the line limit for the line in
@@ -128,7 +137,9 @@ impl Framer {
     }
 
     fn held(&self) -> usize {
-        self.buf.capacity() + self.oversize.as_ref().map_or(0, |o| o.0.capacity()) + self.out.iter().map(Piece::held).sum::<usize>()
+        self.buf.capacity()
+            + self.oversize.as_ref().map_or(0, |o| o.0.capacity())
+            + self.out.iter().map(Piece::held).sum::<usize>()
     }
 
     /// Takes more bytes; pushes of more than the line limit are split.
@@ -256,8 +267,12 @@ mod tests {
         let mut out = Vec::new();
         for p in pieces {
             match p {
-                Piece::Lines(b) => out.extend(split_lines(b).map(|(s, e)| String::from_utf8_lossy(&b[s..e]).into_owned())),
-                Piece::TooLong { prefix, len } => out.push(format!("TOO LONG {len} {}", String::from_utf8_lossy(prefix))),
+                Piece::Lines(b) => {
+                    out.extend(split_lines(b).map(|(s, e)| String::from_utf8_lossy(&b[s..e]).into_owned()))
+                }
+                Piece::TooLong { prefix, len } => {
+                    out.push(format!("TOO LONG {len} {}", String::from_utf8_lossy(prefix)))
+                }
             }
         }
         out
@@ -301,7 +316,14 @@ mod tests {
         big.extend(std::iter::repeat_n(b'y', 25_000));
         big.extend(b"\nok2\n");
         f.push(&big);
-        assert_eq!(lines(&f.take()), vec!["ok".to_string(), format!("TOO LONG 25000 {}", "y".repeat(QUARANTINE_PREFIX_BYTES)), "ok2".to_string()]);
+        assert_eq!(
+            lines(&f.take()),
+            vec![
+                "ok".to_string(),
+                format!("TOO LONG 25000 {}", "y".repeat(QUARANTINE_PREFIX_BYTES)),
+                "ok2".to_string()
+            ]
+        );
         assert!(f.peak() <= f.cap(), "held {} bytes, cap {}", f.peak(), f.cap());
         // Cut off by the end of the stream in the middle of a long line.
         f.push(&chunk);

@@ -85,7 +85,12 @@ pub struct JobState {
 
 impl StreamMetrics {
     pub fn new(label: &str, kind: &str) -> StreamMetrics {
-        StreamMetrics { label: label.to_string(), kind: kind.to_string(), last_activity_ms: AtomicI64::new(0), ..Default::default() }
+        StreamMetrics {
+            label: label.to_string(),
+            kind: kind.to_string(),
+            last_activity_ms: AtomicI64::new(0),
+            ..Default::default()
+        }
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {

@@ -90,7 +90,13 @@ pub fn reconcile(stream: &str, recorded: &[JobRecord], running: &[u64], todo: &[
         let existing = pos.map(|i| free.remove(i));
         out.new.push(existing.is_none());
         let job = match existing {
-            Some(j) => JobRecord { start_secs: piece.start, resume_secs: piece.start, end_secs: piece.end, state: JobState::Queued, ..j.clone() },
+            Some(j) => JobRecord {
+                start_secs: piece.start,
+                resume_secs: piece.start,
+                end_secs: piece.end,
+                state: JobState::Queued,
+                ..j.clone()
+            },
             None => JobRecord {
                 id: u64::MAX,
                 stream: stream.to_string(),

@@ -48,7 +48,11 @@ impl Replay {
     /// how far it got: its next resume point.
     fn outcome(&self, completed: bool) -> (Vec<Range<i64>>, i64) {
         let Range { start, end } = self.range;
-        let upto = if completed { end } else { self.newest_ms.map_or(start, |ms| Minute::of_ms(ms).start_secs()).clamp(start, end) };
+        let upto = if completed {
+            end
+        } else {
+            self.newest_ms.map_or(start, |ms| Minute::of_ms(ms).start_secs()).clamp(start, end)
+        };
         let claims = match &self.seen {
             None => (start < upto).then_some(start..upto).into_iter().collect(),
             Some((coverage, bound, prior)) => {
@@ -147,7 +151,13 @@ fn show(ctx: &StreamCtx, job: &JobRecord, state: &'static str) {
     if let Ok(mut jobs) = ctx.metrics.jobs.lock() {
         jobs.insert(
             job.id,
-            ShownJob { id: job.id, start_secs: job.start_secs, end_secs: job.end_secs, progress_secs: job.resume_secs, state },
+            ShownJob {
+                id: job.id,
+                start_secs: job.start_secs,
+                end_secs: job.end_secs,
+                progress_secs: job.resume_secs,
+                state,
+            },
         );
     }
 }
@@ -161,7 +171,13 @@ mod tests {
     fn batch(times: impl Iterator<Item = i64>) -> Batch {
         let mut buf = Vec::new();
         for (i, t) in times.enumerate() {
-            buf.extend_from_slice(format!("{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n", 1000 + i).as_bytes());
+            buf.extend_from_slice(
+                format!(
+                    "{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n",
+                    1000 + i
+                )
+                .as_bytes(),
+            );
         }
         Batch::classify(buf, &Limits::default())
     }

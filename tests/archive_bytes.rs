@@ -54,7 +54,8 @@ async fn the_kit_reports_exactly_the_activities_whose_bytes_differ() {
     let h = Harness::launch(Setup::new(61, 10.0, 1.0)).await;
     let tmp = tempfile::tempdir().unwrap();
     let sent = sent_lines(&h);
-    let posts: Vec<usize> = sent.iter().enumerate().filter(|(_, (k, _))| k.starts_with("post ")).map(|(i, _)| i).collect();
+    let posts: Vec<usize> =
+        sent.iter().enumerate().filter(|(_, (k, _))| k.starts_with("post ")).map(|(i, _)| i).collect();
     assert!(posts.len() > 100, "{} Posts", posts.len());
     let (cr, changed, left_out) = (posts[10], posts[posts.len() / 2], posts[posts.len() - 10]);
 

@@ -130,7 +130,10 @@ stream = "sample10/prod"
     assert!(reconnects(&m, "network") >= 2, "{:?}", m.streams[0].reconnects);
     // The hole of ~100 s is closed by a reconnect with backfillMinutes=2 (or
     // 3), not by Recovery.
-    let backfills: Vec<String> = log_lines(&["connected", "backfill_minutes="]).into_iter().filter(|l| !l.contains("backfill_minutes=1")).collect();
+    let backfills: Vec<String> = log_lines(&["connected", "backfill_minutes="])
+        .into_iter()
+        .filter(|l| !l.contains("backfill_minutes=1"))
+        .collect();
     assert!(!backfills.is_empty(), "the reconnect backfills the gap:\n{}", log_tail(30));
 }
 
@@ -176,7 +179,11 @@ partition = 1
     ))
     .await;
     assert!(reconnects(&m, "network") >= 1, "{:?}", m.streams[0].reconnects);
-    assert!(!log_lines(&["partition-1/0", "reason=Stalled"]).is_empty(), "the silent connection is given up:\n{}", log_tail(30));
+    assert!(
+        !log_lines(&["partition-1/0", "reason=Stalled"]).is_empty(),
+        "the silent connection is given up:\n{}",
+        log_tail(30)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,8 +259,14 @@ stream = "sample10/prod"
     let withheld = truth_times(26, 10, 12);
     assert!(withheld.len() > 600, "the scenario withholds two minutes of activities: {}", withheld.len());
     let done = log_lines(&["recovery completed"]);
-    let ranges: Vec<(i64, i64)> = done.iter().filter_map(|l| Some((parse_ms(field(l, "from")?)?, parse_ms(field(l, "to")?)?))).collect();
-    let outside: Vec<String> = withheld.iter().filter(|t| !ranges.iter().any(|(a, b)| a <= *t && *t < b)).take(5).map(|t| rfc3339(t / 1000)).collect();
+    let ranges: Vec<(i64, i64)> =
+        done.iter().filter_map(|l| Some((parse_ms(field(l, "from")?)?, parse_ms(field(l, "to")?)?))).collect();
+    let outside: Vec<String> = withheld
+        .iter()
+        .filter(|t| !ranges.iter().any(|(a, b)| a <= *t && *t < b))
+        .take(5)
+        .map(|t| rfc3339(t / 1000))
+        .collect();
     assert!(outside.is_empty(), "withheld activities no completed Recovery covers (e.g. {outside:?}); jobs: {done:#?}");
 }
 

@@ -62,7 +62,10 @@ stream = "sample10/prod"
     // The fault happened: connections stalled and reconnected with backfill
     // during it, and the hole was closed by Recovery, not by a promise.
     assert!(reconnects(&metrics, "network") >= 2, "{:?}", metrics.streams[0].reconnects);
-    let backfilled = logs().lines().filter(|l| l.contains("connected") && l.contains("backfill_minutes=") && !l.contains("backfill_minutes=0")).count();
+    let backfilled = logs()
+        .lines()
+        .filter(|l| l.contains("connected") && l.contains("backfill_minutes=") && !l.contains("backfill_minutes=0"))
+        .count();
     assert!(backfilled >= 2, "reconnects during the stall asked for backfill:\n{}", log_tail(40));
     assert!(logs().contains("recovery completed"), "the stall's hole is repaired by Recovery:\n{}", log_tail(40));
     assert!(w.rounds >= 3, "coverage was checked against the truth at only {} points", w.rounds);
@@ -124,7 +127,14 @@ async fn a_long_line_is_cut_and_quarantined_with_its_true_length(gzip: bool) {
     let _g = serial();
     let server = RawServer::start(move |_| Body {
         gzip,
-        parts: vec![Part::Posts(10), Part::Data(b"{\"text\":\"".to_vec()), Part::Filler { byte: b'x', len: LONG - 9 }, Part::Data(b"\r\n".to_vec()), Part::Posts(10), Part::Heartbeats],
+        parts: vec![
+            Part::Posts(10),
+            Part::Data(b"{\"text\":\"".to_vec()),
+            Part::Filler { byte: b'x', len: LONG - 9 },
+            Part::Data(b"\r\n".to_vec()),
+            Part::Posts(10),
+            Part::Heartbeats,
+        ],
     })
     .await;
     let (dir, running) = archive_raw(&server, r#"{ silence = "10s" }"#).await;
@@ -179,11 +189,18 @@ async fn a_stall_in_the_middle_of_a_long_line_is_detected() {
     .await;
     let (dir, running) = archive_raw(&server, r#"{ silence = "2s" }"#).await;
     let m = running.metrics.streams[0].clone();
-    wait_for("a second connection", Duration::from_secs(60), || server.connections() >= 2 && counter(&m.stored) >= 10).await;
+    wait_for("a second connection", Duration::from_secs(60), || server.connections() >= 2 && counter(&m.stored) >= 10)
+        .await;
     running.stop().await.unwrap();
     assert!(logs().contains("reason=Stalled"), "{}", log_tail(20));
     let q = quarantine(&dir.path().join("data/streams/raw/quarantine.log"));
-    assert!(q.iter().any(|(len, why, _)| why.contains("incomplete line") && why.contains("5000000 bytes") && *len <= gapless::lines::QUARANTINE_PREFIX_BYTES), "{:?}", q.iter().map(|e| (e.0, &e.1)).collect::<Vec<_>>());
+    assert!(
+        q.iter().any(|(len, why, _)| why.contains("incomplete line")
+            && why.contains("5000000 bytes")
+            && *len <= gapless::lines::QUARANTINE_PREFIX_BYTES),
+        "{:?}",
+        q.iter().map(|e| (e.0, &e.1)).collect::<Vec<_>>()
+    );
 }
 
 /// A line that drips in for ever brings bytes but no activity: data
@@ -204,7 +221,8 @@ async fn data_silence_is_detected_while_a_line_drips_in() {
     .await;
     let (_dir, running) = archive_raw(&server, r#"{ silence = "2s", data_silence = "2s" }"#).await;
     let m = running.metrics.streams[0].clone();
-    wait_for("a second connection", Duration::from_secs(60), || server.connections() >= 2 && counter(&m.stored) >= 10).await;
+    wait_for("a second connection", Duration::from_secs(60), || server.connections() >= 2 && counter(&m.stored) >= 10)
+        .await;
     running.stop().await.unwrap();
     assert!(logs().contains("reason=DataSilence"), "{}", log_tail(20));
 }
@@ -262,7 +280,10 @@ stream = "sample10/prod"
     });
     h.until_minute(end as f64).await;
     until_full(&h, admin, "decahose", 1, end, Duration::from_secs(60)).await;
-    until_report(&h, admin, "decahose", 1, end, Duration::from_secs(30), "without recorded jobs", |r| r.jobs.is_empty()).await;
+    until_report(&h, admin, "decahose", 1, end, Duration::from_secs(30), "without recorded jobs", |r| {
+        r.jobs.is_empty()
+    })
+    .await;
     let _ = stop.send(true);
     let (overlaps, most) = checker.await.unwrap();
     let w = watch.finish().await;

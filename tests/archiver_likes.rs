@@ -52,7 +52,9 @@ stream = "likes/prod"
     // when the machine is slow.)
     let report = until_report(&h, admin, "likes", 1, end, Duration::from_secs(20), "full or marked lost", |r| {
         r.minutes.iter().all(|m| {
-            m.state == State::Full || (m.state == State::Lost && r.lost.iter().any(|l| l.start_secs < m.minute * 60 + 60 && m.minute * 60 < l.end_secs))
+            m.state == State::Full
+                || (m.state == State::Lost
+                    && r.lost.iter().any(|l| l.start_secs < m.minute * 60 + 60 && m.minute * 60 < l.end_secs))
         })
     })
     .await;
@@ -60,9 +62,14 @@ stream = "likes/prod"
     running.stop().await.unwrap();
 
     let likes = stream_report(&report, "likes");
-    let lost: Vec<i64> = likes.minutes.iter().filter(|m| m.state == State::Lost).map(|m| m.minute - h.minute(0)).collect();
-    let full: Vec<i64> = likes.minutes.iter().filter(|m| m.state == State::Full).map(|m| m.minute - h.minute(0)).collect();
-    eprintln!("likes: lost minutes {lost:?}; holes {:?}", likes.holes.iter().map(|h| (&h.start, &h.end, h.state)).collect::<Vec<_>>());
+    let lost: Vec<i64> =
+        likes.minutes.iter().filter(|m| m.state == State::Lost).map(|m| m.minute - h.minute(0)).collect();
+    let full: Vec<i64> =
+        likes.minutes.iter().filter(|m| m.state == State::Full).map(|m| m.minute - h.minute(0)).collect();
+    eprintln!(
+        "likes: lost minutes {lost:?}; holes {:?}",
+        likes.holes.iter().map(|h| (&h.start, &h.end, h.state)).collect::<Vec<_>>()
+    );
     // The outage began at +5m and lasted 10 minutes: minutes 5..=9 are
     // beyond Backfill's reach from any reconnect after +15m. Minute 4 may
     // be lost too (coverage trails delivery by the latency allowance), and
@@ -132,7 +139,11 @@ stream = "likes/prod"
     let reconnects = running.metrics.streams[1].reconnects.lock().unwrap().clone();
     running.stop().await.unwrap();
     assert!(reconnects.get("network").copied().unwrap_or(0) >= 2, "{reconnects:?}");
-    assert!(log_lines_with(&["DATA LOST"]).is_empty(), "nothing is lost:\n{}", log_lines_with(&["DATA LOST"]).join("\n"));
+    assert!(
+        log_lines_with(&["DATA LOST"]).is_empty(),
+        "nothing is lost:\n{}",
+        log_lines_with(&["DATA LOST"]).join("\n")
+    );
     h.assert_complete("likes", 1, end);
     h.assert_complete("decahose", 1, end);
     eprintln!("{} minutes checked during the run; {:.1} s wall", w.verified.len(), t0.elapsed().as_secs_f64());

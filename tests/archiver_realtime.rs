@@ -20,7 +20,7 @@ async fn a_clean_stream_is_archived_exactly() {
     until_full(&h, running.admin.unwrap(), "decahose", 1, 7, Duration::from_secs(60)).await;
     running.stop().await.unwrap();
 
-    let from = Minute::of_ms(h.start_ms) .0 + 1;
+    let from = Minute::of_ms(h.start_ms).0 + 1;
     let to = Minute::of_ms(h.start_ms).0 + 7;
     let states = full_minutes(&h.data(), "decahose", Minute(from), Minute(to));
     assert!(states.iter().all(|(_, c)| *c == Coverage::Full), "{states:?}");

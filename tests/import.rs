@@ -49,7 +49,16 @@ fn imports_gzip_zstd_and_plain_files_deduplicated_with_bad_lines_quarantined() {
     std::fs::write(&plain, &contents).unwrap();
 
     let data = dir.path().join("data");
-    let (ok, out, err) = gapless(&["import".as_ref(), "--data".as_ref(), data.as_os_str(), "--stream".as_ref(), "archive".as_ref(), gz.as_os_str(), zst.as_os_str(), plain.as_os_str()]);
+    let (ok, out, err) = gapless(&[
+        "import".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--stream".as_ref(),
+        "archive".as_ref(),
+        gz.as_os_str(),
+        zst.as_os_str(),
+        plain.as_os_str(),
+    ]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(field(&out, "stored"), 25, "{out}");
     assert_eq!(field(&out, "duplicates"), 50, "{out}");
@@ -82,7 +91,14 @@ fn imports_gzip_zstd_and_plain_files_deduplicated_with_bad_lines_quarantined() {
     assert!(q.iter().any(|e| e.line == b"{\"text\":\"caf\xe9\"}" && e.reason.contains("UTF-8")));
 
     // Importing again stores nothing new.
-    let (ok, out, _) = gapless(&["import".as_ref(), "--data".as_ref(), data.as_os_str(), "--stream".as_ref(), "archive".as_ref(), gz.as_os_str()]);
+    let (ok, out, _) = gapless(&[
+        "import".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--stream".as_ref(),
+        "archive".as_ref(),
+        gz.as_os_str(),
+    ]);
     assert!(ok);
     assert_eq!((field(&out, "stored"), field(&out, "duplicates")), (0, 25), "{out}");
 }
@@ -90,7 +106,14 @@ fn imports_gzip_zstd_and_plain_files_deduplicated_with_bad_lines_quarantined() {
 #[test]
 fn a_missing_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, err) = gapless(&["import".as_ref(), "--data".as_ref(), dir.path().as_os_str(), "--stream".as_ref(), "s".as_ref(), "/nonexistent.gz".as_ref()]);
+    let (ok, _, err) = gapless(&[
+        "import".as_ref(),
+        "--data".as_ref(),
+        dir.path().as_os_str(),
+        "--stream".as_ref(),
+        "s".as_ref(),
+        "/nonexistent.gz".as_ref(),
+    ]);
     assert!(!ok);
     assert!(err.contains("/nonexistent.gz"), "{err}");
 }

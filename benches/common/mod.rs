@@ -33,10 +33,52 @@ impl Rng {
 const SNOWFLAKE_EPOCH_MS: i64 = 1_288_834_974_657;
 
 const WORDS: &[&str] = &[
-    "the", "stream", "archive", "minute", "coverage", "today", "news", "música", "fútbol", "mañana", "café",
-    "données", "très", "aujourd'hui", "Zeitung", "schön", "über", "東京", "ニュース", "今日", "天气", "新闻",
-    "спасибо", "новости", "مرحبا", "أخبار", "नमस्ते", "ข่าว", "😂", "🔥", "❤️", "#breaking", "@someone", "https://t.co/xYz12AbC",
-    "great", "match", "election", "weather", "update", "live", "video", "photo", "thread", "1/", "lol", "gm",
+    "the",
+    "stream",
+    "archive",
+    "minute",
+    "coverage",
+    "today",
+    "news",
+    "música",
+    "fútbol",
+    "mañana",
+    "café",
+    "données",
+    "très",
+    "aujourd'hui",
+    "Zeitung",
+    "schön",
+    "über",
+    "東京",
+    "ニュース",
+    "今日",
+    "天气",
+    "新闻",
+    "спасибо",
+    "новости",
+    "مرحبا",
+    "أخبار",
+    "नमस्ते",
+    "ข่าว",
+    "😂",
+    "🔥",
+    "❤️",
+    "#breaking",
+    "@someone",
+    "https://t.co/xYz12AbC",
+    "great",
+    "match",
+    "election",
+    "weather",
+    "update",
+    "live",
+    "video",
+    "photo",
+    "thread",
+    "1/",
+    "lol",
+    "gm",
 ];
 const LANGS: &[&str] = &["en", "es", "ja", "pt", "ar", "fr", "de", "ru", "tr", "th", "hi", "und"];
 const SOURCES: &[&str] = &[
@@ -102,7 +144,8 @@ pub fn post(rng: &mut Rng, ms: i64) -> (u64, String) {
     let body = text(rng, 40);
     let lang = rng.pick(LANGS);
     let reply = rng.below(4) == 0;
-    let (rs, ru) = if reply { (snowflake(rng, ms - 60_000), rng.below(1 << 40).to_string()) } else { (0, String::new()) };
+    let (rs, ru) =
+        if reply { (snowflake(rng, ms - 60_000), rng.below(1 << 40).to_string()) } else { (0, String::new()) };
     let mut s = format!(
         r#"{{"created_at":"{ca}","id":{id},"id_str":"{id}","text":"{body}","display_text_range":[0,{len}],"source":"{src}","truncated":false,"in_reply_to_status_id":{irs},"in_reply_to_status_id_str":{irss},"in_reply_to_user_id":{iru},"in_reply_to_user_id_str":{irus},"in_reply_to_screen_name":null,"user":{user},"geo":null,"coordinates":null,"place":null,"contributors":null,"is_quote_status":false,"quote_count":0,"reply_count":0,"retweet_count":0,"favorite_count":0,"entities":{{"hashtags":[{{"text":"{tag}","indices":[3,12]}}],"urls":[{{"url":"https://t.co/{u}","expanded_url":"https://example.com/{u}","display_url":"example.com/{u}","indices":[20,43],"unwound":{{"url":"https://example.com/{u}","status":200,"title":"{title}","description":"{udesc}"}}}}],"user_mentions":[],"symbols":[]}},"favorited":false,"retweeted":false,"filter_level":"low","lang":"{lang}","edit_history":{{"initial_tweet_id":"{id}","edit_tweet_ids":["{id}"]}},"edit_controls":{{"editable_until_ms":{eu},"edits_remaining":5}},"editable":true,"matching_rules":[{{"tag":null,"id":{rule},"id_str":"{rule}"}}],"timestamp_ms":"{ms}"}}"#,
         ca = created_at(ms),
@@ -127,7 +170,9 @@ pub fn post(rng: &mut Rng, ms: i64) -> (u64, String) {
 fn delete(rng: &mut Rng, ms: i64) -> String {
     let id = snowflake(rng, ms - 3_600_000);
     let uid = rng.below(1 << 40);
-    format!(r#"{{"delete":{{"status":{{"id":{id},"id_str":"{id}","user_id":{uid},"user_id_str":"{uid}"}},"timestamp_ms":"{ms}"}}}}"#)
+    format!(
+        r#"{{"delete":{{"status":{{"id":{id},"id_str":"{id}","user_id":{uid},"user_id_str":"{uid}"}},"timestamp_ms":"{ms}"}}}}"#
+    )
 }
 
 /// `seconds` of a Decahose-like stream from `start_ms` at `rate` Posts/s:

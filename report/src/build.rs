@@ -29,7 +29,15 @@ pub fn build(map: &CoverageMap, q: &Query, source: &str, version: &str) -> Resul
 }
 
 /// Puts stream reports together with the totals and the verdict.
-pub fn assemble(streams: Vec<StreamReport>, q: &Query, now: i64, from: i64, to: i64, source: &str, version: &str) -> Report {
+pub fn assemble(
+    streams: Vec<StreamReport>,
+    q: &Query,
+    now: i64,
+    from: i64,
+    to: i64,
+    source: &str,
+    version: &str,
+) -> Report {
     let mut totals = Totals::default();
     for s in &streams {
         totals.add(&s.totals);

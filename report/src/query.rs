@@ -70,7 +70,11 @@ impl Query {
     /// The query string without `from` and `to`: the server then picks the
     /// window (its own clock may run scaled, as in the demo).
     pub fn to_query_string_without_window(&self) -> String {
-        self.to_query_string().split('&').filter(|p| !p.starts_with("from=") && !p.starts_with("to=")).collect::<Vec<_>>().join("&")
+        self.to_query_string()
+            .split('&')
+            .filter(|p| !p.starts_with("from=") && !p.starts_with("to="))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 
     /// Parses a query string (without the `?`); unknown parameters are
@@ -90,7 +94,9 @@ impl Query {
                 "stream" => query.streams.push(v),
                 "pending_secs" => query.pending_secs = int(&v)?,
                 "recovery_window_secs" => query.recovery_window_secs = int(&v)?,
-                "suspect_ratio" => query.suspect_ratio = v.parse().map_err(|_| anyhow!("suspect_ratio={v}: a number expected"))?,
+                "suspect_ratio" => {
+                    query.suspect_ratio = v.parse().map_err(|_| anyhow!("suspect_ratio={v}: a number expected"))?
+                }
                 "now" => query.now_secs = Some(int(&v)?),
                 _ => {}
             }

@@ -105,7 +105,8 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 6] = [State::Full, State::Partial, State::None, State::Pending, State::Recovering, State::Lost];
+    pub const ALL: [State; 6] =
+        [State::Full, State::Partial, State::None, State::Pending, State::Recovering, State::Lost];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -61,7 +61,10 @@ pub fn parse_time_ms(s: &str, now_ms: i64) -> Result<i64> {
         return Ok(now_ms + parse_duration(d)? * 1000);
     }
     if let Some(n) = t.strip_prefix('@') {
-        return n.parse::<i64>().map(|s| s * 1000).map_err(|_| anyhow!("time {s:?}: @ must be followed by Unix seconds"));
+        return n
+            .parse::<i64>()
+            .map(|s| s * 1000)
+            .map_err(|_| anyhow!("time {s:?}: @ must be followed by Unix seconds"));
     }
     if t.len() >= 9 && t.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(t.parse::<i64>()? * 1000);

@@ -22,7 +22,10 @@ pub type Truth = BTreeMap<String, Fingerprint>;
 
 /// The truth of `[from_ms, to_ms)` (activity time) of one stream.
 pub fn truth(gen: &stream_sim::Generator, from_ms: i64, to_ms: i64) -> Truth {
-    stream_sim::truth::truth_entries(gen, from_ms, to_ms, None).into_iter().map(|e| (e.truth_line(), e.fingerprint)).collect()
+    stream_sim::truth::truth_entries(gen, from_ms, to_ms, None)
+        .into_iter()
+        .map(|e| (e.truth_line(), e.fingerprint))
+        .collect()
 }
 
 /// What an archive holds over a range.
@@ -114,7 +117,12 @@ impl Diff {
 impl fmt::Display for Diff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.summary())?;
-        for (what, keys) in [("missing", &self.missing), ("unexpected", &self.unexpected), ("stored twice", &self.twice), ("bytes differ", &self.differ)] {
+        for (what, keys) in [
+            ("missing", &self.missing),
+            ("unexpected", &self.unexpected),
+            ("stored twice", &self.twice),
+            ("bytes differ", &self.differ),
+        ] {
             if !keys.is_empty() {
                 write!(f, "; {what}: {:?}", keys.iter().take(3).collect::<Vec<_>>())?;
             }
@@ -125,7 +133,12 @@ impl fmt::Display for Diff {
 
 /// Compares an archive with the truth of the same range.
 pub fn compare(truth: &Truth, archived: &Archived) -> Diff {
-    let mut d = Diff { expected: truth.len(), archived: archived.records.len(), extra_copies: archived.count - archived.records.len(), ..Diff::default() };
+    let mut d = Diff {
+        expected: truth.len(),
+        archived: archived.records.len(),
+        extra_copies: archived.count - archived.records.len(),
+        ..Diff::default()
+    };
     for (key, copies) in &archived.records {
         if copies.len() > 1 {
             d.twice.push(key.clone());
@@ -150,10 +163,11 @@ mod tests {
 
     #[test]
     fn every_kind_of_difference_is_named() {
-        let truth: Truth = [("post 1", "{\"id\":1}"), ("post 2", "{\"id\":2}"), ("post 3", "{\"id\":3}"), ("post 4", "{\"id\":4}")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), fp(v)))
-            .collect();
+        let truth: Truth =
+            [("post 1", "{\"id\":1}"), ("post 2", "{\"id\":2}"), ("post 3", "{\"id\":3}"), ("post 4", "{\"id\":4}")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), fp(v)))
+                .collect();
         let mut a = Archived::default();
         a.add("post 1".into(), b"{\"id\":1}");
         a.add("post 2".into(), b"{\"id\":2}\r");

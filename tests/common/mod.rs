@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use gapless::archiver::{self, Options, Running};
 use gapless::clock::Clock;
 use gapless::config::Config;
+use gapless_report::schema::{Report, State, StreamReport};
 use gapless_storage::coverage::{Coverage, CoverageMap};
 use gapless_storage::Minute;
-use gapless_report::schema::{Report, State, StreamReport};
 use stream_sim::faults::FaultPlan;
 use stream_sim::{Server, SimConfig, StreamKind, StreamSpec};
 
@@ -166,7 +166,12 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
     }
 
     pub fn clock(&self) -> Clock {
-        Clock::scaled(Some(chrono::DateTime::from_timestamp_millis(self.start_ms).unwrap()), self.speed, Some(self.origin)).unwrap()
+        Clock::scaled(
+            Some(chrono::DateTime::from_timestamp_millis(self.start_ms).unwrap()),
+            self.speed,
+            Some(self.origin),
+        )
+        .unwrap()
     }
 
     pub fn data(&self) -> PathBuf {
@@ -187,7 +192,10 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
             if now >= target {
                 return;
             }
-            tokio::time::sleep(self.clock().wall(Duration::from_millis((target - now) as u64)).min(Duration::from_millis(200))).await;
+            tokio::time::sleep(
+                self.clock().wall(Duration::from_millis((target - now) as u64)).min(Duration::from_millis(200)),
+            )
+            .await;
         }
     }
 
@@ -253,7 +261,11 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
     /// stream-sim sent. Returns the activities compared.
     pub fn assert_complete(&self, stream: &str, from: i64, to: i64) -> usize {
         let states = full_minutes(&self.data(), stream, Minute(self.minute(from)), Minute(self.minute(to)));
-        let bad: Vec<String> = states.iter().filter(|(_, c)| *c != Coverage::Full).map(|(m, c)| format!("{} {c:?}", rfc3339(m.0 * 60))).collect();
+        let bad: Vec<String> = states
+            .iter()
+            .filter(|(_, c)| *c != Coverage::Full)
+            .map(|(m, c)| format!("{} {c:?}", rfc3339(m.0 * 60)))
+            .collect();
         assert!(bad.is_empty(), "{stream}: minutes not full at the end: {bad:?}");
         assert_eq!(states.len() as i64, to - from);
         let d = self.diff(stream, self.minute(from), self.minute(to));
@@ -348,15 +360,18 @@ impl Watch {
                             res.lost.insert((s.clone(), m.minute));
                         }
                     }
-                    let fresh: Vec<i64> = full_in(&report, s).into_iter().filter(|m| !res.verified.contains(&(s.clone(), *m))).collect();
+                    let fresh: Vec<i64> =
+                        full_in(&report, s).into_iter().filter(|m| !res.verified.contains(&(s.clone(), *m))).collect();
                     if fresh.is_empty() {
                         continue;
                     }
                     res.rounds += 1;
                     let (h2, s2, fresh2) = (h.clone(), s.clone(), fresh.clone());
-                    let errs = tokio::task::spawn_blocking(move || fresh2.iter().filter_map(|m| h2.compare_minute(&s2, *m).err()).collect::<Vec<_>>())
-                        .await
-                        .unwrap();
+                    let errs = tokio::task::spawn_blocking(move || {
+                        fresh2.iter().filter_map(|m| h2.compare_minute(&s2, *m).err()).collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap();
                     for e in errs {
                         eprintln!("WATCH: a minute reported full misses something: {e}");
                         res.failures.push(e);
@@ -377,7 +392,11 @@ impl Watch {
     pub async fn finish(self) -> WatchResult {
         let _ = self.stop.send(true);
         let res = self.task.await.expect("the watch task panicked");
-        assert!(res.failures.is_empty(), "minutes reported full while missing activities:\n{}", res.failures.join("\n"));
+        assert!(
+            res.failures.is_empty(),
+            "minutes reported full while missing activities:\n{}",
+            res.failures.join("\n")
+        );
         res
     }
 }
@@ -390,9 +409,18 @@ pub async fn until_full(h: &Harness, admin: SocketAddr, stream: &str, from: i64,
 
 /// Waits until every minute of `[from, to)` (minutes after START) is in one
 /// of `states`, or panics after `timeout` (wall) with the report.
-pub async fn until_states(h: &Harness, admin: SocketAddr, stream: &str, from: i64, to: i64, timeout: Duration, states: &[State]) -> Report {
+pub async fn until_states(
+    h: &Harness,
+    admin: SocketAddr,
+    stream: &str,
+    from: i64,
+    to: i64,
+    timeout: Duration,
+    states: &[State],
+) -> Report {
     let what = format!("{states:?}");
-    until_report(h, admin, stream, from, to, timeout, &what, |r| r.minutes.iter().all(|m| states.contains(&m.state))).await
+    until_report(h, admin, stream, from, to, timeout, &what, |r| r.minutes.iter().all(|m| states.contains(&m.state)))
+        .await
 }
 
 /// Waits until `cond` holds of the stream's report over `[from, to)`
@@ -416,7 +444,12 @@ pub async fn until_report(
             return report;
         }
         if Instant::now() > deadline {
-            let not: Vec<String> = r.minutes.iter().filter(|m| m.state != State::Full).map(|m| format!("{} {:?} {:?}", m.t, m.state, m.partitions)).collect();
+            let not: Vec<String> = r
+                .minutes
+                .iter()
+                .filter(|m| m.state != State::Full)
+                .map(|m| format!("{} {:?} {:?}", m.t, m.state, m.partitions))
+                .collect();
             panic!(
                 "{stream}: minutes {from}..{to} not all {what} after {timeout:?} (stream minute now {:.1}): not full: {not:?}\nholes: {:?}\njobs: {:?}\n{}",
                 h.minutes_now(),
@@ -476,7 +509,9 @@ pub fn capture_logs() {
 
 /// Everything logged so far.
 pub fn logs() -> String {
-    LOGS.get().map(|b| String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner())).into_owned()).unwrap_or_default()
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner())).into_owned())
+        .unwrap_or_default()
 }
 
 /// Forgets the logs so far (at the start of a test).
@@ -539,7 +574,12 @@ impl Harness {
                     eprintln!("[child] {line}");
                 }
                 if line.contains("admin API") {
-                    if let Some(addr) = line.split("address=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse::<SocketAddr>().ok()) {
+                    if let Some(addr) = line
+                        .split("address=")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|s| s.parse::<SocketAddr>().ok())
+                    {
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(addr);
                         }
@@ -556,7 +596,11 @@ impl Harness {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("gapless archive exited with {status}: {}", logs.lock().unwrap().join("\n"));
             }
-            assert!(Instant::now() < deadline, "gapless archive did not announce its admin API: {}", logs.lock().unwrap().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "gapless archive did not announce its admin API: {}",
+                logs.lock().unwrap().join("\n")
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         Child { child, admin, logs }

@@ -114,7 +114,12 @@ async fn chunk(tcp: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
     tcp.write_all(b"\r\n").await
 }
 
-async fn serve(mut tcp: TcpStream, body: Body, sent: Arc<Mutex<Vec<String>>>, seq: Arc<AtomicUsize>) -> std::io::Result<()> {
+async fn serve(
+    mut tcp: TcpStream,
+    body: Body,
+    sent: Arc<Mutex<Vec<String>>>,
+    seq: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     // The request head; the request itself does not matter.
     let mut head = Vec::new();
     let mut byte = [0u8; 1024];
@@ -126,7 +131,11 @@ async fn serve(mut tcp: TcpStream, body: Body, sent: Arc<Mutex<Vec<String>>>, se
         head.extend_from_slice(&byte[..n]);
     }
     let encoding = if body.gzip { "Content-Encoding: gzip\r\n" } else { "" };
-    tcp.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n{encoding}\r\n").as_bytes()).await?;
+    tcp.write_all(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n{encoding}\r\n")
+            .as_bytes(),
+    )
+    .await?;
     let mut out = Out { gz: body.gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())) };
     for part in body.parts {
         match part {

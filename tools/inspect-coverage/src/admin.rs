@@ -40,19 +40,25 @@ fn fetch(base: &str, query: &str) -> Result<Report> {
 
 /// A plain `GET`; returns the body of a 200 response.
 pub fn get(url: &str) -> Result<Vec<u8>> {
-    let rest =
-        url.strip_prefix("http://").ok_or_else(|| anyhow!("{url}: only http:// URLs are supported (the admin API listens on loopback)"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("{url}: only http:// URLs are supported (the admin API listens on loopback)"))?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr_text = if hostport.contains(':') && !hostport.ends_with(']') { hostport.to_string() } else { format!("{hostport}:80") };
+    let addr_text = if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
     let addr = addr_text
         .to_socket_addrs()
         .with_context(|| format!("resolve {hostport}"))?
         .next()
         .ok_or_else(|| anyhow!("{hostport}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| format!("connect to {addr}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| format!("connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: inspect-coverage/{}\r\n\r\n", crate::VERSION);
@@ -64,8 +70,11 @@ pub fn get(url: &str) -> Result<Vec<u8>> {
     let mut body = buf[end + 4..].to_vec();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
-    let code: u16 =
-        status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let code: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
     let mut chunked = false;
     let mut length = None;
     for l in lines {

@@ -43,7 +43,9 @@ pub fn open_coverage(data: &Path) -> Result<CoverageMap, OpenError> {
     let start = std::time::Instant::now();
     loop {
         match open_once(data) {
-            Err(OpenError::Locked(_)) if start.elapsed() < LOCK_RETRY => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(OpenError::Locked(_)) if start.elapsed() < LOCK_RETRY => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
             other => return other,
         }
     }
@@ -61,7 +63,10 @@ fn open_once(data: &Path) -> Result<CoverageMap, OpenError> {
         }
         Err(e) => {
             let text = e.to_string();
-            if text.contains("could not acquire lock") || text.contains("WouldBlock") || text.contains("temporarily unavailable") {
+            if text.contains("could not acquire lock")
+                || text.contains("WouldBlock")
+                || text.contains("temporarily unavailable")
+            {
                 Err(OpenError::Locked(path))
             } else {
                 Err(OpenError::Other(e))
@@ -77,11 +82,13 @@ pub fn newest_segment_end(data: &Path) -> Option<i64> {
     let streams = std::fs::read_dir(data.join("streams")).ok()?;
     for s in streams.flatten() {
         let Ok(days) = std::fs::read_dir(s.path().join("segments")) else { continue };
-        let mut days: Vec<String> = days.flatten().filter_map(|d| d.file_name().into_string().ok()).filter(|n| n.len() == 10).collect();
+        let mut days: Vec<String> =
+            days.flatten().filter_map(|d| d.file_name().into_string().ok()).filter(|n| n.len() == 10).collect();
         days.sort();
         for day in days.iter().rev() {
             let Ok(files) = std::fs::read_dir(s.path().join("segments").join(day)) else { continue };
-            let newest = files.flatten().filter_map(|f| f.file_name().into_string().ok()).filter(|n| n.ends_with(".seg")).max();
+            let newest =
+                files.flatten().filter_map(|f| f.file_name().into_string().ok()).filter(|n| n.ends_with(".seg")).max();
             if let Some(n) = newest {
                 let stem = n.trim_end_matches(".seg");
                 if let Ok(t) = chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%MZ") {

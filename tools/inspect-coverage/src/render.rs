@@ -126,7 +126,13 @@ pub fn render(report: &Report, style: Style) -> String {
 
 fn heatmap(out: &mut String, s: &StreamReport, style: Style) {
     let c = style.color;
-    let _ = writeln!(out, "{}  {} partition{}", paint(&s.stream, "1", c), s.partitions, if s.partitions == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "{}  {} partition{}",
+        paint(&s.stream, "1", c),
+        s.partitions,
+        if s.partitions == 1 { "" } else { "s" }
+    );
     if s.minutes.is_empty() {
         return;
     }
@@ -221,7 +227,8 @@ fn summary(out: &mut String, s: &StreamReport, report: &Report, c: bool) {
                 String::new()
             };
             let job = h.job.map(|j| format!("  job #{j}")).unwrap_or_default();
-            let _ = writeln!(out, "    {} .. {}  {:>8}  {state}  {when}{parts}{job}", h.start, h.end, human(h.length_secs));
+            let _ =
+                writeln!(out, "    {} .. {}  {:>8}  {state}  {when}{parts}{job}", h.start, h.end, human(h.length_secs));
         }
         if s.holes.len() > MAX {
             let _ = writeln!(out, "    ... and {} more (see --json)", s.holes.len() - MAX);
@@ -304,7 +311,13 @@ fn summary(out: &mut String, s: &StreamReport, report: &Report, c: bool) {
             100.0 * report.suspect_ratio
         );
         for a in s.audit.suspect.iter().take(10) {
-            let _ = writeln!(out, "    {}  {} stored, neighbours' median {}", a.t, a.counts.stored, a.neighbour_median.unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "    {}  {} stored, neighbours' median {}",
+                a.t,
+                a.counts.stored,
+                a.neighbour_median.unwrap_or(0)
+            );
         }
     }
 }

@@ -74,7 +74,10 @@ fn mixed_archive_json_has_states_holes_jobs_lost_and_audit() {
     assert_eq!(minutes[100]["overlay"], "lost");
     assert_eq!(state(179), "full");
     // Counts and the audit.
-    assert_eq!(minutes[10]["counts"], serde_json::json!({"received": 24, "stored": 20, "duplicates": 3, "quarantined": 1}));
+    assert_eq!(
+        minutes[10]["counts"],
+        serde_json::json!({"received": 24, "stored": 20, "duplicates": 3, "quarantined": 1})
+    );
     assert_eq!(minutes[10]["balanced"], true);
     assert_eq!(minutes[20]["balanced"], false);
     assert_eq!(minutes[150]["suspect"], true);
@@ -89,7 +92,9 @@ fn mixed_archive_json_has_states_holes_jobs_lost_and_audit() {
     let holes = d["holes"].as_array().unwrap();
     let brief: Vec<(i64, i64, &str)> = holes
         .iter()
-        .map(|h| (h["start_secs"].as_i64().unwrap() - BASE, h["length_secs"].as_i64().unwrap(), h["state"].as_str().unwrap()))
+        .map(|h| {
+            (h["start_secs"].as_i64().unwrap() - BASE, h["length_secs"].as_i64().unwrap(), h["state"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(brief, vec![(3600, 600, "recovering"), (90 * 60 + 30, 30, "recoverable"), (6000, 300, "lost")]);
     assert_eq!(holes[0]["partitions"], serde_json::json!([2]));
@@ -126,9 +131,18 @@ fn terminal_view_is_plain_when_piped_and_coloured_on_request() {
     assert!(!text.contains('\x1b'), "no escapes when piped");
     assert!(text.contains("legend: # full  + partial  . none  ? pending  r recovering  X lost"), "{text}");
     // Hour 01 of decahose: minutes 60-61 partial, 62-69 recovering; partition rows follow.
-    assert!(text.contains("\n2017-07-18 01h  ++rrrrrrrr####################+#########XXXXX###############\n"), "{text}");
-    assert!(text.contains("\n            p1  ########################################XXXXX###############\n"), "{text}");
-    assert!(text.contains("\n            p2  ..rrrrrrrr####################+#########XXXXX###############\n"), "{text}");
+    assert!(
+        text.contains("\n2017-07-18 01h  ++rrrrrrrr####################+#########XXXXX###############\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n            p1  ########################################XXXXX###############\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n            p2  ..rrrrrrrr####################+#########XXXXX###############\n"),
+        "{text}"
+    );
     assert!(text.contains("\n                :00       :10"), "the ruler lines up with the cells: {text}");
     assert!(text.contains(&format!("2017-07-18 02h  {}{}", "#".repeat(30), "!")), "suspect minute 150: {text}");
     assert!(text.contains("2017-07-18T01:00:00Z .. 2017-07-18T01:10:00Z       10m  recovering"), "{text}");
@@ -163,10 +177,33 @@ fn exit_status_is_0_complete_1_recoverable_2_lost() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("expired"));
     // A shorter window judged a day later.
-    let out = tool(&["--data", d, "--from", &at(BASE), "--to", &at(BASE + 1800), "--now", &at(BASE + 86_400), "--recovery-window", "6h"]);
+    let out = tool(&[
+        "--data",
+        d,
+        "--from",
+        &at(BASE),
+        "--to",
+        &at(BASE + 1800),
+        "--now",
+        &at(BASE + 86_400),
+        "--recovery-window",
+        "6h",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     // The hole is in the pending tail: not judged yet.
-    let out = tool(&["--data", d, "--from", &at(BASE), "--to", &at(BASE + 1800), "--now", &at(BASE + 400), "--pending", "2m", "--json"]);
+    let out = tool(&[
+        "--data",
+        d,
+        "--from",
+        &at(BASE),
+        "--to",
+        &at(BASE + 1800),
+        "--now",
+        &at(BASE + 400),
+        "--pending",
+        "2m",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let v = json_of(&out);
     assert_eq!(v["streams"][0]["minutes"][5]["state"], "pending");
@@ -196,7 +233,16 @@ fn errors_are_exit_3_and_a_locked_store_is_exit_4_naming_admin() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no stream is registered"));
     let dir = tempfile::tempdir().unwrap();
     build_complete(dir.path(), 5, 2);
-    let unknown = tool(&["--data", dir.path().to_str().unwrap(), "--stream", "nope", "--from", &at(BASE), "--to", &at(BASE + 300)]);
+    let unknown = tool(&[
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--stream",
+        "nope",
+        "--from",
+        &at(BASE),
+        "--to",
+        &at(BASE + 300),
+    ]);
     assert_eq!(unknown.status.code(), Some(3));
     let _store = reopen(dir.path());
     let out = tool(&["--data", dir.path().to_str().unwrap(), "--from", &at(BASE), "--to", &at(BASE + 300)]);
@@ -214,7 +260,17 @@ fn admin_api_gives_the_same_report_as_the_store() {
     let from_store = json_of(&run(&args));
     let map = std::sync::Arc::new(inspect_coverage::open::open_coverage(dir.path()).unwrap());
     let (url, server) = serve_admin(map, 3);
-    let out = tool(&["--admin", &url, "--from", &at(BASE), "--to", &at(BASE + 3 * 3600), "--now", &at(BASE + 3 * 3600 + 60), "--json"]);
+    let out = tool(&[
+        "--admin",
+        &url,
+        "--from",
+        &at(BASE),
+        "--to",
+        &at(BASE + 3 * 3600),
+        "--now",
+        &at(BASE + 3 * 3600 + 60),
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let mut from_admin = json_of(&out);
     assert_eq!(from_admin["source"], "archiver");
@@ -347,7 +403,10 @@ fn five_days_of_three_streams_is_fast() {
                 })
                 .min()
                 .unwrap();
-            eprintln!("release, 5 days x 3 streams, {}: {best:?} (best of 5)", if json { "--json" } else { "terminal view" });
+            eprintln!(
+                "release, 5 days x 3 streams, {}: {best:?} (best of 5)",
+                if json { "--json" } else { "terminal view" }
+            );
         }
     }
 }
@@ -374,7 +433,13 @@ fn verify_segments_compares_counters_with_the_segments() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["t"].as_str().unwrap().to_string(), a["segment_records"].as_u64().unwrap(), a["counts"]["stored"].as_u64().unwrap()))
+        .map(|a| {
+            (
+                a["t"].as_str().unwrap().to_string(),
+                a["segment_records"].as_u64().unwrap(),
+                a["counts"]["stored"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(mm, vec![("2017-07-18T00:05:00Z".to_string(), 0, 20), ("2017-07-18T00:20:00Z".to_string(), 20, 21)]);
     assert_eq!(v["totals"]["segment_mismatch_minutes"], 2);

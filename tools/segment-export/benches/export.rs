@@ -67,7 +67,8 @@ fn main() {
     let pq = dir.path().join("out.parquet");
     let export = |extra: &[&str], out: Option<&Path>| {
         let mut c = Command::new(exe);
-        c.args(["--data", d, "--stream", "decahose", "--from", &from, "--to", &to, "--quiet", "--now", &to]).args(extra);
+        c.args(["--data", d, "--stream", "decahose", "--from", &from, "--to", &to, "--quiet", "--now", &to])
+            .args(extra);
         match out {
             Some(p) => {
                 c.args(["--out", p.to_str().unwrap()]);
@@ -90,7 +91,8 @@ fn main() {
         .success());
 
     let runs = 3;
-    let t_zstd = best_of(runs, || time_cmd(Command::new("zstd").args(["-dc", zst.to_str().unwrap()]).stdout(Stdio::null())));
+    let t_zstd =
+        best_of(runs, || time_cmd(Command::new("zstd").args(["-dc", zst.to_str().unwrap()]).stdout(Stdio::null())));
     let t_ndjson = best_of(runs, || time_cmd(&mut export(&[], None)));
     let t_ndjson_zst = best_of(runs, || time_cmd(&mut export(&["--compress", "zstd"], None)));
     let t_parquet = best_of(runs, || time_cmd(&mut export(&["--format", "parquet"], Some(&pq))));
@@ -100,7 +102,10 @@ fn main() {
         let out_pq = dir.path().join(format!("duck-{mode}.parquet"));
         let mut best = f64::INFINITY;
         for _ in 0..runs {
-            let o = Command::new("python3").args([script, mode, ndjson.to_str().unwrap(), out_pq.to_str().unwrap()]).output().ok()?;
+            let o = Command::new("python3")
+                .args([script, mode, ndjson.to_str().unwrap(), out_pq.to_str().unwrap()])
+                .output()
+                .ok()?;
             if !o.status.success() {
                 eprintln!("duckdb {mode}: {}", String::from_utf8_lossy(&o.stderr));
                 return None;
@@ -130,13 +135,23 @@ fn main() {
     println!("#### Parquet export vs DuckDB converting the same NDJSON to Parquet (best of {runs})");
     println!("| command | seconds | activities/s | MB/s | Parquet MB |");
     println!("|---|---|---|---|---|");
-    row("`segment-export --format parquet` (13 typed columns + raw)", t_parquet, format!(" {:.1} |", pq_bytes as f64 / 1e6));
+    row(
+        "`segment-export --format parquet` (13 typed columns + raw)",
+        t_parquet,
+        format!(" {:.1} |", pq_bytes as f64 / 1e6),
+    );
     match duck_cols {
-        Some((t, b)) => row("DuckDB: same 13 columns from `read_json` → Parquet zstd", t, format!(" {:.1} |", b as f64 / 1e6)),
+        Some((t, b)) => {
+            row("DuckDB: same 13 columns from `read_json` → Parquet zstd", t, format!(" {:.1} |", b as f64 / 1e6))
+        }
         None => println!("| DuckDB (same columns) | not run (python3 -m pip install duckdb) | | | |"),
     }
     match duck_auto {
-        Some((t, b)) => row("DuckDB: `read_json_auto` (all fields, inferred) → Parquet zstd", t, format!(" {:.1} |", b as f64 / 1e6)),
+        Some((t, b)) => row(
+            "DuckDB: `read_json_auto` (all fields, inferred) → Parquet zstd",
+            t,
+            format!(" {:.1} |", b as f64 / 1e6),
+        ),
         None => println!("| DuckDB (auto) | not run | | | |"),
     }
     if let Some((t, _)) = duck_cols {

@@ -180,13 +180,19 @@ pub fn extract(entry: &Entry, raw: &[u8]) -> Fields {
     }
     let Ok(r) = serde_json::from_slice::<Raw>(raw) else { return f };
     if f.id.is_none() {
-        f.id = r.favorited_status.as_ref().and_then(|s| int(&s.id_str)).or_else(|| int(&r.id_str)).or_else(|| match &r.id {
+        f.id = r.favorited_status.as_ref().and_then(|s| int(&s.id_str)).or_else(|| int(&r.id_str)).or_else(|| match &r
+            .id
+        {
             Some(IdValue::Num(n)) => to_i64(*n),
             Some(IdValue::Str(s)) => tail_id(s),
             _ => None,
         });
     }
-    f.created_at_ms = r.created_at.as_deref().and_then(parse_created_at).or_else(|| r.posted_time.as_deref().and_then(parse_created_at));
+    f.created_at_ms = r
+        .created_at
+        .as_deref()
+        .and_then(parse_created_at)
+        .or_else(|| r.posted_time.as_deref().and_then(parse_created_at));
     let user = r.user.as_ref();
     if f.user_id.is_none() {
         f.user_id = user
@@ -213,8 +219,8 @@ pub fn extract(entry: &Entry, raw: &[u8]) -> Fields {
         r.object.as_ref().filter(|_| r.verb.as_deref() == Some("share")).and_then(|o| o.id.as_deref()).and_then(tail_id)
     });
     f.quoted_id = int(&r.quoted_status_id_str);
-    f.in_reply_to_id =
-        int(&r.in_reply_to_status_id_str).or_else(|| r.in_reply_to.as_ref().and_then(|l| l.link.as_deref()).and_then(tail_id));
+    f.in_reply_to_id = int(&r.in_reply_to_status_id_str)
+        .or_else(|| r.in_reply_to.as_ref().and_then(|l| l.link.as_deref()).and_then(tail_id));
     f
 }
 

@@ -126,7 +126,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head`): end quietly, as a SIGPIPE would.
-        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
             ExitCode::from(141)
         }
         Err(e) => {
@@ -226,7 +230,8 @@ fn deleted_posts(data: &Path, stream: &str, from_minute: Minute) -> Result<HashS
     let from_day = from_minute.day_dir();
     let from_stem = from_minute.file_stem();
     let Ok(days) = std::fs::read_dir(&segs) else { return Ok(ids) };
-    let mut days: Vec<String> = days.flatten().filter_map(|d| d.file_name().into_string().ok()).filter(|d| *d >= from_day).collect();
+    let mut days: Vec<String> =
+        days.flatten().filter_map(|d| d.file_name().into_string().ok()).filter(|d| *d >= from_day).collect();
     days.sort();
     for day in days {
         let Ok(files) = std::fs::read_dir(segs.join(&day)) else { continue };
@@ -308,7 +313,12 @@ fn coverage(cli: &Cli, q: &Query) -> Result<CoverageInfo> {
                     cli.stream
                 )));
             }
-            Ok(CoverageInfo::Known(Box::new(inspect_coverage::build::build(&map, q, "store", inspect_coverage::VERSION)?)))
+            Ok(CoverageInfo::Known(Box::new(inspect_coverage::build::build(
+                &map,
+                q,
+                "store",
+                inspect_coverage::VERSION,
+            )?)))
         }
         Err(OpenError::Locked(_)) => Ok(CoverageInfo::Unknown("unknown (archiver running; use --admin)".to_string())),
         Err(e) => Err(e.into()),
@@ -318,7 +328,8 @@ fn coverage(cli: &Cli, q: &Query) -> Result<CoverageInfo> {
 fn describe_gaps(r: &Report) -> String {
     let mut parts = Vec::new();
     for s in &r.streams {
-        let not_full: Vec<&str> = s.minutes.iter().filter(|m| m.coverage != State::Full).map(|m| m.t.as_str()).collect();
+        let not_full: Vec<&str> =
+            s.minutes.iter().filter(|m| m.coverage != State::Full).map(|m| m.t.as_str()).collect();
         if not_full.is_empty() {
             continue;
         }
@@ -329,7 +340,12 @@ fn describe_gaps(r: &Report) -> String {
             s.minutes.len(),
             shown.join(", "),
             if not_full.len() > 5 { ", ..." } else { "" },
-            s.holes.iter().take(5).map(|h| format!("{} .. {} ({})", h.start, h.end, h.state.as_str())).collect::<Vec<_>>().join("; ")
+            s.holes
+                .iter()
+                .take(5)
+                .map(|h| format!("{} .. {} ({})", h.start, h.end, h.state.as_str()))
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     parts.join("\n")
@@ -352,7 +368,9 @@ fn run(cli: Cli) -> Result<()> {
     }
     let kinds = parse_kinds(&cli.kinds)?;
     let compress = match (cli.format, cli.compress) {
-        (Format::Parquet, Compress::Zstd) => bail!("--compress applies to NDJSON; Parquet pages are always zstd-compressed"),
+        (Format::Parquet, Compress::Zstd) => {
+            bail!("--compress applies to NDJSON; Parquet pages are always zstd-compressed")
+        }
         (Format::Parquet, _) => false,
         (_, Compress::Zstd) => true,
         (_, Compress::None) => false,
@@ -372,7 +390,9 @@ fn run(cli: Cli) -> Result<()> {
             CoverageInfo::Known(r) => {
                 let gaps = describe_gaps(r);
                 if !gaps.is_empty() {
-                    return Err(Refused(format!("--require-full: the range has holes, nothing exported:\n{gaps}")).into());
+                    return Err(
+                        Refused(format!("--require-full: the range has holes, nothing exported:\n{gaps}")).into()
+                    );
                 }
             }
             CoverageInfo::Unknown(why) => {
@@ -381,7 +401,8 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 
-    let deleted = if cli.compliance { Some(deleted_posts(&cli.data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
+    let deleted =
+        if cli.compliance { Some(deleted_posts(&cli.data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
 
     // The output: a temporary name, renamed when complete.
     let partial = cli.out.as_ref().map(|p| {
@@ -415,7 +436,9 @@ fn run(cli: Cli) -> Result<()> {
         let batch = match reader.read_minute(m) {
             Ok(b) => b,
             // A segment the archiver is creating this instant has no header yet.
-            Err(gapless_storage::Error::NotASegment { reason, .. }) if reason.contains("shorter than its header") => continue,
+            Err(gapless_storage::Error::NotASegment { reason, .. }) if reason.contains("shorter than its header") => {
+                continue
+            }
             Err(e) => return Err(e).with_context(|| format!("read minute {m}")),
         };
         if let Some(r) = &batch.unverified {

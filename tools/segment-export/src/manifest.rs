@@ -165,7 +165,8 @@ impl Manifest {
         };
         // Every minute of the range when coverage is known; otherwise the
         // minutes that hold exported records.
-        let wanted: Vec<i64> = if rows.is_empty() { a.exported.keys().copied().collect() } else { (first..=last).collect() };
+        let wanted: Vec<i64> =
+            if rows.is_empty() { a.exported.keys().copied().collect() } else { (first..=last).collect() };
         let minutes = wanted
             .into_iter()
             .map(|m| {

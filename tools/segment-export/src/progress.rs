@@ -14,7 +14,12 @@ pub struct Progress {
 impl Progress {
     /// `total`: the number of steps (minutes). `wanted`: false turns it off.
     pub fn new(total: u64, wanted: bool) -> Progress {
-        Progress { enabled: wanted && std::io::stderr().is_terminal(), total: total.max(1), start: Instant::now(), last: None }
+        Progress {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            total: total.max(1),
+            start: Instant::now(),
+            last: None,
+        }
     }
 
     /// Shows `done` of `total` steps, with `records` and `bytes` so far.

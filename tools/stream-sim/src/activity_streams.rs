@@ -59,10 +59,7 @@ fn post(v: &Value) -> Value {
     let screen = v["user"]["screen_name"].as_str().unwrap_or("");
     let link = format!("http://twitter.com/{screen}/statuses/{id}");
     let posted = twitter_time_to_rfc3339(&v["created_at"], ms);
-    let text = v
-        .get("extended_tweet")
-        .map(|e| s(&e["full_text"]))
-        .unwrap_or_else(|| s(&v["text"]));
+    let text = v.get("extended_tweet").map(|e| s(&e["full_text"])).unwrap_or_else(|| s(&v["text"]));
     let (verb, object) = match v.get("retweeted_status") {
         Some(rt) => ("share", post(rt)),
         None => (
@@ -77,10 +74,7 @@ fn post(v: &Value) -> Value {
         ),
     };
     let mut a = Map::new();
-    a.insert(
-        "id".into(),
-        json!(format!("tag:search.twitter.com,2005:{id}")),
-    );
+    a.insert("id".into(), json!(format!("tag:search.twitter.com,2005:{id}")));
     a.insert("objectType".into(), json!("activity"));
     a.insert("verb".into(), json!(verb));
     a.insert("postedTime".into(), json!(posted));
@@ -88,7 +82,10 @@ fn post(v: &Value) -> Value {
         "generator".into(),
         json!({"displayName": v["source"].as_str().map(strip_tags).unwrap_or_default(), "link": "http://twitter.com"}),
     );
-    a.insert("provider".into(), json!({"objectType": "service", "displayName": "Twitter", "link": "http://www.twitter.com"}));
+    a.insert(
+        "provider".into(),
+        json!({"objectType": "service", "displayName": "Twitter", "link": "http://www.twitter.com"}),
+    );
     a.insert("link".into(), json!(link));
     a.insert("body".into(), text);
     a.insert("actor".into(), actor(&v["user"]));
@@ -124,7 +121,10 @@ fn post(v: &Value) -> Value {
     }
     if let Some(r) = v.get("in_reply_to_status_id_str").filter(|r| !r.is_null()) {
         let who = v["in_reply_to_screen_name"].as_str().unwrap_or("");
-        a.insert("inReplyTo".into(), json!({"link": format!("http://twitter.com/{who}/statuses/{}", r.as_str().unwrap_or(""))}));
+        a.insert(
+            "inReplyTo".into(),
+            json!({"link": format!("http://twitter.com/{who}/statuses/{}", r.as_str().unwrap_or(""))}),
+        );
     }
     if let Some(e) = v.get("edit_history") {
         a.insert("edit_history".into(), s(e));
@@ -156,10 +156,7 @@ pub fn convert(native: &str) -> String {
         return native.to_string();
     };
     if let Some(st) = v.get("delete").and_then(|d| d.get("status")) {
-        let ms: i64 = v["delete"]["timestamp_ms"]
-            .as_str()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
+        let ms: i64 = v["delete"]["timestamp_ms"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
         let id = st["id_str"].as_str().unwrap_or("0");
         let uid = st["user_id_str"].as_str().unwrap_or("0");
         let out = json!({
@@ -202,38 +199,23 @@ mod tests {
         let mut shares = 0;
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.key, y.key);
-            assert_eq!(
-                (x.time_ms, x.deliver_ms, x.partition),
-                (y.time_ms, y.deliver_ms, y.partition)
-            );
+            assert_eq!((x.time_ms, x.deliver_ms, x.partition), (y.time_ms, y.deliver_ms, y.partition));
             let v: serde_json::Value = serde_json::from_slice(&y.line).unwrap();
             match &x.key {
                 Key::Post(id) => {
-                    assert_eq!(
-                        v["id"].as_str().unwrap(),
-                        format!("tag:search.twitter.com,2005:{id}")
-                    );
+                    assert_eq!(v["id"].as_str().unwrap(), format!("tag:search.twitter.com,2005:{id}"));
                     assert_eq!(v["objectType"], "activity");
-                    assert!(v["actor"]["id"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("id:twitter.com:"));
+                    assert!(v["actor"]["id"].as_str().unwrap().starts_with("id:twitter.com:"));
                     if v["verb"] == "share" {
                         shares += 1;
-                        assert!(v["object"]["id"]
-                            .as_str()
-                            .unwrap()
-                            .starts_with("tag:search.twitter.com,2005:"));
+                        assert!(v["object"]["id"].as_str().unwrap().starts_with("tag:search.twitter.com,2005:"));
                     } else {
                         assert_eq!(v["verb"], "post");
                     }
                 }
                 Key::Delete(id) => {
                     assert_eq!(v["verb"], "delete");
-                    assert_eq!(
-                        v["object"]["id"].as_str().unwrap(),
-                        format!("tag:search.twitter.com,2005:{id}")
-                    );
+                    assert_eq!(v["object"]["id"].as_str().unwrap(), format!("tag:search.twitter.com,2005:{id}"));
                 }
                 _ => assert_eq!(x.line, y.line),
             }

@@ -25,10 +25,7 @@ use crate::server::{authorized, lock, refusal, Resp, Shared};
 fn json_response(status: StatusCode, v: serde_json::Value) -> Resp {
     let mut resp = Response::new(Either::Left(Full::new(Bytes::from(v.to_string()))));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     resp
 }
 
@@ -41,9 +38,7 @@ pub(crate) async fn handle(shared: &Shared, req: hyper::Request<Incoming>) -> Re
         (Method::POST, "/sim/faults") => {
             let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return refusal(&Refusal::new(400, &format!("Cannot read the body: {e}")))
-                }
+                Err(e) => return refusal(&Refusal::new(400, &format!("Cannot read the body: {e}"))),
             };
             let Ok(text) = std::str::from_utf8(&body) else {
                 return refusal(&Refusal::new(400, "The body must be UTF-8 TOML."));
@@ -65,25 +60,15 @@ pub(crate) async fn handle(shared: &Shared, req: hyper::Request<Incoming>) -> Re
                             })
                         })
                         .collect();
-                    info!(
-                        faults = added.len(),
-                        random = plan.random.len(),
-                        "faults added at run time"
-                    );
+                    info!(faults = added.len(), random = plan.random.len(), "faults added at run time");
                     let random = plan.random.len();
                     shared.add_faults(plan);
-                    json_response(
-                        StatusCode::OK,
-                        json!({"added": added, "random_added": random}),
-                    )
+                    json_response(StatusCode::OK, json!({"added": added, "random_added": random}))
                 }
                 Err(e) => refusal(&Refusal::new(400, &e.to_string())),
             }
         }
-        _ => refusal(&Refusal::new(
-            404,
-            "Admin endpoints: GET /sim/status, POST /sim/faults.",
-        )),
+        _ => refusal(&Refusal::new(404, "Admin endpoints: GET /sim/status, POST /sim/faults.")),
     }
 }
 
@@ -93,10 +78,8 @@ fn status(shared: &Shared) -> serde_json::Value {
         .stream_states()
         .into_iter()
         .map(|(account, st)| {
-            let conns: Vec<serde_json::Value> = lock(&st.conns)
-                .iter()
-                .map(|c| json!({"id": c.id, "partition": c.partition}))
-                .collect();
+            let conns: Vec<serde_json::Value> =
+                lock(&st.conns).iter().map(|c| json!({"id": c.id, "partition": c.partition})).collect();
             json!({
                 "account": account,
                 "stream": st.spec.name(),
@@ -109,16 +92,10 @@ fn status(shared: &Shared) -> serde_json::Value {
             })
         })
         .collect();
-    let jobs: serde_json::Map<String, serde_json::Value> = shared
-        .recovery_job_counts()
-        .into_iter()
-        .map(|(a, n)| (a, json!(n)))
-        .collect();
-    let refused: serde_json::Map<String, serde_json::Value> = shared
-        .refusal_counts()
-        .into_iter()
-        .map(|(s, n)| (s.to_string(), json!(n)))
-        .collect();
+    let jobs: serde_json::Map<String, serde_json::Value> =
+        shared.recovery_job_counts().into_iter().map(|(a, n)| (a, json!(n))).collect();
+    let refused: serde_json::Map<String, serde_json::Value> =
+        shared.refusal_counts().into_iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
     json!({
         "now": rfc3339(clock.now_ms()),
         "clock": {"start": rfc3339(clock.start_ms()), "speed": clock.speed(), "origin_unix": clock.origin_unix()},

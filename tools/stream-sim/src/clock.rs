@@ -25,21 +25,14 @@ pub struct Clock {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl Clock {
     /// A clock equal to wall time.
     pub fn real() -> Self {
         let now = unix_now();
-        Clock {
-            start_ms: now * 1000.0,
-            speed: 1.0,
-            origin_unix: now,
-        }
+        Clock { start_ms: now * 1000.0, speed: 1.0, origin_unix: now }
     }
 
     /// `start` (None = wall time at `origin`), `speed` (> 0), `origin` (None = now).
@@ -49,16 +42,8 @@ impl Clock {
             Some(s) => s.timestamp_millis() as f64,
             None => origin * 1000.0,
         };
-        let speed = if speed.is_finite() && speed > 0.0 {
-            speed
-        } else {
-            1.0
-        };
-        Clock {
-            start_ms,
-            speed,
-            origin_unix: origin,
-        }
+        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+        Clock { start_ms, speed, origin_unix: origin }
     }
 
     pub fn speed(&self) -> f64 {
@@ -141,9 +126,7 @@ mod tests {
 
     #[test]
     fn scaled_clock_math() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
         let c = Clock::scaled(Some(start), 60.0, Some(1000.0));
         assert_eq!(c.at_unix(1000.0), start.timestamp_millis());
         assert_eq!(c.at_unix(1001.0), start.timestamp_millis() + 60_000);
@@ -152,10 +135,7 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(
-            twitter_date(1480631259353),
-            "Thu Dec 01 22:27:39 +0000 2016"
-        );
+        assert_eq!(twitter_date(1480631259353), "Thu Dec 01 22:27:39 +0000 2016");
         assert_eq!(rfc3339(1480631259353), "2016-12-01T22:27:39.353Z");
         assert_eq!(parse_time("2023-07-05T17:09:12.070Z"), Some(1688576952070));
         assert_eq!(parse_time("202307051709"), Some(1688576940000));

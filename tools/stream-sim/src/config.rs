@@ -45,10 +45,7 @@ impl SimConfig {
             clock: Clock::real(),
             user: DEFAULT_USER.to_string(),
             password: DEFAULT_PASSWORD.to_string(),
-            streams: vec![
-                StreamSpec::new(StreamKind::Sample10, "prod"),
-                StreamSpec::new(StreamKind::Likes, "prod"),
-            ],
+            streams: vec![StreamSpec::new(StreamKind::Sample10, "prod"), StreamSpec::new(StreamKind::Likes, "prod")],
             auto_streams: true,
             heartbeat_ms: 10_000,
             rate_limit: 10,
@@ -71,11 +68,7 @@ impl SimConfig {
 
     /// The spec for a requested stream, if served.
     pub fn spec_for(&self, kind: StreamKind, label: &str) -> Option<StreamSpec> {
-        if let Some(s) = self
-            .streams
-            .iter()
-            .find(|s| s.kind == kind && s.label == label)
-        {
+        if let Some(s) = self.streams.iter().find(|s| s.kind == kind && s.label == label) {
             return Some(s.clone());
         }
         if !self.auto_streams {
@@ -113,8 +106,7 @@ impl SimConfig {
             self.streams.clear();
         }
         for s in f.stream {
-            let (kind, label) =
-                parse_stream_name(&s.name).ok_or_else(|| ConfigError::Stream(s.name.clone()))?;
+            let (kind, label) = parse_stream_name(&s.name).ok_or_else(|| ConfigError::Stream(s.name.clone()))?;
             let mut spec = StreamSpec::new(kind, &label);
             if let Some(r) = s.rate.or(self.rate_override) {
                 spec.rate = r;
@@ -131,11 +123,7 @@ impl SimConfig {
                 Some(other) => return Err(ConfigError::Format(other.to_string())),
             }
             if let Some(h) = s.recovery_window_hours {
-                spec.recovery_window_ms = if h > 0.0 {
-                    Some((h * 3_600_000.0) as i64)
-                } else {
-                    None
-                };
+                spec.recovery_window_ms = if h > 0.0 { Some((h * 3_600_000.0) as i64) } else { None };
             }
             self.streams.push(spec);
         }

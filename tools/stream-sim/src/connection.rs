@@ -32,9 +32,7 @@ pub(crate) type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
 /// Real-time tick: a quarter of the heartbeat interval in stream time,
 /// clamped to [1 ms, 50 ms] of wall time.
 pub(crate) fn tick(clock: &Clock, heartbeat_ms: i64) -> Duration {
-    clock
-        .real_duration(heartbeat_ms / 4)
-        .clamp(Duration::from_millis(1), Duration::from_millis(50))
+    clock.real_duration(heartbeat_ms / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
 
 /// Why the sending side stopped.
@@ -52,11 +50,7 @@ pub(crate) struct Out {
 
 impl Out {
     pub fn new(tx: Tx) -> Self {
-        Out {
-            gz: GzStream::new(),
-            tx,
-            sent_bytes: 0,
-        }
+        Out { gz: GzStream::new(), tx, sent_bytes: 0 }
     }
 
     /// Write raw payload bytes into the compressor (not sent yet).
@@ -91,10 +85,7 @@ impl Out {
 
     /// Cut the connection: hyper closes the socket without ending the body.
     pub async fn abort(self, why: &str) {
-        let _ = self
-            .tx
-            .send(Err(std::io::Error::other(why.to_string())))
-            .await;
+        let _ = self.tx.send(Err(std::io::Error::other(why.to_string()))).await;
     }
 
     /// End the gzip member and close cleanly.
@@ -118,19 +109,8 @@ pub(crate) struct Realtime {
     pub kill: Arc<Kill>,
 }
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    stream: Arc<StreamState>,
-    job: Realtime,
-    tx: Tx,
-    _guard: ConnGuard,
-) {
-    let Realtime {
-        partition,
-        backfill_minutes,
-        ordinal,
-        kill,
-    } = job;
+pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<StreamState>, job: Realtime, tx: Tx, _guard: ConnGuard) {
+    let Realtime { partition, backfill_minutes, ordinal, kill } = job;
     let clock = shared.cfg.clock.clone();
     let spec = &stream.spec;
     let hb = shared.cfg.heartbeat_ms;
@@ -168,19 +148,13 @@ pub(crate) async fn run(
             out.abort("fault: drop").await;
             return;
         }
-        if faults
-            .active_on(FaultKind::CorruptGzip, spec, p, Some(ordinal), now)
-            .is_some_and(|f| applied.insert(f.id))
-        {
+        if faults.active_on(FaultKind::CorruptGzip, spec, p, Some(ordinal), now).is_some_and(|f| applied.insert(f.id)) {
             info!(stream = %spec.name(), partition, "fault: corrupt gzip");
             let _ = out.send(Bytes::from_static(CORRUPT), false).await;
             out.abort("fault: corrupt gzip").await;
             return;
         }
-        if faults
-            .active_on(FaultKind::Stall, spec, p, Some(ordinal), now)
-            .is_some()
-        {
+        if faults.active_on(FaultKind::Stall, spec, p, Some(ordinal), now).is_some() {
             // Nothing at all, not even heartbeats; the backlog follows later
             // (a catch-up, like backfill).
             caught_up = false;
@@ -189,10 +163,7 @@ pub(crate) async fn run(
             }
             continue;
         }
-        if faults
-            .active_on(FaultKind::StallSkip, spec, p, Some(ordinal), now)
-            .is_some()
-        {
+        if faults.active_on(FaultKind::StallSkip, spec, p, Some(ordinal), now).is_some() {
             // Nothing at all, and what falls due meanwhile (or was asked
             // for as Backfill) is never sent on this connection.
             skipping = true;
@@ -205,9 +176,7 @@ pub(crate) async fn run(
             info!(stream = %spec.name(), partition, skipped_ms = now - cursor, "fault: stall-skip ends; realtime resumes without the backlog");
             cursor = cursor.max(now);
         }
-        let slow = faults
-            .active_on(FaultKind::SlowDrip, spec, p, Some(ordinal), now)
-            .is_some();
+        let slow = faults.active_on(FaultKind::SlowDrip, spec, p, Some(ordinal), now).is_some();
         let upto = now.min(cursor + 1000);
         let mut batch = stream.due(partition, cursor, upto, now);
         cursor = upto;
@@ -219,9 +188,7 @@ pub(crate) async fn run(
                 if applied.insert(f.id) {
                     info!(stream = %spec.name(), partition, "fault: cut line");
                     let line = &batch[0].line;
-                    if out.write(&line[..line.len() / 2]).is_err()
-                        || out.flush(false).await.is_err()
-                    {
+                    if out.write(&line[..line.len() / 2]).is_err() || out.flush(false).await.is_err() {
                         return;
                     }
                     // Let the half line reach the socket before the cut: an
@@ -232,14 +199,8 @@ pub(crate) async fn run(
                     return;
                 }
             }
-            let copies = if faults
-                .active_on(FaultKind::Duplicate, spec, p, Some(ordinal), now)
-                .is_some()
-            {
-                2
-            } else {
-                1
-            };
+            let copies =
+                if faults.active_on(FaultKind::Duplicate, spec, p, Some(ordinal), now).is_some() { 2 } else { 1 };
             for _ in 0..copies {
                 for a in &batch {
                     if out.write(&a.line).is_err() || out.write(b"\r\n").is_err() {

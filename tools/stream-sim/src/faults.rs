@@ -79,13 +79,7 @@ pub struct Fault {
 }
 
 impl Fault {
-    fn applies_conn(
-        &self,
-        stream: &StreamSpec,
-        partition: Option<u32>,
-        conn: Option<u64>,
-        t: StreamMs,
-    ) -> bool {
+    fn applies_conn(&self, stream: &StreamSpec, partition: Option<u32>, conn: Option<u64>, t: StreamMs) -> bool {
         self.applies(stream, partition, t)
             && match (self.connection, conn) {
                 (Some(want), Some(c)) => want == c,
@@ -198,9 +192,7 @@ fn dur(d: &DurationSpec) -> Result<i64, FaultError> {
     match d {
         DurationSpec::Secs(s) if s.is_finite() && *s >= 0.0 => Ok((s * 1000.0).round() as i64),
         DurationSpec::Secs(s) => Err(FaultError::Duration(s.to_string())),
-        DurationSpec::Text(t) => {
-            parse_duration_ms(t).ok_or_else(|| FaultError::Duration(t.clone()))
-        }
+        DurationSpec::Text(t) => parse_duration_ms(t).ok_or_else(|| FaultError::Duration(t.clone())),
     }
 }
 
@@ -213,20 +205,12 @@ fn check_stream(s: &Option<String>) -> Result<(), FaultError> {
 
 impl FaultPlan {
     /// Parse a TOML fault file; `+DURATION` times are relative to `clock_start_ms`.
-    pub fn from_toml(
-        text: &str,
-        clock_start_ms: StreamMs,
-        default_seed: u64,
-    ) -> Result<Self, FaultError> {
+    pub fn from_toml(text: &str, clock_start_ms: StreamMs, default_seed: u64) -> Result<Self, FaultError> {
         let doc: FileDoc = toml::from_str(text)?;
-        let mut plan = FaultPlan {
-            seed: doc.seed.unwrap_or(default_seed),
-            ..Default::default()
-        };
+        let mut plan = FaultPlan { seed: doc.seed.unwrap_or(default_seed), ..Default::default() };
         for (i, f) in doc.fault.iter().enumerate() {
             let start = if let Some(rel) = f.at.strip_prefix('+') {
-                clock_start_ms
-                    + parse_duration_ms(rel).ok_or_else(|| FaultError::Time(f.at.clone()))?
+                clock_start_ms + parse_duration_ms(rel).ok_or_else(|| FaultError::Time(f.at.clone()))?
             } else {
                 parse_time(&f.at).ok_or_else(|| FaultError::Time(f.at.clone()))?
             };
@@ -270,13 +254,7 @@ impl FaultPlan {
 
     /// The first fault of `kind` active at `t` for this stream and partition
     /// (`partition` None = a request that names none, e.g. all partitions).
-    pub fn active(
-        &self,
-        kind: FaultKind,
-        stream: &StreamSpec,
-        partition: Option<u32>,
-        t: StreamMs,
-    ) -> Option<Fault> {
+    pub fn active(&self, kind: FaultKind, stream: &StreamSpec, partition: Option<u32>, t: StreamMs) -> Option<Fault> {
         self.active_on(kind, stream, partition, None, t)
     }
 
@@ -290,11 +268,7 @@ impl FaultPlan {
         conn: Option<u64>,
         t: StreamMs,
     ) -> Option<Fault> {
-        if let Some(f) = self
-            .scripted
-            .iter()
-            .find(|f| f.kind == kind && f.applies_conn(stream, partition, conn, t))
-        {
+        if let Some(f) = self.scripted.iter().find(|f| f.kind == kind && f.applies_conn(stream, partition, conn, t)) {
             return Some(f.clone());
         }
         for (idx, r) in self.random.iter().enumerate() {
@@ -329,19 +303,8 @@ impl FaultPlan {
     }
 
     /// True when an activity of this time is withheld from realtime delivery.
-    pub fn realtime_dropped(
-        &self,
-        stream: &StreamSpec,
-        partition: u32,
-        activity_ms: StreamMs,
-    ) -> bool {
-        self.active(
-            FaultKind::DropRealtime,
-            stream,
-            Some(partition),
-            activity_ms,
-        )
-        .is_some()
+    pub fn realtime_dropped(&self, stream: &StreamSpec, partition: u32, activity_ms: StreamMs) -> bool {
+        self.active(FaultKind::DropRealtime, stream, Some(partition), activity_ms).is_some()
     }
 }
 
@@ -372,22 +335,12 @@ mod tests {
         "#;
         let plan = FaultPlan::from_toml(text, 1_000_000, 9).unwrap();
         let s = StreamSpec::new(StreamKind::Sample10, "prod");
-        assert!(plan
-            .active(FaultKind::Stall, &s, Some(1), 1_000_000 + 95_000)
-            .is_some());
-        assert!(plan
-            .active(FaultKind::Stall, &s, Some(2), 1_000_000 + 95_000)
-            .is_none());
-        assert!(plan
-            .active(FaultKind::Stall, &s, Some(1), 1_000_000 + 120_000)
-            .is_none());
+        assert!(plan.active(FaultKind::Stall, &s, Some(1), 1_000_000 + 95_000).is_some());
+        assert!(plan.active(FaultKind::Stall, &s, Some(2), 1_000_000 + 95_000).is_none());
+        assert!(plan.active(FaultKind::Stall, &s, Some(1), 1_000_000 + 120_000).is_none());
         // About 3 random drops of 5 s per hour: count active seconds over 10 h.
-        let active = (0..36_000)
-            .filter(|s| {
-                plan.active(FaultKind::Drop, &s_spec(), Some(1), s * 1000)
-                    .is_some()
-            })
-            .count();
+        let active =
+            (0..36_000).filter(|s| plan.active(FaultKind::Drop, &s_spec(), Some(1), s * 1000).is_some()).count();
         assert!(active > 60 && active < 300, "{active}");
         fn s_spec() -> StreamSpec {
             StreamSpec::new(StreamKind::Sample10, "prod")

@@ -68,11 +68,7 @@ impl Key {
         match self {
             Key::Post(id) | Key::Delete(id) => id.to_string(),
             Key::Like(id) => format!("{id:032x}"),
-            Key::Unlike {
-                tweet_id,
-                user_id,
-                timestamp_ms,
-            } => {
+            Key::Unlike { tweet_id, user_id, timestamp_ms } => {
                 format!("{tweet_id}:{user_id}:{timestamp_ms}")
             }
             Key::Compliance(h) => format!("{h:016x}"),
@@ -196,9 +192,7 @@ impl Generator {
         let first = from_ms.div_euclid(1000);
         let last = (to_ms - 1).div_euclid(1000);
         (first..=last).flat_map(move |sec| {
-            self.second_of(sec, partition)
-                .into_iter()
-                .filter(move |a| a.time_ms >= from_ms && a.time_ms < to_ms)
+            self.second_of(sec, partition).into_iter().filter(move |a| a.time_ms >= from_ms && a.time_ms < to_ms)
         })
     }
 
@@ -212,8 +206,7 @@ impl Generator {
 
     fn latency(&self, word: u64) -> i64 {
         MIN_LATENCY_MS
-            + (mix64(word ^ self.stream_word ^ 0x01A7_E4C7)
-                % (MAX_LATENCY_MS - MIN_LATENCY_MS) as u64) as i64
+            + (mix64(word ^ self.stream_word ^ 0x01A7_E4C7) % (MAX_LATENCY_MS - MIN_LATENCY_MS) as u64) as i64
     }
 
     /// Generate one activity; `None` when `keep` refuses its partition (the
@@ -256,11 +249,7 @@ impl Generator {
         let key = match head {
             Head::Unlike(tweet_id, user_id) => {
                 write_unlike(&mut s, tweet_id, user_id, ms);
-                Key::Unlike {
-                    tweet_id,
-                    user_id,
-                    timestamp_ms: ms,
-                }
+                Key::Unlike { tweet_id, user_id, timestamp_ms: ms }
             }
             Head::Like(id) => {
                 self.write_like(&mut s, id, ms, r);
@@ -282,13 +271,7 @@ impl Generator {
         if self.activity_streams && matches!(key, Key::Post(_) | Key::Delete(_)) {
             s = crate::activity_streams::convert(&s);
         }
-        Some(Activity {
-            time_ms: ms,
-            deliver_ms: ms + self.latency(word),
-            partition,
-            key,
-            line: Bytes::from(s),
-        })
+        Some(Activity { time_ms: ms, deliver_ms: ms + self.latency(word), partition, key, line: Bytes::from(s) })
     }
 
     // ----- users -----
@@ -317,23 +300,12 @@ impl Generator {
         }
         screen.truncate(15);
         let name = words(&mut r, lang, 1, 3);
-        let created_ms = if id > 10_000_000_000 {
-            snowflake_ms(id)
-        } else {
-            1_170_000_000_000 + (id as i64 % 230_000_000_000)
-        };
-        let place = if r.chance(0.6) {
-            Some(r.pick(PLACES))
-        } else {
-            None
-        };
+        let created_ms =
+            if id > 10_000_000_000 { snowflake_ms(id) } else { 1_170_000_000_000 + (id as i64 % 230_000_000_000) };
+        let place = if r.chance(0.6) { Some(r.pick(PLACES)) } else { None };
         let followers = (r.unit().powi(4) * 2_000_000.0) as u64;
         let verified = followers > 1_500_000 && r.chance(0.5);
-        let desc = if r.chance(0.8) {
-            Some(words(&mut r, lang, 4, 18))
-        } else {
-            None
-        };
+        let desc = if r.chance(0.8) { Some(words(&mut r, lang, 4, 18)) } else { None };
         let img = r.next_u64() % 1_000_000_000_000_000_000;
         let mut o = Obj::new(out);
         o.num("id", id)
@@ -341,14 +313,7 @@ impl Generator {
             .str("name", &name)
             .str("screen_name", &screen)
             .opt_str("location", place.map(|p| p.0))
-            .opt_str(
-                "url",
-                if r.chance(0.3) {
-                    Some("https://t.co/abcDEF1234")
-                } else {
-                    None
-                },
-            )
+            .opt_str("url", if r.chance(0.3) { Some("https://t.co/abcDEF1234") } else { None })
             .opt_str("description", desc.as_deref())
             .str("translator_type", "none")
             .bool("protected", false)
@@ -376,24 +341,15 @@ impl Generator {
             .bool("profile_use_background_image", r.chance(0.7))
             .str(
                 "profile_image_url",
-                &format!(
-                    "http://pbs.twimg.com/profile_images/{img}/a{:x}_normal.jpg",
-                    img % 9973
-                ),
+                &format!("http://pbs.twimg.com/profile_images/{img}/a{:x}_normal.jpg", img % 9973),
             )
             .str(
                 "profile_image_url_https",
-                &format!(
-                    "https://pbs.twimg.com/profile_images/{img}/a{:x}_normal.jpg",
-                    img % 9973
-                ),
+                &format!("https://pbs.twimg.com/profile_images/{img}/a{:x}_normal.jpg", img % 9973),
             )
             .str(
                 "profile_banner_url",
-                &format!(
-                    "https://pbs.twimg.com/profile_banners/{id}/{}",
-                    created_ms / 1000 + 86_400
-                ),
+                &format!("https://pbs.twimg.com/profile_banners/{id}/{}", created_ms / 1000 + 86_400),
             )
             .bool("default_profile", r.chance(0.5))
             .bool("default_profile_image", false)
@@ -405,15 +361,12 @@ impl Generator {
             o.obj("derived", |o| {
                 o.arr("locations", |a| {
                     a.obj(|o| {
-                        o.str("country", p.2)
-                            .str("country_code", p.3)
-                            .str("locality", p.1)
-                            .obj("geo", |o| {
-                                o.arr("coordinates", |a| {
-                                    a.num(p.4).num(p.5);
-                                })
-                                .str("type", "point");
-                            });
+                        o.str("country", p.2).str("country_code", p.3).str("locality", p.1).obj("geo", |o| {
+                            o.arr("coordinates", |a| {
+                                a.num(p.4).num(p.5);
+                            })
+                            .str("type", "point");
+                        });
                     });
                 });
             });
@@ -464,10 +417,7 @@ impl Generator {
         let mut tb = TextBuilder::default();
         let mut reply_to: Option<(u64, u64, String)> = None;
         if is_rt {
-            let (_, ouser, otext) = orig
-                .as_ref()
-                .map(|o| (o.0, o.1, o.2.clone()))
-                .unwrap_or_default();
+            let (_, ouser, otext) = orig.as_ref().map(|o| (o.0, o.1, o.2.clone())).unwrap_or_default();
             let sn = self.screen_name(ouser);
             tb.push("RT ");
             tb.mention(&sn, self.user_id(ouser));
@@ -483,21 +433,14 @@ impl Generator {
                 reply_to = Some((rid, self.user_id(ruser), sn));
             }
             let long = r.chance(0.15);
-            let body = if long {
-                words(r, lang, 25, 60)
-            } else {
-                words(r, lang, 3, 22)
-            };
+            let body = if long { words(r, lang, 25, 60) } else { words(r, lang, 3, 22) };
             tb.push(&body);
             for _ in 0..r.below(3) {
                 tb.push(" ");
                 tb.hashtag(r.pick_str(HASHTAGS));
             }
             if is_quote {
-                let (oid, ouser, _) = orig
-                    .as_ref()
-                    .map(|o| (o.0, o.1, String::new()))
-                    .unwrap_or_default();
+                let (oid, ouser, _) = orig.as_ref().map(|o| (o.0, o.1, String::new())).unwrap_or_default();
                 let sn = self.screen_name(ouser);
                 tb.push(" ");
                 tb.url(
@@ -508,11 +451,7 @@ impl Generator {
             } else if r.chance(0.3) {
                 let d = r.pick(DOMAINS);
                 tb.push(" ");
-                tb.url(
-                    &format!("https://{}/{}", d.0, r.below(1_000_000_000)),
-                    &format!("{}/…", d.0),
-                    r,
-                );
+                tb.url(&format!("https://{}/{}", d.0, r.below(1_000_000_000)), &format!("{}/…", d.0), r);
             }
         }
 
@@ -530,23 +469,12 @@ impl Generator {
         };
 
         let source = *r.pick(SOURCES);
-        let place = if r.chance(0.03) {
-            Some(*r.pick(PLACES))
-        } else {
-            None
-        };
+        let place = if r.chance(0.03) { Some(*r.pick(PLACES)) } else { None };
         let is_edit = r.chance(0.03);
-        let initial_id = if is_edit {
-            past_snowflake(r, ms, 10_000, 1_700_000)
-        } else {
-            id
-        };
+        let initial_id = if is_edit { past_snowflake(r, ms, 10_000, 1_700_000) } else { id };
 
         let mut o = Obj::new(out);
-        o.str("created_at", &twitter_date(ms))
-            .num("id", id)
-            .str("id_str", &id.to_string())
-            .str("text", &text);
+        o.str("created_at", &twitter_date(ms)).num("id", id).str("id_str", &id.to_string()).str("text", &text);
         if !is_rt {
             let shown = if extended { 140 } else { full_chars };
             o.arr("display_text_range", |a| {
@@ -595,8 +523,7 @@ impl Generator {
         }
         if is_quote {
             if let Some((oid, _, _)) = &orig {
-                o.num("quoted_status_id", oid)
-                    .str("quoted_status_id_str", &oid.to_string());
+                o.num("quoted_status_id", oid).str("quoted_status_id_str", &oid.to_string());
             }
             o.raw("quoted_status", &embedded);
         }
@@ -614,9 +541,7 @@ impl Generator {
             .num("reply_count", r.below(80))
             .num("retweet_count", r.below(5000))
             .num("favorite_count", r.below(20000))
-            .obj("entities", |o| {
-                tb.write_entities(o, text_entities_end, web_url.as_deref().map(|u| (u, id)))
-            })
+            .obj("entities", |o| tb.write_entities(o, text_entities_end, web_url.as_deref().map(|u| (u, id))))
             .bool("favorited", false)
             .bool("retweeted", false);
         if tb.has_url {
@@ -624,13 +549,12 @@ impl Generator {
         }
         o.str("filter_level", "low").str("lang", lang.code);
         o.obj("edit_history", |o| {
-            o.str("initial_tweet_id", &initial_id.to_string())
-                .arr("edit_tweet_ids", |a| {
-                    if is_edit {
-                        a.str(&initial_id.to_string());
-                    }
-                    a.str(&id.to_string());
-                });
+            o.str("initial_tweet_id", &initial_id.to_string()).arr("edit_tweet_ids", |a| {
+                if is_edit {
+                    a.str(&initial_id.to_string());
+                }
+                a.str(&id.to_string());
+            });
         })
         .obj("edit_controls", |o| {
             o.num("edits_remaining", if is_edit { 4 } else { 5 })
@@ -642,9 +566,7 @@ impl Generator {
                 o.arr("matching_rules", |a| {
                     let rule = 1_000_000_000_000_000_000 + (self.stream_word % 7) * 1_000_003;
                     a.obj(|o| {
-                        o.str("tag", "brand")
-                            .num("id", rule)
-                            .str("id_str", &rule.to_string());
+                        o.str("tag", "brand").num("id", rule).str("id_str", &rule.to_string());
                     });
                 });
             }
@@ -654,14 +576,7 @@ impl Generator {
     }
 
     /// An embedded original Post by a given user; returns its text.
-    fn write_post_with_user(
-        &self,
-        out: &mut String,
-        id: u64,
-        ms: i64,
-        r: &mut Rng,
-        user_idx: u64,
-    ) -> String {
+    fn write_post_with_user(&self, out: &mut String, id: u64, ms: i64, r: &mut Rng, user_idx: u64) -> String {
         let lang = pick_lang(r);
         let mut tb = TextBuilder::default();
         tb.push(&words(r, lang, 3, 20));
@@ -701,15 +616,12 @@ impl Generator {
             .str("filter_level", "low")
             .str("lang", lang.code)
             .obj("edit_history", |o| {
-                o.str("initial_tweet_id", &id.to_string())
-                    .arr("edit_tweet_ids", |a| {
-                        a.str(&id.to_string());
-                    });
+                o.str("initial_tweet_id", &id.to_string()).arr("edit_tweet_ids", |a| {
+                    a.str(&id.to_string());
+                });
             })
             .obj("edit_controls", |o| {
-                o.num("edits_remaining", 5)
-                    .bool("is_edit_eligible", true)
-                    .num("editable_until_ms", ms + 1_800_000);
+                o.num("edits_remaining", 5).bool("is_edit_eligible", true).num("editable_until_ms", ms + 1_800_000);
             });
         o.end();
         tb.s
@@ -776,16 +688,12 @@ impl Generator {
             }
             3 => {
                 o.obj("user_protect", |o| {
-                    o.num("id", uid)
-                        .str("id_str", &uid.to_string())
-                        .str("timestamp_ms", &ts);
+                    o.num("id", uid).str("id_str", &uid.to_string()).str("timestamp_ms", &ts);
                 });
             }
             _ => {
                 o.obj("user_delete", |o| {
-                    o.num("id", uid)
-                        .str("id_str", &uid.to_string())
-                        .str("timestamp_ms", &ts);
+                    o.num("id", uid).str("id_str", &uid.to_string()).str("timestamp_ms", &ts);
                 });
             }
         }
@@ -843,10 +751,7 @@ fn tco(r: &mut Rng) -> String {
 fn write_place(o: &mut Obj<'_>, p: (&str, &str, &str, &str, f64, f64)) {
     let id = format!("{:016x}", fnv1a64(p.0.as_bytes()));
     o.str("id", &id)
-        .str(
-            "url",
-            &format!("https://api.twitter.com/1.1/geo/id/{id}.json"),
-        )
+        .str("url", &format!("https://api.twitter.com/1.1/geo/id/{id}.json"))
         .str("place_type", "city")
         .str("name", p.1)
         .str("full_name", p.0)
@@ -855,13 +760,7 @@ fn write_place(o: &mut Obj<'_>, p: (&str, &str, &str, &str, f64, f64)) {
         .obj("bounding_box", |o| {
             o.str("type", "Polygon").arr("coordinates", |a| {
                 let (x, y) = (p.4, p.5);
-                a.raw(&format!(
-                    "[[{x},{y}],[{x},{}],[{},{}],[{},{y}]]",
-                    y + 0.1,
-                    x + 0.1,
-                    y + 0.1,
-                    x + 0.1
-                ));
+                a.raw(&format!("[[{x},{y}],[{x},{}],[{},{}],[{},{y}]]", y + 0.1, x + 0.1, y + 0.1, x + 0.1));
             });
         })
         .obj("attributes", |_| {});
@@ -924,21 +823,14 @@ impl TextBuilder {
         let start = self.chars;
         self.push("@");
         self.push(screen);
-        self.mentions
-            .push((screen.to_string(), id, start, self.chars));
+        self.mentions.push((screen.to_string(), id, start, self.chars));
     }
 
     fn url(&mut self, expanded: &str, display: &str, r: &mut Rng) {
         let t = tco(r);
         let start = self.chars;
         self.push(&t);
-        self.urls.push((
-            t,
-            expanded.to_string(),
-            display.to_string(),
-            start,
-            self.chars,
-        ));
+        self.urls.push((t, expanded.to_string(), display.to_string(), start, self.chars));
         self.has_url = true;
     }
 
@@ -964,24 +856,15 @@ impl TextBuilder {
                             a.num(s).num(e);
                         })
                         .obj("unwound", |o| {
-                            o.str("url", x)
-                                .num("status", 200)
-                                .str("title", d)
-                                .str("description", d);
+                            o.str("url", x).num("status", 200).str("title", d).str("description", d);
                         });
                 });
             }
             if let Some((u, id)) = web {
                 a.obj(|o| {
                     o.str("url", u)
-                        .str(
-                            "expanded_url",
-                            &format!("https://twitter.com/i/web/status/{id}"),
-                        )
-                        .str(
-                            "display_url",
-                            &format!("twitter.com/i/web/status/{}…", &id.to_string()[..1]),
-                        )
+                        .str("expanded_url", &format!("https://twitter.com/i/web/status/{id}"))
+                        .str("display_url", &format!("twitter.com/i/web/status/{}…", &id.to_string()[..1]))
                         .arr("indices", |a| {
                             a.num(116).num(139);
                         });
@@ -991,13 +874,12 @@ impl TextBuilder {
         .arr("user_mentions", |a| {
             for (sn, id, s, e) in self.mentions.iter().filter(|m| m.3 <= limit) {
                 a.obj(|o| {
-                    o.str("screen_name", sn)
-                        .str("name", sn)
-                        .num("id", id)
-                        .str("id_str", &id.to_string())
-                        .arr("indices", |a| {
+                    o.str("screen_name", sn).str("name", sn).num("id", id).str("id_str", &id.to_string()).arr(
+                        "indices",
+                        |a| {
                             a.num(s).num(e);
-                        });
+                        },
+                    );
                 });
             }
         })
@@ -1026,10 +908,7 @@ mod tests {
         let mut ids = std::collections::HashSet::new();
         for a in &acts {
             let v: serde_json::Value = serde_json::from_slice(&a.line).expect("valid JSON");
-            assert!(
-                a.deliver_ms - a.time_ms >= MIN_LATENCY_MS
-                    && a.deliver_ms - a.time_ms < MAX_LATENCY_MS
-            );
+            assert!(a.deliver_ms - a.time_ms >= MIN_LATENCY_MS && a.deliver_ms - a.time_ms < MAX_LATENCY_MS);
             assert!(a.partition == 1 || a.partition == 2);
             assert!(!a.line.contains(&b'\n'));
             total += a.line.len();
@@ -1062,11 +941,7 @@ mod tests {
 
     #[test]
     fn partition_filter_keeps_the_same_activities() {
-        for kind in [
-            StreamKind::Sample10,
-            StreamKind::Firehose,
-            StreamKind::Likes,
-        ] {
+        for kind in [StreamKind::Sample10, StreamKind::Firehose, StreamKind::Likes] {
             let g = gen(kind, 300.0);
             let sec = 1_767_225_601;
             let all = g.second(sec);
@@ -1074,10 +949,7 @@ mod tests {
                 let only = g.second_of(sec, Some(p));
                 let want: Vec<&Activity> = all.iter().filter(|a| a.partition == p).collect();
                 assert_eq!(only.len(), want.len());
-                assert!(only
-                    .iter()
-                    .zip(want)
-                    .all(|(a, b)| a.line == b.line && a.key == b.key));
+                assert!(only.iter().zip(want).all(|(a, b)| a.line == b.line && a.key == b.key));
             }
         }
     }
@@ -1124,11 +996,7 @@ mod golden {
     #[test]
     fn output_is_pinned() {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for kind in [
-            StreamKind::Sample10,
-            StreamKind::Likes,
-            StreamKind::PowerTrack,
-        ] {
+        for kind in [StreamKind::Sample10, StreamKind::Likes, StreamKind::PowerTrack] {
             let mut spec = StreamSpec::new(kind, "prod");
             spec.rate = 50.0;
             for a in Generator::new(1, &spec).range(1_767_225_600_000, 1_767_225_605_000, None) {
@@ -1136,9 +1004,6 @@ mod golden {
                 h = mix64(h);
             }
         }
-        assert_eq!(
-            h, 0xbbd2_de64_11f4_51c9,
-            "generator output changed: {h:#018x}"
-        );
+        assert_eq!(h, 0xbbd2_de64_11f4_51c9, "generator output changed: {h:#018x}");
     }
 }

@@ -25,9 +25,7 @@ impl Default for GzStream {
 
 impl GzStream {
     pub fn new() -> Self {
-        GzStream {
-            enc: GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::fast()),
-        }
+        GzStream { enc: GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::fast()) }
     }
 
     /// Append raw (uncompressed) bytes.
@@ -67,9 +65,7 @@ mod tests {
         let c = g.finish().unwrap();
         let all = [a, b, c].concat();
         let mut s = String::new();
-        flate2::read::GzDecoder::new(&all[..])
-            .read_to_string(&mut s)
-            .unwrap();
+        flate2::read::GzDecoder::new(&all[..]).read_to_string(&mut s).unwrap();
         assert_eq!(s, "hello\r\nworld\r\n");
     }
 }

@@ -185,10 +185,7 @@ mod tests {
     fn writes_valid_json() {
         let mut s = String::new();
         let mut o = Obj::new(&mut s);
-        o.str("a", "x/<y>&\"\n é")
-            .num("b", 3)
-            .null("c")
-            .bool("d", true);
+        o.str("a", "x/<y>&\"\n é").num("b", 3).null("c").bool("d", true);
         o.arr("e", |a| {
             a.num(1).str("z");
         });

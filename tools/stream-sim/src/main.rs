@@ -15,11 +15,7 @@ use stream_sim::generator::Generator;
 use stream_sim::stream::parse_stream_name;
 
 #[derive(Parser)]
-#[command(
-    name = "stream-sim",
-    version,
-    about = "A Gnip-compatible stream server with ground truth and faults"
-)]
+#[command(name = "stream-sim", version, about = "A Gnip-compatible stream server with ground truth and faults")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -124,18 +120,13 @@ enum Cmd {
     },
 }
 
-fn load_config(
-    seed: u64,
-    config: Option<&std::path::Path>,
-    rate: Option<f64>,
-) -> Result<SimConfig> {
+fn load_config(seed: u64, config: Option<&std::path::Path>, rate: Option<f64>) -> Result<SimConfig> {
     let mut cfg = SimConfig::new(seed);
     if let Some(r) = rate {
         cfg = cfg.with_rate(r);
     }
     if let Some(path) = config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         cfg.apply_file(&text)?;
     }
     Ok(cfg)
@@ -145,9 +136,7 @@ fn load_config(
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -161,40 +150,25 @@ async fn shutdown_signal() {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "stream_sim=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "stream_sim=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve {
-            listen,
-            seed,
-            clock,
-            faults,
-            config,
-            rate,
-            recovery_pace,
-            max_speed_seconds,
-        } => {
+        Cmd::Serve { listen, seed, clock, faults, config, rate, recovery_pace, max_speed_seconds } => {
             let mut cfg = load_config(seed, config.as_deref(), rate)?;
             cfg.clock = clock.clock()?;
-            cfg.user =
-                std::env::var("STREAM_SIM_USER").unwrap_or_else(|_| DEFAULT_USER.to_string());
-            cfg.password = std::env::var("STREAM_SIM_PASSWORD")
-                .unwrap_or_else(|_| DEFAULT_PASSWORD.to_string());
+            cfg.user = std::env::var("STREAM_SIM_USER").unwrap_or_else(|_| DEFAULT_USER.to_string());
+            cfg.password = std::env::var("STREAM_SIM_PASSWORD").unwrap_or_else(|_| DEFAULT_PASSWORD.to_string());
             if let Some(p) = recovery_pace {
                 cfg.recovery_pace = p;
             }
             if let Some(path) = faults {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
                 cfg.faults = FaultPlan::from_toml(&text, cfg.clock.start_ms(), seed)?;
             }
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
                 let server = match max_speed_seconds {
                     Some(secs) => stream_sim::maxspeed::start(cfg, listen, secs).await?,
@@ -206,24 +180,14 @@ fn main() -> Result<()> {
                 Ok::<(), anyhow::Error>(())
             })?;
         }
-        Cmd::Bench {
-            seed,
-            stream,
-            seconds,
-            rate,
-            clock,
-        } => {
-            let (kind, label) = parse_stream_name(&stream)
-                .with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
+        Cmd::Bench { seed, stream, seconds, rate, clock } => {
+            let (kind, label) =
+                parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let mut cfg = load_config(seed, None, rate)?;
             cfg.clock = clock.clock()?;
-            let spec = cfg
-                .spec_for(kind, &label)
-                .with_context(|| format!("stream {stream} is not served"))?;
+            let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
             cfg.streams = vec![spec];
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let r = rt.block_on(stream_sim::maxspeed::bench(cfg, seconds))?;
             println!(
                 "{} activities, {:.1} MB raw, {:.1} MB gzip on the wire, in {:.3} s: {:.0} activities/s, {:.1} MB/s raw, {:.1} MB/s wire",
@@ -236,45 +200,22 @@ fn main() -> Result<()> {
                 r.wire_mb_per_sec()
             );
         }
-        Cmd::Truth {
-            seed,
-            stream,
-            from,
-            to,
-            partition,
-            rate,
-            config,
-            fingerprints,
-        } => {
-            let (kind, label) = parse_stream_name(&stream)
-                .with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
+        Cmd::Truth { seed, stream, from, to, partition, rate, config, fingerprints } => {
+            let (kind, label) =
+                parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let cfg = load_config(seed, config.as_deref(), rate)?;
-            let spec = cfg
-                .spec_for(kind, &label)
-                .with_context(|| format!("stream {stream} is not served"))?;
-            let from_ms =
-                parse_time(&from).with_context(|| format!("--from {from:?}: RFC 3339 expected"))?;
-            let to_ms =
-                parse_time(&to).with_context(|| format!("--to {to:?}: RFC 3339 expected"))?;
+            let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
+            let from_ms = parse_time(&from).with_context(|| format!("--from {from:?}: RFC 3339 expected"))?;
+            let to_ms = parse_time(&to).with_context(|| format!("--to {to:?}: RFC 3339 expected"))?;
             if let Some(p) = partition {
                 if spec.partitions == 0 || p == 0 || p > spec.partitions {
-                    bail!(
-                        "--partition {p}: {stream} has {} partitions",
-                        spec.partitions
-                    );
+                    bail!("--partition {p}: {stream} has {} partitions", spec.partitions);
                 }
             }
             let gen = Generator::new(seed, &spec);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            stream_sim::truth::write_truth_with(
-                &gen,
-                from_ms,
-                to_ms,
-                partition,
-                fingerprints,
-                &mut out,
-            )?;
+            stream_sim::truth::write_truth_with(&gen, from_ms, to_ms, partition, fingerprints, &mut out)?;
             out.flush()?;
         }
     }

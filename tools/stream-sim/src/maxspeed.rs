@@ -70,8 +70,7 @@ impl Prepared {
                 let b = gz.finish()?;
                 body.gzip_bytes += b.len() as u64;
                 body.parts.push(b);
-                out.bodies
-                    .insert((spec.kind, spec.label.clone(), p), Arc::new(body));
+                out.bodies.insert((spec.kind, spec.label.clone(), p), Arc::new(body));
             }
         }
         Ok(out)
@@ -79,11 +78,7 @@ impl Prepared {
 }
 
 pub(crate) async fn serve(prepared: Arc<Prepared>, partition: u32, tx: Tx, guard: ConnGuard) {
-    let key = (
-        guard.stream.spec.kind,
-        guard.stream.spec.label.clone(),
-        partition,
-    );
+    let key = (guard.stream.spec.kind, guard.stream.spec.label.clone(), partition);
     let Some(body) = prepared.bodies.get(&key).cloned() else {
         // Not pre-generated (a stream made on demand): an empty, valid body.
         if let Ok(b) = GzStream::new().finish() {
@@ -99,23 +94,14 @@ pub(crate) async fn serve(prepared: Arc<Prepared>, partition: u32, tx: Tx, guard
 }
 
 /// Start a server in max-speed mode.
-pub async fn start(
-    cfg: SimConfig,
-    listen: SocketAddr,
-    seconds: u32,
-) -> Result<Server, ServerError> {
+pub async fn start(cfg: SimConfig, listen: SocketAddr, seconds: u32) -> Result<Server, ServerError> {
     let t = Instant::now();
     let c = cfg.clone();
     let prepared = tokio::task::spawn_blocking(move || Prepared::build(&c, seconds))
         .await
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))??;
     let total: u64 = prepared.bodies.values().map(|b| b.activities).sum();
-    tracing::info!(
-        seconds,
-        activities = total,
-        took_ms = t.elapsed().as_millis() as u64,
-        "max-speed content ready"
-    );
+    tracing::info!(seconds, activities = total, took_ms = t.elapsed().as_millis() as u64, "max-speed content ready");
     Server::start_with(cfg, listen, Some(Arc::new(prepared))).await
 }
 
@@ -142,12 +128,7 @@ impl BenchResult {
 
 /// Read one partition's whole max-speed body over plain TCP and discard it
 /// (no decompression: this measures the simulator, not a client).
-pub fn discard_client(
-    addr: SocketAddr,
-    path: &str,
-    user: &str,
-    password: &str,
-) -> std::io::Result<u64> {
+pub fn discard_client(addr: SocketAddr, path: &str, user: &str, password: &str) -> std::io::Result<u64> {
     use base64::Engine;
     let mut s = TcpStream::connect(addr)?;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -172,42 +153,27 @@ pub fn discard_client(
 pub async fn bench(cfg: SimConfig, seconds: u32) -> std::io::Result<BenchResult> {
     let mut cfg = cfg;
     cfg.streams.truncate(1);
-    let spec = cfg
-        .streams
-        .first()
-        .cloned()
-        .ok_or_else(|| std::io::Error::other("no stream configured"))?;
+    let spec = cfg.streams.first().cloned().ok_or_else(|| std::io::Error::other("no stream configured"))?;
     cfg.rate_limit = u32::MAX;
     cfg.user = "bench".into();
     cfg.password = "bench".into();
     let c = cfg.clone();
-    let prepared = tokio::task::spawn_blocking(move || Prepared::build(&c, seconds))
-        .await
-        .map_err(std::io::Error::other)??;
+    let prepared =
+        tokio::task::spawn_blocking(move || Prepared::build(&c, seconds)).await.map_err(std::io::Error::other)??;
     let activities: u64 = prepared.bodies.values().map(|b| b.activities).sum();
     let raw_bytes: u64 = prepared.bodies.values().map(|b| b.raw_bytes).sum();
-    let server = Server::start_with(
-        cfg,
-        "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
-        Some(Arc::new(prepared)),
-    )
-    .await
-    .map_err(std::io::Error::other)?;
+    let server =
+        Server::start_with(cfg, "127.0.0.1:0".parse().map_err(std::io::Error::other)?, Some(Arc::new(prepared)))
+            .await
+            .map_err(std::io::Error::other)?;
     let addr = server.addr();
-    let base = format!(
-        "/stream/{}/accounts/bench/publishers/twitter/{}.json",
-        spec.kind, spec.label
-    );
+    let base = format!("/stream/{}/accounts/bench/publishers/twitter/{}.json", spec.kind, spec.label);
     let t = Instant::now();
     let handles: Vec<_> = spec
         .partition_numbers()
         .into_iter()
         .map(|p| {
-            let path = if p == 0 {
-                base.clone()
-            } else {
-                format!("{base}?partition={p}")
-            };
+            let path = if p == 0 { base.clone() } else { format!("{base}?partition={p}") };
             tokio::task::spawn_blocking(move || discard_client(addr, &path, "bench", "bench"))
         })
         .collect();
@@ -217,10 +183,5 @@ pub async fn bench(cfg: SimConfig, seconds: u32) -> std::io::Result<BenchResult>
     }
     let elapsed = t.elapsed();
     server.shutdown().await;
-    Ok(BenchResult {
-        activities,
-        raw_bytes,
-        wire_bytes,
-        elapsed,
-    })
+    Ok(BenchResult { activities, raw_bytes, wire_bytes, elapsed })
 }

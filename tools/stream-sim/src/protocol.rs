@@ -20,11 +20,7 @@ pub struct StreamPath {
 pub fn parse_path(path: &str) -> Option<StreamPath> {
     let rest = path.strip_prefix("/stream/")?;
     let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() != 6
-        || parts[1] != "accounts"
-        || parts[3] != "publishers"
-        || parts[4] != "twitter"
-    {
+    if parts.len() != 6 || parts[1] != "accounts" || parts[3] != "publishers" || parts[4] != "twitter" {
         return None;
     }
     let kind = StreamKind::parse(parts[0])?;
@@ -33,27 +29,16 @@ pub fn parse_path(path: &str) -> Option<StreamPath> {
     if account.is_empty() || label.is_empty() {
         return None;
     }
-    Some(StreamPath {
-        kind,
-        account: account.to_string(),
-        label: label.to_string(),
-    })
+    Some(StreamPath { kind, account: account.to_string(), label: label.to_string() })
 }
 
 /// What a valid request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Realtime, optionally starting `backfill_minutes` in the past.
-    Realtime {
-        partition: u32,
-        backfill_minutes: u32,
-    },
+    Realtime { partition: u32, backfill_minutes: u32 },
     /// Recovery of `[start, end)`; `partition` None = all partitions.
-    Recovery {
-        partition: Option<u32>,
-        start_ms: StreamMs,
-        end_ms: StreamMs,
-    },
+    Recovery { partition: Option<u32>, start_ms: StreamMs, end_ms: StreamMs },
 }
 
 /// A refusal: status code and JSON body.
@@ -78,8 +63,7 @@ impl Refusal {
 pub const MSG_AUTH: &str = "Invalid credentials. Authentication is required (HTTP Basic).";
 pub const MSG_GZIP: &str = "This connection requires compression. To enable compression, send an 'Accept-Encoding: gzip' header in your request and be ready to uncompress the stream as it is read on the client end.";
 pub const MSG_RATE: &str = "Rate limited: too many connection requests (limit 10 per 60 seconds).";
-pub const MSG_JOBS: &str =
-    "Too many concurrent recovery requests: at most 2 recovery jobs per account.";
+pub const MSG_JOBS: &str = "Too many concurrent recovery requests: at most 2 recovery jobs per account.";
 pub const MSG_503: &str = "Service Unavailable. Please reconnect with an exponential backoff.";
 
 fn query_pairs(query: &str) -> Vec<(String, String)> {
@@ -100,9 +84,7 @@ fn pct_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
                     Some(v) => {
                         out.push(v);
@@ -128,17 +110,10 @@ fn pct_decode(s: &str) -> String {
 }
 
 /// Validate the query of a request on `spec` at stream time `now`.
-pub fn parse_query(
-    spec: &StreamSpec,
-    query: Option<&str>,
-    now: StreamMs,
-) -> Result<Request, Refusal> {
+pub fn parse_query(spec: &StreamSpec, query: Option<&str>, now: StreamMs) -> Result<Request, Refusal> {
     let pairs = query_pairs(query.unwrap_or(""));
     let get = |names: &[&str]| -> Option<String> {
-        pairs
-            .iter()
-            .find(|(k, _)| names.contains(&k.as_str()))
-            .map(|(_, v)| v.clone())
+        pairs.iter().find(|(k, _)| names.contains(&k.as_str())).map(|(_, v)| v.clone())
     };
     let bad = |m: &str| Refusal::new(400, m);
 
@@ -167,18 +142,13 @@ pub fn parse_query(
     let end = get(&["endTime", "end_time"]);
     if start.is_some() || end.is_some() {
         let Some(window) = spec.recovery_window_ms else {
-            return Err(bad(&format!(
-                "Recovery is not available for {} streams.",
-                spec.kind
-            )));
+            return Err(bad(&format!("Recovery is not available for {} streams.", spec.kind)));
         };
-        let start_ms = start
-            .as_deref()
-            .and_then(parse_time)
-            .ok_or_else(|| bad("Recovery requires startTime in ISO 8601 / RFC 3339 UTC, e.g. 2023-07-05T17:09:12.070Z."))?;
+        let start_ms = start.as_deref().and_then(parse_time).ok_or_else(|| {
+            bad("Recovery requires startTime in ISO 8601 / RFC 3339 UTC, e.g. 2023-07-05T17:09:12.070Z.")
+        })?;
         let end_ms = match end.as_deref() {
-            Some(e) => parse_time(e)
-                .ok_or_else(|| bad("Invalid endTime: ISO 8601 / RFC 3339 UTC expected."))?,
+            Some(e) => parse_time(e).ok_or_else(|| bad("Invalid endTime: ISO 8601 / RFC 3339 UTC expected."))?,
             None => now,
         };
         if end_ms <= start_ms {
@@ -192,22 +162,12 @@ pub fn parse_query(
             )));
         }
         if end_ms > now {
-            return Err(bad(&format!(
-                "endTime {} is in the future (now: {}).",
-                rfc3339(end_ms),
-                rfc3339(now)
-            )));
+            return Err(bad(&format!("endTime {} is in the future (now: {}).", rfc3339(end_ms), rfc3339(now))));
         }
         if get(&["backfillMinutes"]).is_some() {
-            return Err(bad(
-                "backfillMinutes cannot be combined with a recovery request.",
-            ));
+            return Err(bad("backfillMinutes cannot be combined with a recovery request."));
         }
-        return Ok(Request::Recovery {
-            partition,
-            start_ms,
-            end_ms,
-        });
+        return Ok(Request::Recovery { partition, start_ms, end_ms });
     }
 
     if spec.partitions > 0 && partition.is_none() {
@@ -219,18 +179,11 @@ pub fn parse_query(
     let backfill_minutes = match get(&["backfillMinutes"]) {
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=5).contains(&n) => n,
-            _ => {
-                return Err(bad(&format!(
-                    "Invalid backfillMinutes {v:?}: must be a whole number in 1..=5."
-                )))
-            }
+            _ => return Err(bad(&format!("Invalid backfillMinutes {v:?}: must be a whole number in 1..=5."))),
         },
         None => 0,
     };
-    Ok(Request::Realtime {
-        partition: partition.unwrap_or(0),
-        backfill_minutes,
-    })
+    Ok(Request::Realtime { partition: partition.unwrap_or(0), backfill_minutes })
 }
 
 /// The `Recovery Request Completed` info line (without separator).
@@ -252,12 +205,8 @@ pub fn forced_disconnect_line(now: StreamMs, allowed: u32) -> String {
 /// Decode an HTTP Basic `Authorization` header value into (user, password).
 pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let b64 = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
+    let b64 = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -270,8 +219,7 @@ pub fn accepts_gzip(header: &str) -> bool {
         let coding = it.next().unwrap_or("").trim();
         let q_zero = it.any(|p| {
             let p = p.trim();
-            p.strip_prefix("q=")
-                .is_some_and(|q| q.trim().parse::<f64>().map(|q| q == 0.0).unwrap_or(false))
+            p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f64>().map(|q| q == 0.0).unwrap_or(false))
         });
         (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip")) && !q_zero
     })
@@ -296,42 +244,20 @@ mod tests {
         let s = StreamSpec::new(StreamKind::Sample10, "prod");
         let now = 1_700_000_000_000;
         assert!(parse_query(&s, None, now).is_err());
-        assert_eq!(
-            parse_query(&s, Some("partition=3"), now)
-                .unwrap_err()
-                .status,
-            400
-        );
+        assert_eq!(parse_query(&s, Some("partition=3"), now).unwrap_err().status, 400);
         assert_eq!(
             parse_query(&s, Some("partition=2&backfillMinutes=5"), now).unwrap(),
-            Request::Realtime {
-                partition: 2,
-                backfill_minutes: 5
-            }
+            Request::Realtime { partition: 2, backfill_minutes: 5 }
         );
         assert!(parse_query(&s, Some("partition=2&backfillMinutes=6"), now).is_err());
         assert!(parse_query(&s, Some("partition=2&backfillMinutes=0"), now).is_err());
         assert!(parse_query(&s, Some("partition=2&backfillMinutes=1.5"), now).is_err());
         let q = "start_time=2023-11-14T22:00:00Z&end_time=2023-11-14T22:10:00.000Z";
-        assert!(matches!(
-            parse_query(&s, Some(q), now).unwrap(),
-            Request::Recovery {
-                partition: None,
-                ..
-            }
-        ));
-        assert!(parse_query(
-            &s,
-            Some("startTime=2023-11-01T00:00:00Z&endTime=2023-11-01T01:00:00Z"),
-            now
-        )
-        .is_err());
+        assert!(matches!(parse_query(&s, Some(q), now).unwrap(), Request::Recovery { partition: None, .. }));
+        assert!(parse_query(&s, Some("startTime=2023-11-01T00:00:00Z&endTime=2023-11-01T01:00:00Z"), now).is_err());
         assert!(accepts_gzip("deflate, gzip;q=1.0"));
         assert!(!accepts_gzip("gzip;q=0"));
         assert!(!accepts_gzip("identity"));
-        assert_eq!(
-            pct_decode("2023-07-05T17%3A09%3A12.070Z"),
-            "2023-07-05T17:09:12.070Z"
-        );
+        assert_eq!(pct_decode("2023-07-05T17%3A09%3A12.070Z"), "2023-07-05T17:09:12.070Z");
     }
 }

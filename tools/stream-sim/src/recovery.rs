@@ -27,19 +27,8 @@ pub(crate) struct Recovery {
     pub ordinal: u64,
 }
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    stream: Arc<StreamState>,
-    job: Recovery,
-    tx: Tx,
-    _slot: JobSlot,
-) {
-    let Recovery {
-        partition,
-        start_ms,
-        end_ms,
-        ordinal,
-    } = job;
+pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<StreamState>, job: Recovery, tx: Tx, _slot: JobSlot) {
+    let Recovery { partition, start_ms, end_ms, ordinal } = job;
     let clock = shared.cfg.clock.clone();
     let spec = &stream.spec;
     let hb = shared.cfg.heartbeat_ms;
@@ -56,34 +45,19 @@ pub(crate) async fn run(
     let last = (end_ms - 1).div_euclid(1000);
     for sec in first..=last {
         // The archive second `sec` is sent once the pace reaches its end.
-        let due_at = if pace > 0.0 {
-            t0 + (((sec * 1000 + 1000).min(end_ms) - start_ms) as f64 / pace) as i64
-        } else {
-            t0
-        };
+        let due_at =
+            if pace > 0.0 { t0 + (((sec * 1000 + 1000).min(end_ms) - start_ms) as f64 / pace) as i64 } else { t0 };
         loop {
             let faults = shared.faults();
             let now = clock.now_ms();
-            if faults
-                .active_on(
-                    FaultKind::BreakRecovery,
-                    spec,
-                    partition,
-                    Some(ordinal),
-                    now,
-                )
-                .is_some()
-                || faults
-                    .active_on(FaultKind::Drop, spec, partition, Some(ordinal), now)
-                    .is_some()
+            if faults.active_on(FaultKind::BreakRecovery, spec, partition, Some(ordinal), now).is_some()
+                || faults.active_on(FaultKind::Drop, spec, partition, Some(ordinal), now).is_some()
             {
                 info!(stream = %spec.name(), ?partition, sent = count, "fault: recovery broken off");
                 out.abort("fault: break recovery").await;
                 return;
             }
-            let stalled = faults
-                .active_on(FaultKind::Stall, spec, partition, Some(ordinal), now)
-                .is_some();
+            let stalled = faults.active_on(FaultKind::Stall, spec, partition, Some(ordinal), now).is_some();
             if now >= due_at && !stalled {
                 break;
             }
@@ -93,11 +67,7 @@ pub(crate) async fn run(
                 }
                 last_send = now;
             }
-            let wait = if stalled {
-                tick
-            } else {
-                clock.until(due_at).min(tick)
-            };
+            let wait = if stalled { tick } else { clock.until(due_at).min(tick) };
             tokio::select! {
                 _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))) => {}
                 _ = out.tx.closed() => return,
@@ -105,10 +75,7 @@ pub(crate) async fn run(
         }
         let acts = stream.gen.second_of(sec, partition);
         let mut n = 0;
-        for a in acts
-            .iter()
-            .filter(|a| a.time_ms >= start_ms && a.time_ms < end_ms)
-        {
+        for a in acts.iter().filter(|a| a.time_ms >= start_ms && a.time_ms < end_ms) {
             if out.write(&a.line).is_err() || out.write(b"\r\n").is_err() {
                 return;
             }
@@ -117,13 +84,7 @@ pub(crate) async fn run(
         if n > 0 {
             let slow = shared
                 .faults()
-                .active_on(
-                    FaultKind::SlowDrip,
-                    spec,
-                    partition,
-                    Some(ordinal),
-                    clock.now_ms(),
-                )
+                .active_on(FaultKind::SlowDrip, spec, partition, Some(ordinal), clock.now_ms())
                 .is_some();
             if out.flush(slow).await.is_err() {
                 return;
@@ -139,10 +100,7 @@ pub(crate) async fn run(
         }
     }
     let line = recovery_completed_line(clock.now_ms(), count);
-    if out.write(line.as_bytes()).is_err()
-        || out.write(b"\r\n").is_err()
-        || out.flush(false).await.is_err()
-    {
+    if out.write(line.as_bytes()).is_err() || out.write(b"\r\n").is_err() || out.flush(false).await.is_err() {
         return;
     }
     info!(stream = %spec.name(), ?partition, activities = count, "recovery completed");

@@ -18,9 +18,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming};
-use hyper::header::{
-    HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE,
-};
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -37,10 +35,7 @@ use crate::stream::{StreamKind, StreamSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -97,11 +92,7 @@ impl StreamState {
     pub fn second(&self, sec: i64, now: StreamMs, partition: u32) -> Arc<Vec<Activity>> {
         let recent = sec * 1000 >= now - RECENT_MS;
         if !recent {
-            let only = if partition == 0 {
-                None
-            } else {
-                Some(partition)
-            };
+            let only = if partition == 0 { None } else { Some(partition) };
             return Arc::new(self.gen.second_of(sec, only));
         }
         let cell = {
@@ -125,13 +116,7 @@ impl StreamState {
 
     /// Realtime deliveries of `partition` with delivery time in `(from, to]`,
     /// in delivery order.
-    pub fn due(
-        &self,
-        partition: u32,
-        from: StreamMs,
-        to: StreamMs,
-        now: StreamMs,
-    ) -> Vec<Activity> {
+    pub fn due(&self, partition: u32, from: StreamMs, to: StreamMs, now: StreamMs) -> Vec<Activity> {
         let mut out = Vec::new();
         if to <= from {
             return out;
@@ -140,10 +125,7 @@ impl StreamState {
         let last = to.div_euclid(1000);
         for sec in first..=last {
             for a in self.second(sec, now, partition).iter() {
-                if a.deliver_ms > from
-                    && a.deliver_ms <= to
-                    && (partition == 0 || a.partition == partition)
-                {
+                if a.deliver_ms > from && a.deliver_ms <= to && (partition == 0 || a.partition == partition) {
                     out.push(a.clone());
                 }
             }
@@ -170,27 +152,18 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn faults(&self) -> Arc<crate::faults::FaultPlan> {
-        self.faults
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.faults.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Every stream state with its account, sorted.
     pub(crate) fn stream_states(&self) -> Vec<(String, Arc<StreamState>)> {
-        let mut v: Vec<_> = lock(&self.streams)
-            .iter()
-            .map(|(k, s)| (k.0.clone(), s.clone()))
-            .collect();
+        let mut v: Vec<_> = lock(&self.streams).iter().map(|(k, s)| (k.0.clone(), s.clone())).collect();
         v.sort_by(|a, b| (&a.0, a.1.spec.name()).cmp(&(&b.0, b.1.spec.name())));
         v
     }
 
     pub(crate) fn recovery_job_counts(&self) -> Vec<(String, u32)> {
-        let mut v: Vec<_> = lock(&self.recovery_jobs)
-            .iter()
-            .map(|(a, n)| (a.clone(), *n))
-            .collect();
+        let mut v: Vec<_> = lock(&self.recovery_jobs).iter().map(|(a, n)| (a.clone(), *n)).collect();
         v.sort();
         v
     }
@@ -277,17 +250,10 @@ pub(crate) type Resp = Response<Either<Full<Bytes>, ChanBody>>;
 
 pub(crate) fn refusal(r: &Refusal) -> Resp {
     let mut resp = Response::new(Either::Left(Full::new(Bytes::from(r.body.clone()))));
-    *resp.status_mut() =
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     if r.status == 401 {
-        resp.headers_mut().insert(
-            "www-authenticate",
-            HeaderValue::from_static("Basic realm=\"stream-sim\""),
-        );
+        resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"stream-sim\""));
     }
     resp
 }
@@ -295,10 +261,7 @@ pub(crate) fn refusal(r: &Refusal) -> Resp {
 fn streaming(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Resp {
     let mut resp = Response::new(Either::Right(ChanBody { rx }));
     let h = resp.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
     h.insert("vary", HeaderValue::from_static("Accept-Encoding"));
@@ -312,20 +275,14 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<Re
         route(&shared, req).await
     };
     if resp.status().as_u16() >= 400 {
-        *lock(&shared.refused)
-            .entry(resp.status().as_u16())
-            .or_insert(0) += 1;
+        *lock(&shared.refused).entry(resp.status().as_u16()).or_insert(0) += 1;
     }
     Ok(resp)
 }
 
 /// HTTP Basic credentials match the configured ones.
 pub(crate) fn authorized(shared: &Shared, req: &hyper::Request<Incoming>) -> bool {
-    let creds = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(protocol::basic_credentials);
+    let creds = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(protocol::basic_credentials);
     matches!(creds, Some((u, p)) if u == shared.cfg.user && p == shared.cfg.password)
 }
 
@@ -342,19 +299,13 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
         debug!(%path, "401: bad or missing credentials");
         return refusal(&Refusal::new(401, protocol::MSG_AUTH));
     }
-    let gzip = req
-        .headers()
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .any(|v| v.to_str().map(protocol::accepts_gzip).unwrap_or(false));
+    let gzip =
+        req.headers().get_all(ACCEPT_ENCODING).iter().any(|v| v.to_str().map(protocol::accepts_gzip).unwrap_or(false));
     if !gzip {
         return refusal(&Refusal::new(406, protocol::MSG_GZIP));
     }
     let Some(stream) = shared.stream(&sp.account, sp.kind, &sp.label) else {
-        return refusal(&Refusal::new(
-            404,
-            &format!("No stream {}/{} on this account.", sp.kind, sp.label),
-        ));
+        return refusal(&Refusal::new(404, &format!("No stream {}/{} on this account.", sp.kind, sp.label)));
     };
     let now = shared.cfg.clock.now_ms();
     let parsed = protocol::parse_query(&stream.spec, query.as_deref(), now);
@@ -363,18 +314,10 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
         Ok(Request::Recovery { partition, .. }) => *partition,
         Err(_) => None,
     };
-    if shared
-        .faults()
-        .active(FaultKind::Unavailable, &stream.spec, fault_partition, now)
-        .is_some()
-    {
+    if shared.faults().active(FaultKind::Unavailable, &stream.spec, fault_partition, now).is_some() {
         return refusal(&Refusal::new(503, protocol::MSG_503));
     }
-    if shared
-        .faults()
-        .active(FaultKind::RateLimit, &stream.spec, fault_partition, now)
-        .is_some()
-    {
+    if shared.faults().active(FaultKind::RateLimit, &stream.spec, fault_partition, now).is_some() {
         return refusal(&Refusal::new(429, protocol::MSG_RATE));
     }
     let request = match parsed {
@@ -386,10 +329,7 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
     };
     {
         let mut c = lock(&stream.connects);
-        while c
-            .front()
-            .is_some_and(|t| *t <= now - shared.cfg.rate_window_ms)
-        {
+        while c.front().is_some_and(|t| *t <= now - shared.cfg.rate_window_ms) {
             c.pop_front();
         }
         if c.len() >= shared.cfg.rate_limit as usize {
@@ -401,25 +341,14 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
     let (tx, rx) = mpsc::channel(16);
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
     match request {
-        Request::Realtime {
-            partition,
-            backfill_minutes,
-        } => {
+        Request::Realtime { partition, backfill_minutes } => {
             let kill = Arc::new(Kill::default());
             {
                 let mut conns = lock(&stream.conns);
-                conns.push(ConnEntry {
-                    id,
-                    partition,
-                    kill: kill.clone(),
-                });
+                conns.push(ConnEntry { id, partition, kill: kill.clone() });
                 let max = stream.spec.max_connections.max(1) as usize;
                 loop {
-                    let same: Vec<u64> = conns
-                        .iter()
-                        .filter(|c| c.partition == partition)
-                        .map(|c| c.id)
-                        .collect();
+                    let same: Vec<u64> = conns.iter().filter(|c| c.partition == partition).map(|c| c.id).collect();
                     if same.len() <= max {
                         break;
                     }
@@ -433,20 +362,12 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
                 }
             }
             info!(stream = %stream.spec.name(), partition, backfill_minutes, conn = id, "realtime connection");
-            let guard = ConnGuard {
-                stream: stream.clone(),
-                id,
-            };
+            let guard = ConnGuard { stream: stream.clone(), id };
             if let Some(prepared) = shared.max_speed.clone() {
                 tokio::spawn(crate::maxspeed::serve(prepared, partition, tx, guard));
             } else {
                 let ordinal = stream.accepted.fetch_add(1, Ordering::Relaxed) + 1;
-                let job = crate::connection::Realtime {
-                    partition,
-                    backfill_minutes,
-                    ordinal,
-                    kill,
-                };
+                let job = crate::connection::Realtime { partition, backfill_minutes, ordinal, kill };
                 let name = stream.spec.name();
                 let shared = shared.clone();
                 tokio::spawn(async move {
@@ -455,11 +376,7 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
                 });
             }
         }
-        Request::Recovery {
-            partition,
-            start_ms,
-            end_ms,
-        } => {
+        Request::Recovery { partition, start_ms, end_ms } => {
             {
                 let mut jobs = lock(&shared.recovery_jobs);
                 let n = jobs.entry(sp.account.clone()).or_insert(0);
@@ -469,18 +386,10 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
                 }
                 *n += 1;
             }
-            let slot = JobSlot {
-                shared: shared.clone(),
-                account: sp.account.clone(),
-            };
+            let slot = JobSlot { shared: shared.clone(), account: sp.account.clone() };
             info!(stream = %stream.spec.name(), ?partition, start = %crate::clock::rfc3339(start_ms), end = %crate::clock::rfc3339(end_ms), conn = id, "recovery job");
             let ordinal = stream.accepted.fetch_add(1, Ordering::Relaxed) + 1;
-            let job = crate::recovery::Recovery {
-                partition,
-                start_ms,
-                end_ms,
-                ordinal,
-            };
+            let job = crate::recovery::Recovery { partition, start_ms, end_ms, ordinal };
             let name = stream.spec.name();
             let shared = shared.clone();
             tokio::spawn(async move {
@@ -511,12 +420,7 @@ impl Server {
         listen: SocketAddr,
         max_speed: Option<Arc<crate::maxspeed::Prepared>>,
     ) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: listen,
-                source,
-            })?;
+        let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Bind { addr: listen, source })?;
         let addr = listener.local_addr()?;
         let faults = std::sync::RwLock::new(Arc::new(cfg.faults.clone()));
         let shared = Arc::new(Shared {
@@ -564,12 +468,7 @@ impl Server {
             conns.abort_all();
         });
         info!(%addr, "stream-sim listening");
-        Ok(Server {
-            addr,
-            shared: state,
-            shutdown,
-            task,
-        })
+        Ok(Server { addr, shared: state, shutdown, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -578,10 +477,7 @@ impl Server {
 
     /// `http://ADDR/stream/KIND/accounts/ACCOUNT/publishers/twitter/LABEL.json`
     pub fn url(&self, kind: StreamKind, account: &str, label: &str) -> String {
-        format!(
-            "http://{}/stream/{}/accounts/{}/publishers/twitter/{}.json",
-            self.addr, kind, account, label
-        )
+        format!("http://{}/stream/{}/accounts/{}/publishers/twitter/{}.json", self.addr, kind, account, label)
     }
 
     /// Activity lines sent so far on `kind/label`, over every account

@@ -14,12 +14,8 @@ pub enum StreamKind {
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 4] = [
-        StreamKind::Sample10,
-        StreamKind::Firehose,
-        StreamKind::PowerTrack,
-        StreamKind::Likes,
-    ];
+    pub const ALL: [StreamKind; 4] =
+        [StreamKind::Sample10, StreamKind::Firehose, StreamKind::PowerTrack, StreamKind::Likes];
 
     pub fn path_name(self) -> &'static str {
         match self {

@@ -31,10 +31,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fingerprint of `bytes`.
     pub fn of(bytes: &[u8]) -> Fingerprint {
-        Fingerprint {
-            len: bytes.len() as u64,
-            fnv1a64: fnv1a64(bytes),
-        }
+        Fingerprint { len: bytes.len() as u64, fnv1a64: fnv1a64(bytes) }
     }
 }
 
@@ -56,11 +53,7 @@ pub struct TruthEntry {
 
 impl TruthEntry {
     fn of(a: &Activity) -> TruthEntry {
-        TruthEntry {
-            time_ms: a.time_ms,
-            key: a.key.clone(),
-            fingerprint: Fingerprint::of(&a.line),
-        }
+        TruthEntry { time_ms: a.time_ms, key: a.key.clone(), fingerprint: Fingerprint::of(&a.line) }
     }
 
     /// `KIND KEY`, as [`truth_lines`] prints it.
@@ -108,34 +101,20 @@ pub fn write_truth_with<W: Write>(
 }
 
 /// The truth as a vector of lines.
-pub fn truth_lines(
-    gen: &Generator,
-    from_ms: StreamMs,
-    to_ms: StreamMs,
-    partition: Option<u32>,
-) -> Vec<String> {
+pub fn truth_lines(gen: &Generator, from_ms: StreamMs, to_ms: StreamMs, partition: Option<u32>) -> Vec<String> {
     if to_ms <= from_ms {
         return Vec::new();
     }
-    gen.range(from_ms, to_ms, partition)
-        .map(|a| a.key.truth_line())
-        .collect()
+    gen.range(from_ms, to_ms, partition).map(|a| a.key.truth_line()).collect()
 }
 
 /// The truth with each activity's time and fingerprint, in activity-time
 /// order.
-pub fn truth_entries(
-    gen: &Generator,
-    from_ms: StreamMs,
-    to_ms: StreamMs,
-    partition: Option<u32>,
-) -> Vec<TruthEntry> {
+pub fn truth_entries(gen: &Generator, from_ms: StreamMs, to_ms: StreamMs, partition: Option<u32>) -> Vec<TruthEntry> {
     if to_ms <= from_ms {
         return Vec::new();
     }
-    gen.range(from_ms, to_ms, partition)
-        .map(|a| TruthEntry::of(&a))
-        .collect()
+    gen.range(from_ms, to_ms, partition).map(|a| TruthEntry::of(&a)).collect()
 }
 
 #[cfg(test)]
@@ -156,10 +135,7 @@ mod tests {
         let mut plain = Vec::new();
         let mut with = Vec::new();
         let n = write_truth(&g, from, to, None, &mut plain).unwrap();
-        assert_eq!(
-            write_truth_with(&g, from, to, None, true, &mut with).unwrap(),
-            n
-        );
+        assert_eq!(write_truth_with(&g, from, to, None, true, &mut with).unwrap(), n);
         let plain = String::from_utf8(plain).unwrap();
         let with = String::from_utf8(with).unwrap();
         let acts: Vec<Activity> = g.range(from, to, None).collect();
@@ -172,18 +148,12 @@ mod tests {
             assert_eq!(u64::from_str_radix(cols[3], 16).unwrap(), fnv1a64(&a.line));
         }
         let entries = truth_entries(&g, from, to, None);
-        assert_eq!(
-            entries.iter().map(|e| e.truth_line()).collect::<Vec<_>>(),
-            truth_lines(&g, from, to, None)
-        );
+        assert_eq!(entries.iter().map(|e| e.truth_line()).collect::<Vec<_>>(), truth_lines(&g, from, to, None));
     }
 
     #[test]
     fn a_fingerprint_sees_a_stray_cr_and_a_changed_byte() {
-        let a = gen()
-            .range(1_772_323_200_000, 1_772_323_202_000, None)
-            .next()
-            .unwrap();
+        let a = gen().range(1_772_323_200_000, 1_772_323_202_000, None).next().unwrap();
         let fp = Fingerprint::of(&a.line);
         let mut cr = a.line.to_vec();
         cr.insert(1, b'\r');

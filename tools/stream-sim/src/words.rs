@@ -17,11 +17,10 @@ pub const LANGS: &[Lang] = &[
         spaced: true,
         weight: 32,
         words: &[
-            "the", "stream", "today", "never", "really", "love", "this", "game", "people", "time",
-            "good", "morning", "night", "new", "music", "video", "watch", "follow", "back", "why",
-            "what", "happy", "birthday", "thanks", "everyone", "best", "day", "ever", "can't",
-            "believe", "just", "saw", "amazing", "weekend", "coffee", "work", "again", "world",
-            "news", "live",
+            "the", "stream", "today", "never", "really", "love", "this", "game", "people", "time", "good", "morning",
+            "night", "new", "music", "video", "watch", "follow", "back", "why", "what", "happy", "birthday", "thanks",
+            "everyone", "best", "day", "ever", "can't", "believe", "just", "saw", "amazing", "weekend", "coffee",
+            "work", "again", "world", "news", "live",
         ],
     },
     Lang {
@@ -288,23 +287,7 @@ pub const LANGS: &[Lang] = &[
         code: "und",
         spaced: true,
         weight: 2,
-        words: &[
-            "😂",
-            "❤️",
-            "🔥",
-            "👍",
-            "🙏",
-            "😍",
-            "🎉",
-            "👮‍♀️",
-            "👩‍🚒",
-            "🇧🇷",
-            "🇯🇵",
-            "💯",
-            "✨",
-            "😭",
-            "🥺",
-        ],
+        words: &["😂", "❤️", "🔥", "👍", "🙏", "😍", "🎉", "👮‍♀️", "👩‍🚒", "🇧🇷", "🇯🇵", "💯", "✨", "😭", "🥺"],
     },
 ];
 
@@ -332,56 +315,14 @@ pub const HASHTAGS: &[&str] = &[
 ];
 
 pub const PLACES: &[(&str, &str, &str, &str, f64, f64)] = &[
-    (
-        "Boulder, CO",
-        "Boulder",
-        "United States",
-        "US",
-        -105.27,
-        40.01,
-    ),
+    ("Boulder, CO", "Boulder", "United States", "US", -105.27, 40.01),
     ("Tokyo, Japan", "Tokyo", "Japan", "JP", 139.69, 35.68),
-    (
-        "São Paulo, Brasil",
-        "São Paulo",
-        "Brasil",
-        "BR",
-        -46.63,
-        -23.55,
-    ),
+    ("São Paulo, Brasil", "São Paulo", "Brasil", "BR", -46.63, -23.55),
     ("Madrid, España", "Madrid", "España", "ES", -3.70, 40.41),
-    (
-        "Istanbul, Türkiye",
-        "Istanbul",
-        "Türkiye",
-        "TR",
-        28.97,
-        41.01,
-    ),
-    (
-        "Seoul, Republic of Korea",
-        "Seoul",
-        "Republic of Korea",
-        "KR",
-        126.97,
-        37.56,
-    ),
-    (
-        "Riyadh, Kingdom of Saudi Arabia",
-        "Riyadh",
-        "Kingdom of Saudi Arabia",
-        "SA",
-        46.67,
-        24.71,
-    ),
-    (
-        "London, England",
-        "London",
-        "United Kingdom",
-        "GB",
-        -0.12,
-        51.50,
-    ),
+    ("Istanbul, Türkiye", "Istanbul", "Türkiye", "TR", 28.97, 41.01),
+    ("Seoul, Republic of Korea", "Seoul", "Republic of Korea", "KR", 126.97, 37.56),
+    ("Riyadh, Kingdom of Saudi Arabia", "Riyadh", "Kingdom of Saudi Arabia", "SA", 46.67, 24.71),
+    ("London, England", "London", "United Kingdom", "GB", -0.12, 51.50),
     ("Mumbai, India", "Mumbai", "India", "IN", 72.87, 19.07),
     ("Paris, France", "Paris", "France", "FR", 2.35, 48.85),
 ];
@@ -396,14 +337,12 @@ pub const SOURCES: &[&str] = &[
 ];
 
 pub const SYLLABLES: &[&str] = &[
-    "ka", "mi", "ro", "sa", "to", "na", "lu", "be", "jo", "ann", "dev", "max", "zen", "kit", "ray",
-    "sol", "vin", "ela", "gus", "pia",
+    "ka", "mi", "ro", "sa", "to", "na", "lu", "be", "jo", "ann", "dev", "max", "zen", "kit", "ray", "sol", "vin",
+    "ela", "gus", "pia",
 ];
 
-pub const COLORS: &[&str] = &[
-    "1DA1F2", "C0DEED", "F5F8FA", "000000", "FFFFFF", "DDEEF6", "333333", "91D2FA", "F58EA8",
-    "ABB8C2",
-];
+pub const COLORS: &[&str] =
+    &["1DA1F2", "C0DEED", "F5F8FA", "000000", "FFFFFF", "DDEEF6", "333333", "91D2FA", "F58EA8", "ABB8C2"];
 
 pub const DOMAINS: &[(&str, &str)] = &[
     ("www.nytimes.com", "The New York Times"),

@@ -10,40 +10,15 @@ async fn status_and_faults_posted_at_run_time() {
     let s = server(config(10.0, 5.0)).await;
     let base = format!("http://{}", s.addr());
     let c = client();
-    assert_eq!(
-        c.get(format!("{base}/sim/status"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(c.get(format!("{base}/sim/status")).send().await.unwrap().status(), 401);
     let _held = get(&url(&s, StreamKind::Sample10, "partition=2")).await;
-    assert_eq!(
-        get(&url(&s, StreamKind::Sample10, "partition=9"))
-            .await
-            .status(),
-        400
-    );
+    assert_eq!(get(&url(&s, StreamKind::Sample10, "partition=9")).await.status(), 400);
 
-    let st = c
-        .get(format!("{base}/sim/status"))
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let st = c.get(format!("{base}/sim/status")).basic_auth("u", Some("p")).send().await.unwrap().text().await.unwrap();
     let st: serde_json::Value = serde_json::from_str(&st).unwrap();
     assert_eq!(st["seed"], 42);
     assert_eq!(st["clock"]["speed"], 10.0);
-    let prod = st["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["stream"] == "sample10/prod")
-        .unwrap();
+    let prod = st["streams"].as_array().unwrap().iter().find(|x| x["stream"] == "sample10/prod").unwrap();
     assert_eq!(prod["account"], "acme");
     assert_eq!(prod["realtime_connections"].as_array().unwrap().len(), 1);
     assert_eq!(prod["realtime_connections"][0]["partition"], 2);
@@ -60,19 +35,8 @@ async fn status_and_faults_posted_at_run_time() {
     assert_eq!(r.status(), 200);
     let added: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(added["added"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        get(&url(&s, StreamKind::Sample10, "partition=1"))
-            .await
-            .status(),
-        503
-    );
+    assert_eq!(get(&url(&s, StreamKind::Sample10, "partition=1")).await.status(), 503);
     // Bad TOML is refused.
-    let r = c
-        .post(format!("{base}/sim/faults"))
-        .basic_auth("u", Some("p"))
-        .body("kind = 3")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{base}/sim/faults")).basic_auth("u", Some("p")).body("kind = 3").send().await.unwrap();
     assert_eq!(r.status(), 400);
 }

@@ -21,21 +21,8 @@ impl Drop for Child {
 async fn serve_binary_with_env_credentials_and_clock_flags() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_stream-sim"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--seed",
-                "3",
-                "--rate",
-                "5",
-            ])
-            .args([
-                "--clock-start",
-                "2026-03-01T00:00:00Z",
-                "--clock-speed",
-                "10",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--seed", "3", "--rate", "5"])
+            .args(["--clock-start", "2026-03-01T00:00:00Z", "--clock-speed", "10"])
             .env("STREAM_SIM_USER", "alice")
             .env("STREAM_SIM_PASSWORD", "secret")
             .env("RUST_LOG", "stream_sim=warn")
@@ -55,24 +42,10 @@ async fn serve_binary_with_env_credentials_and_clock_flags() {
     })
     .await
     .unwrap();
-    let url =
-        format!("{base}/stream/sample10/accounts/acme/publishers/twitter/prod.json?partition=2");
+    let url = format!("{base}/stream/sample10/accounts/acme/publishers/twitter/prod.json?partition=2");
     let c = reqwest::Client::new();
-    assert_eq!(
-        c.get(&url)
-            .basic_auth("sim", Some("sim"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    let r = c
-        .get(&url)
-        .basic_auth("alice", Some("secret"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(c.get(&url).basic_auth("sim", Some("sim")).send().await.unwrap().status(), 401);
+    let r = c.get(&url).basic_auth("alice", Some("secret")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let mut rd = Reader::new(r);
     loop {
@@ -80,15 +53,9 @@ async fn serve_binary_with_env_credentials_and_clock_flags() {
             Item::Line(l, _) => {
                 let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
                 // Stream time from the clock flags: March 2026.
-                let ts: i64 = v["timestamp_ms"]
-                    .as_str()
-                    .map(|t| t.parse().unwrap())
-                    .unwrap_or(0);
+                let ts: i64 = v["timestamp_ms"].as_str().map(|t| t.parse().unwrap()).unwrap_or(0);
                 if ts > 0 {
-                    assert!(
-                        (1_772_323_200_000..1_772_323_200_000 + 600_000).contains(&ts),
-                        "{ts}"
-                    );
+                    assert!((1_772_323_200_000..1_772_323_200_000 + 600_000).contains(&ts), "{ts}");
                     break;
                 }
             }

@@ -58,15 +58,8 @@ async fn stall_sends_nothing_not_even_heartbeats() {
         last = now;
     }
     let (at, longest) = gaps.iter().copied().max_by_key(|g| g.1).unwrap();
-    assert!(
-        longest >= 30_000,
-        "a silence of the stall's length, got {longest} ms at {}",
-        rfc3339(at)
-    );
-    assert!(
-        t2.await.unwrap() < 15_000,
-        "the other partition keeps its heartbeats"
-    );
+    assert!(longest >= 30_000, "a silence of the stall's length, got {longest} ms at {}", rfc3339(at));
+    assert!(t2.await.unwrap() < 15_000, "the other partition keeps its heartbeats");
 }
 
 #[tokio::test]
@@ -86,10 +79,7 @@ async fn drop_cuts_connections_for_its_window() {
     let s = server(cfg).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
     let (_, end) = rd.collect(Duration::from_secs(10)).await;
-    assert!(
-        matches!(end, Item::Error(_)),
-        "cut, not a clean end: {end:?}"
-    );
+    assert!(matches!(end, Item::Error(_)), "cut, not a clean end: {end:?}");
     let cut_at = clock.now_ms();
     assert!(cut_at >= start_ms() + 5_000, "not before the window");
     // Inside the window a new connection is cut at once.
@@ -100,11 +90,7 @@ async fn drop_cuts_connections_for_its_window() {
     }
     clock.sleep_until(start_ms() + 26_000).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
-    assert_eq!(
-        rd.collect(Duration::from_millis(1500)).await.1,
-        Item::Timeout,
-        "stays up after the window"
-    );
+    assert_eq!(rd.collect(Duration::from_millis(1500)).await.1, Item::Timeout, "stays up after the window");
 }
 
 #[tokio::test]
@@ -201,10 +187,7 @@ async fn drop_realtime_only_recovery_has_them_and_duplicates() {
         }
     }
     let (w0, w1) = (start_ms() + 10_000, start_ms() + 30_000);
-    assert!(
-        !keys.iter().any(|k| k.1 >= w0 && k.1 < w1),
-        "nothing of the window on realtime"
-    );
+    assert!(!keys.iter().any(|k| k.1 >= w0 && k.1 < w1), "nothing of the window on realtime");
     assert!(keys.iter().any(|k| k.1 < w0) && keys.iter().any(|k| k.1 >= w1));
     let mut uniq = keys.iter().map(|k| &k.0).collect::<Vec<_>>();
     uniq.sort();
@@ -212,11 +195,7 @@ async fn drop_realtime_only_recovery_has_them_and_duplicates() {
     uniq.dedup();
     assert!(before > uniq.len(), "a duplicate burst");
     // Recovery has the window.
-    let q = format!(
-        "startTime={}&endTime={}&partition=1",
-        rfc3339(w0),
-        rfc3339(w1)
-    );
+    let q = format!("startTime={}&endTime={}&partition=1", rfc3339(w0), rfc3339(w1));
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, &q)).await);
     let (items, end) = rd.collect(Duration::from_secs(10)).await;
     assert_eq!(end, Item::End);
@@ -241,17 +220,11 @@ async fn break_recovery_cuts_without_completion() {
     let clock = cfg.clock.clone();
     let s = server(cfg).await;
     let now = clock.now_ms();
-    let q = format!(
-        "startTime={}&endTime={}",
-        rfc3339(now - 600_000),
-        rfc3339(now - 300_000)
-    );
+    let q = format!("startTime={}&endTime={}", rfc3339(now - 600_000), rfc3339(now - 300_000));
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, &q)).await);
     let (items, end) = rd.collect(Duration::from_secs(10)).await;
     assert!(matches!(end, Item::Error(_)), "{end:?}");
-    assert!(!lines_of(&items)
-        .iter()
-        .any(|l| String::from_utf8_lossy(l).contains("Recovery Request Completed")));
+    assert!(!lines_of(&items).iter().any(|l| String::from_utf8_lossy(l).contains("Recovery Request Completed")));
 }
 
 #[tokio::test]

@@ -9,10 +9,7 @@ use stream_sim::StreamKind;
 
 fn json_error(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).expect("JSON error body");
-    v["error"]["message"]
-        .as_str()
-        .expect("error.message")
-        .to_string()
+    v["error"]["message"].as_str().expect("error.message").to_string()
 }
 
 #[tokio::test]
@@ -23,19 +20,9 @@ async fn basic_auth_required_401() {
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     json_error(&r.text().await.unwrap());
-    let r = client()
-        .get(&u)
-        .basic_auth("u", Some("wrong"))
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(&u).basic_auth("u", Some("wrong")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = client()
-        .get(&u)
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(&u).basic_auth("u", Some("p")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -44,96 +31,39 @@ async fn gzip_required_406() {
     let s = server(config(1.0, 5.0)).await;
     let u = url(&s, StreamKind::Sample10, "partition=1");
     let plain = reqwest::Client::builder().no_gzip().build().unwrap();
-    let r = plain
-        .get(&u)
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .unwrap();
+    let r = plain.get(&u).basic_auth("u", Some("p")).send().await.unwrap();
     assert_eq!(r.status(), 406);
     assert!(json_error(&r.text().await.unwrap()).contains("Accept-Encoding: gzip"));
-    let r = plain
-        .get(&u)
-        .basic_auth("u", Some("p"))
-        .header("accept-encoding", "gzip;q=0, identity")
-        .send()
-        .await
-        .unwrap();
+    let r =
+        plain.get(&u).basic_auth("u", Some("p")).header("accept-encoding", "gzip;q=0, identity").send().await.unwrap();
     assert_eq!(r.status(), 406);
     let r = get(&u).await;
     assert_eq!(r.status(), 200);
     // reqwest removes the header once it has decoded; check the raw one.
-    let r = plain
-        .get(&u)
-        .basic_auth("u", Some("p"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let r = plain.get(&u).basic_auth("u", Some("p")).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(r.headers()["content-encoding"], "gzip");
-    assert!(
-        r.headers().get("content-length").is_none(),
-        "chunked, no length"
-    );
+    assert!(r.headers().get("content-length").is_none(), "chunked, no length");
 }
 
 #[tokio::test]
 async fn partition_required_and_validated_400() {
     let s = server(config(1.0, 5.0)).await;
-    for q in [
-        "",
-        "partition=0",
-        "partition=3",
-        "partition=x",
-        "partition=-1",
-        "partition=1.0",
-    ] {
+    for q in ["", "partition=0", "partition=3", "partition=x", "partition=-1", "partition=1.0"] {
         let r = get(&url(&s, StreamKind::Sample10, q)).await;
         assert_eq!(r.status(), 400, "query {q:?}");
         json_error(&r.text().await.unwrap());
     }
     for q in ["partition=1", "partition=2"] {
-        assert_eq!(
-            get(&url(&s, StreamKind::Sample10, q)).await.status(),
-            200,
-            "{q}"
-        );
+        assert_eq!(get(&url(&s, StreamKind::Sample10, q)).await.status(), 200, "{q}");
     }
     // Firehose has 20 partitions, PowerTrack none, Likes 2.
-    assert_eq!(
-        get(&url(&s, StreamKind::Firehose, "partition=20"))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        get(&url(&s, StreamKind::Firehose, "partition=21"))
-            .await
-            .status(),
-        400
-    );
-    assert_eq!(
-        get(&url(&s, StreamKind::PowerTrack, "")).await.status(),
-        200
-    );
-    assert_eq!(
-        get(&url(&s, StreamKind::PowerTrack, "partition=1"))
-            .await
-            .status(),
-        400
-    );
-    assert_eq!(
-        get(&url(&s, StreamKind::Likes, "partition=2"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(get(&url(&s, StreamKind::Firehose, "partition=20")).await.status(), 200);
+    assert_eq!(get(&url(&s, StreamKind::Firehose, "partition=21")).await.status(), 400);
+    assert_eq!(get(&url(&s, StreamKind::PowerTrack, "")).await.status(), 200);
+    assert_eq!(get(&url(&s, StreamKind::PowerTrack, "partition=1")).await.status(), 400);
+    assert_eq!(get(&url(&s, StreamKind::Likes, "partition=2")).await.status(), 200);
     // Unknown paths.
-    let r = get(&format!(
-        "http://{}/stream/nope/accounts/a/publishers/twitter/prod.json",
-        s.addr()
-    ))
-    .await;
+    let r = get(&format!("http://{}/stream/nope/accounts/a/publishers/twitter/prod.json", s.addr())).await;
     assert_eq!(r.status(), 404);
 }
 
@@ -143,21 +73,11 @@ async fn backfill_minutes_bounds_400() {
     cfg.rate_limit = 100;
     let s = server(cfg).await;
     for n in ["0", "6", "1.5", "-1", "x", ""] {
-        let r = get(&url(
-            &s,
-            StreamKind::Sample10,
-            &format!("partition=1&backfillMinutes={n}"),
-        ))
-        .await;
+        let r = get(&url(&s, StreamKind::Sample10, &format!("partition=1&backfillMinutes={n}"))).await;
         assert_eq!(r.status(), 400, "backfillMinutes={n}");
     }
     for n in 1..=5 {
-        let r = get(&url(
-            &s,
-            StreamKind::Sample10,
-            &format!("partition=2&backfillMinutes={n}"),
-        ))
-        .await;
+        let r = get(&url(&s, StreamKind::Sample10, &format!("partition=2&backfillMinutes={n}"))).await;
         assert_eq!(r.status(), 200, "backfillMinutes={n}");
     }
 }
@@ -166,12 +86,7 @@ async fn backfill_minutes_bounds_400() {
 async fn backfill_starts_in_the_past() {
     let s = server(config(1.0, 20.0)).await;
     let now = s_now();
-    let r = get(&url(
-        &s,
-        StreamKind::Sample10,
-        "partition=1&backfillMinutes=2",
-    ))
-    .await;
+    let r = get(&url(&s, StreamKind::Sample10, "partition=1&backfillMinutes=2")).await;
     assert_eq!(r.status(), 200);
     let mut rd = Reader::new(r);
     let mut oldest = i64::MAX;
@@ -187,11 +102,7 @@ async fn backfill_starts_in_the_past() {
         }
     }
     // Two minutes at ~10/s per partition arrive at once; the oldest is ~2 min old.
-    assert!(
-        oldest <= now - 115_000 && oldest >= now - 125_000,
-        "oldest {} s ago",
-        (now - oldest) / 1000
-    );
+    assert!(oldest <= now - 115_000 && oldest >= now - 125_000, "oldest {} s ago", (now - oldest) / 1000);
 
     fn s_now() -> i64 {
         // The clock starts at START when the config is made; the server was
@@ -221,10 +132,7 @@ async fn heartbeat_after_ten_stream_seconds_of_silence() {
         let gap = b - prev;
         // Each heartbeat comes after 10 s of silence (a tick of slack, and
         // scheduling on a busy machine).
-        assert!(
-            (9_000..=16_000).contains(&gap),
-            "gap {gap} ms of stream time"
-        );
+        assert!((9_000..=16_000).contains(&gap), "gap {gap} ms of stream time");
         prev = b;
     }
 }
@@ -274,9 +182,7 @@ async fn redundant_connections_oldest_forced_off() {
     assert_eq!(c.status(), 200);
     let (items, end) = a.collect(Duration::from_secs(10)).await;
     assert_eq!(end, Item::End, "the oldest is closed cleanly");
-    let Some(Item::Line(last, bare_lf)) = items.last() else {
-        panic!("no error line: {items:?}")
-    };
+    let Some(Item::Line(last, bare_lf)) = items.last() else { panic!("no error line: {items:?}") };
     let v: serde_json::Value = serde_json::from_slice(last).unwrap();
     assert_eq!(
         v["error"]["message"].as_str().unwrap(),
@@ -287,10 +193,7 @@ async fn redundant_connections_oldest_forced_off() {
     // The others are still open.
     for r in [b, c, other] {
         let mut rd = Reader::new(r);
-        assert!(matches!(
-            rd.next(Duration::from_secs(1)).await,
-            Item::Timeout | Item::Line(..) | Item::Heartbeat
-        ));
+        assert!(matches!(rd.next(Duration::from_secs(1)).await, Item::Timeout | Item::Line(..) | Item::Heartbeat));
     }
 }
 
@@ -308,11 +211,7 @@ async fn activities_are_crlf_separated_and_flushed_at_once() {
             Item::Line(l, bare) => {
                 assert!(!bare, "activities end with \\r\\n");
                 let (key, t) = key_of(&l);
-                assert!(
-                    key.starts_with("post ")
-                        || key.starts_with("delete ")
-                        || key.starts_with("compliance ")
-                );
+                assert!(key.starts_with("post ") || key.starts_with("delete ") || key.starts_with("compliance "));
                 // Delivered within the bounded latency (plus a tick).
                 let lag = clock.now_ms() - t;
                 assert!((0..4_000).contains(&lag), "lag {lag} ms");
@@ -331,9 +230,7 @@ async fn curl_prints_posts_and_heartbeats() {
     let s = server(config(10.0, 0.3)).await;
     let u = url(&s, StreamKind::Sample10, "partition=1");
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args(["-s", "--compressed", "-m", "3", "-u", "u:p", &u])
-            .output()
+        std::process::Command::new("curl").args(["-s", "--compressed", "-m", "3", "-u", "u:p", &u]).output()
     })
     .await
     .unwrap();
@@ -343,8 +240,5 @@ async fn curl_prints_posts_and_heartbeats() {
     };
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"id_str\""), "a Post: {text:.200}");
-    assert!(
-        text.contains("\r\n\r\n") || text.starts_with("\r\n"),
-        "a heartbeat"
-    );
+    assert!(text.contains("\r\n\r\n") || text.starts_with("\r\n"), "a heartbeat");
 }

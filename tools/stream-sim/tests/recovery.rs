@@ -41,10 +41,7 @@ async fn recovery_replays_in_order_then_completes() {
     let (lines, info) = recover(&url(&s, StreamKind::Sample10, &recovery_query(from, to))).await;
     assert_eq!(info["info"]["message"], "Recovery Request Completed");
     assert!(info["info"]["sent"].is_string());
-    assert_eq!(
-        info["info"]["activity_count"].as_u64(),
-        Some(lines.len() as u64)
-    );
+    assert_eq!(info["info"]["activity_count"].as_u64(), Some(lines.len() as u64));
     let keys: Vec<(String, i64)> = lines.iter().map(|l| key_of(l)).collect();
     // Oldest first, chronological, inside the range.
     assert!(keys.windows(2).all(|w| w[0].1 <= w[1].1), "chronological");
@@ -60,18 +57,11 @@ async fn recovery_accepts_snake_case_and_a_partition() {
     let s = server(config(1.0, 20.0)).await;
     let now = start_ms();
     let (from, to) = (now - 600_000, now - 540_000);
-    let q = format!(
-        "start_time={}&end_time={}&partition=2",
-        rfc3339(from),
-        rfc3339(to)
-    );
+    let q = format!("start_time={}&end_time={}&partition=2", rfc3339(from), rfc3339(to));
     let (lines, info) = recover(&url(&s, StreamKind::Sample10, &q)).await;
     let got: Vec<String> = lines.iter().map(|l| key_of(l).0).collect();
     assert_eq!(got, truth(StreamKind::Sample10, 20.0, from, to, Some(2)));
-    assert_eq!(
-        info["info"]["activity_count"].as_u64(),
-        Some(got.len() as u64)
-    );
+    assert_eq!(info["info"]["activity_count"].as_u64(), Some(got.len() as u64));
 }
 
 #[tokio::test]
@@ -80,43 +70,17 @@ async fn recovery_window_is_enforced_400() {
     let now = start_ms();
     let day = 86_400_000;
     let cases = [
-        (
-            StreamKind::Sample10,
-            now - 5 * day - 60_000,
-            now - 5 * day + 60_000,
-            400,
-        ),
-        (
-            StreamKind::Sample10,
-            now - 5 * day + 60_000,
-            now - 5 * day + 120_000,
-            200,
-        ),
+        (StreamKind::Sample10, now - 5 * day - 60_000, now - 5 * day + 60_000, 400),
+        (StreamKind::Sample10, now - 5 * day + 60_000, now - 5 * day + 120_000, 200),
         (StreamKind::Sample10, now - 60_000, now + 60_000, 400),
         (StreamKind::Sample10, now - 60_000, now - 120_000, 400),
-        (
-            StreamKind::PowerTrack,
-            now - day - 60_000,
-            now - day + 60_000,
-            400,
-        ),
-        (
-            StreamKind::PowerTrack,
-            now - day + 60_000,
-            now - day + 120_000,
-            200,
-        ),
+        (StreamKind::PowerTrack, now - day - 60_000, now - day + 60_000, 400),
+        (StreamKind::PowerTrack, now - day + 60_000, now - day + 120_000, 200),
         (StreamKind::Likes, now - 120_000, now - 60_000, 400),
     ];
     for (kind, from, to, status) in cases {
         let r = get(&url(&s, kind, &recovery_query(from, to))).await;
-        assert_eq!(
-            r.status(),
-            status,
-            "{kind} {} .. {}",
-            rfc3339(from),
-            rfc3339(to)
-        );
+        assert_eq!(r.status(), status, "{kind} {} .. {}", rfc3339(from), rfc3339(to));
         if status == 400 {
             let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
             assert!(v["error"]["message"].is_string());
@@ -144,12 +108,7 @@ async fn at_most_two_recovery_jobs_per_account_429() {
     let other = s.url(StreamKind::Sample10, "other", "prod") + "?" + &q;
     assert_eq!(get(&other).await.status(), 200);
     // Realtime is not a recovery job.
-    assert_eq!(
-        get(&url(&s, StreamKind::Sample10, "partition=1"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(get(&url(&s, StreamKind::Sample10, "partition=1")).await.status(), 200);
     // Ending a job frees its slot.
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -172,19 +131,11 @@ async fn recovery_pace_is_in_stream_time() {
     let s = server(cfg).await;
     let now = start_ms();
     let begin = Instant::now();
-    let (lines, info) = recover(&url(
-        &s,
-        StreamKind::Sample10,
-        &recovery_query(now - 600_000, now - 480_000),
-    ))
-    .await;
+    let (lines, info) = recover(&url(&s, StreamKind::Sample10, &recovery_query(now - 600_000, now - 480_000))).await;
     let took = begin.elapsed();
     assert!(took >= Duration::from_millis(900), "too fast: {took:?}");
     assert!(took < Duration::from_secs(6), "too slow: {took:?}");
-    assert_eq!(
-        info["info"]["activity_count"].as_u64(),
-        Some(lines.len() as u64)
-    );
+    assert_eq!(info["info"]["activity_count"].as_u64(), Some(lines.len() as u64));
 }
 
 #[tokio::test]
@@ -251,43 +202,21 @@ async fn truth_equals_realtime_plus_recovery() {
     }
     let lat = stream_sim::generator::MAX_LATENCY_MS;
     let span_end = stop - lat;
-    let mut got: Vec<String> = realtime
-        .iter()
-        .filter(|k| k.1 >= t_conn && k.1 < span_end)
-        .map(|k| k.0.clone())
-        .collect();
+    let mut got: Vec<String> =
+        realtime.iter().filter(|k| k.1 >= t_conn && k.1 < span_end).map(|k| k.0.clone()).collect();
     got.sort();
     let mut want = truth(StreamKind::Sample10, 10.0, t_conn, span_end, None);
     want.sort();
     assert_same(&got, &want, "realtime span");
-    assert!(
-        realtime.iter().all(|k| k.1 >= t_before - lat),
-        "nothing older than the connection"
-    );
+    assert!(realtime.iter().all(|k| k.1 >= t_before - lat), "nothing older than the connection");
     // Recovery of the two minutes before, then the union is the truth.
     let from = t_conn - 120_000;
-    let (lines, _) = recover(&url(
-        &s,
-        StreamKind::Sample10,
-        &recovery_query(from, t_conn),
-    ))
-    .await;
+    let (lines, _) = recover(&url(&s, StreamKind::Sample10, &recovery_query(from, t_conn))).await;
     let mut all: std::collections::BTreeSet<String> = lines.iter().map(|l| key_of(l).0).collect();
-    all.extend(
-        realtime
-            .iter()
-            .filter(|k| k.1 >= from && k.1 < span_end)
-            .map(|k| k.0.clone()),
-    );
+    all.extend(realtime.iter().filter(|k| k.1 >= from && k.1 < span_end).map(|k| k.0.clone()));
     let want: std::collections::BTreeSet<String> =
-        truth(StreamKind::Sample10, 10.0, from, span_end, None)
-            .into_iter()
-            .collect();
-    assert_same(
-        &all.into_iter().collect::<Vec<_>>(),
-        &want.into_iter().collect::<Vec<_>>(),
-        "realtime + recovery",
-    );
+        truth(StreamKind::Sample10, 10.0, from, span_end, None).into_iter().collect();
+    assert_same(&all.into_iter().collect::<Vec<_>>(), &want.into_iter().collect::<Vec<_>>(), "realtime + recovery");
 }
 
 /// Compare sorted key lists, printing only the differences.
@@ -309,8 +238,7 @@ async fn likes_stream_and_truth_cli() {
     let s = server(config(1.0, 30.0)).await;
     let now = start_ms();
     // Likes have no Recovery: read realtime with backfill and check shapes.
-    let mut rd =
-        Reader::new(get(&url(&s, StreamKind::Likes, "partition=1&backfillMinutes=1")).await);
+    let mut rd = Reader::new(get(&url(&s, StreamKind::Likes, "partition=1&backfillMinutes=1")).await);
     let mut kinds = std::collections::BTreeSet::new();
     let mut n = 0;
     let mut keys = Vec::new();
@@ -326,43 +254,18 @@ async fn likes_stream_and_truth_cli() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(
-        kinds.contains("like") && kinds.contains("unlike"),
-        "{kinds:?}"
-    );
+    assert!(kinds.contains("like") && kinds.contains("unlike"), "{kinds:?}");
     // The truth command, run as a binary, lists them.
     let from = now - 60_000;
     let to = now - 40_000;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stream-sim"))
-        .args([
-            "truth",
-            "--seed",
-            "42",
-            "--stream",
-            "likes/prod",
-            "--rate",
-            "30",
-            "--partition",
-            "1",
-        ])
+        .args(["truth", "--seed", "42", "--stream", "likes/prod", "--rate", "30", "--partition", "1"])
         .args(["--from", &rfc3339(from), "--to", &rfc3339(to)])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let mut want: Vec<String> = keys
-        .iter()
-        .filter(|k| k.0 >= from && k.0 < to)
-        .map(|k| k.1.clone())
-        .collect();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    let mut want: Vec<String> = keys.iter().filter(|k| k.0 >= from && k.0 < to).map(|k| k.1.clone()).collect();
     want.sort();
     let mut cli_sorted = cli.clone();
     cli_sorted.sort();
@@ -387,21 +290,12 @@ async fn activity_streams_format_carries_the_same_truth() {
     let (from, to) = (now - 300_000, now - 240_000);
     let u = s.url(StreamKind::Sample10, "acme", "as") + "?" + &recovery_query(from, to);
     let (lines, info) = recover(&u).await;
-    assert_eq!(
-        info["info"]["activity_count"].as_u64(),
-        Some(lines.len() as u64)
-    );
+    assert_eq!(info["info"]["activity_count"].as_u64(), Some(lines.len() as u64));
     let activities = lines
         .iter()
-        .filter(|l| {
-            serde_json::from_slice::<serde_json::Value>(l).unwrap()["objectType"] == "activity"
-        })
+        .filter(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()["objectType"] == "activity")
         .count();
-    assert!(
-        activities * 10 > lines.len() * 9,
-        "{activities} of {}",
-        lines.len()
-    );
+    assert!(activities * 10 > lines.len() * 9, "{activities} of {}", lines.len());
     let got: Vec<String> = lines.iter().map(|l| key_of(l).0).collect();
     let mut spec = StreamSpec::new(StreamKind::Sample10, "as");
     spec.rate = 20.0;

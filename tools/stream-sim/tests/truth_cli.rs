@@ -23,11 +23,7 @@ fn truth(extra: &[&str]) -> String {
         .args(extra)
         .output()
         .expect("run stream-sim truth");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -37,9 +33,7 @@ fn fingerprints_add_the_length_and_hash_of_the_exact_bytes() {
     let with = truth(&["--fingerprints"]);
     let mut spec = StreamSpec::new(StreamKind::Sample10, "prod");
     spec.rate = 20.0;
-    let acts: Vec<_> = Generator::new(9, &spec)
-        .range(1_772_323_200_000, 1_772_323_210_000, None)
-        .collect();
+    let acts: Vec<_> = Generator::new(9, &spec).range(1_772_323_200_000, 1_772_323_210_000, None).collect();
     assert!(acts.len() > 100);
     assert_eq!(plain.lines().count(), acts.len());
     assert_eq!(with.lines().count(), acts.len());

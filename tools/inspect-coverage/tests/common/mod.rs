@@ -59,7 +59,9 @@ pub fn rich_post(ms: i64, seq: u16, of: u64, reply: u64, quoted: u64) -> String 
 
 /// A Post delete of `id` at `ms`.
 pub fn delete(id: u64, ms: i64) -> String {
-    format!(r#"{{"delete":{{"status":{{"id":{id},"id_str":"{id}","user_id":1000,"user_id_str":"1000"}},"timestamp_ms":"{ms}"}}}}"#)
+    format!(
+        r#"{{"delete":{{"status":{{"id":{id},"id_str":"{id}","user_id":1000,"user_id_str":"1000"}},"timestamp_ms":"{ms}"}}}}"#
+    )
 }
 
 /// Ingests `n` Posts spread over the minute starting at `minute_secs`; returns the lines.
@@ -186,7 +188,8 @@ pub fn serve_admin(
                 _ => ("404 Not Found", "no".into()),
             };
             // Chunked, as a real server may answer.
-            let mut resp = format!("HTTP/1.1 {code}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let mut resp =
+                format!("HTTP/1.1 {code}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
             for chunk in body.as_bytes().chunks(1000) {
                 resp.push_str(&format!("{:x}\r\n{}\r\n", chunk.len(), std::str::from_utf8(chunk).unwrap()));
             }

@@ -10,17 +10,13 @@ use stream_sim::{Clock, Server, SimConfig, StreamKind};
 pub const START: &str = "2026-01-01T12:00:00Z";
 
 pub fn start_ms() -> i64 {
-    DateTime::parse_from_rfc3339(START)
-        .unwrap()
-        .timestamp_millis()
+    DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis()
 }
 
 /// A config with a fast clock starting at START now, low rate, pace unlimited.
 pub fn config(speed: f64, rate: f64) -> SimConfig {
     let mut cfg = SimConfig::new(42).with_rate(rate);
-    let start = DateTime::parse_from_rfc3339(START)
-        .unwrap()
-        .with_timezone(&Utc);
+    let start = DateTime::parse_from_rfc3339(START).unwrap().with_timezone(&Utc);
     cfg.clock = Clock::scaled(Some(start), speed, None);
     cfg.recovery_pace = 0.0;
     cfg.user = "u".into();
@@ -29,9 +25,7 @@ pub fn config(speed: f64, rate: f64) -> SimConfig {
 }
 
 pub async fn server(cfg: SimConfig) -> Server {
-    Server::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("server starts")
+    Server::start(cfg, "127.0.0.1:0".parse().unwrap()).await.expect("server starts")
 }
 
 pub fn client() -> reqwest::Client {
@@ -48,12 +42,7 @@ pub fn url(s: &Server, kind: StreamKind, query: &str) -> String {
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
-    client()
-        .get(url)
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .expect("request")
+    client().get(url).basic_auth("u", Some("p")).send().await.expect("request")
 }
 
 /// One item read from a stream body.
@@ -77,11 +66,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(resp: reqwest::Response) -> Self {
-        Reader {
-            resp,
-            buf: Vec::new(),
-            done: false,
-        }
+        Reader { resp, buf: Vec::new(), done: false }
     }
 
     pub async fn next(&mut self, timeout: Duration) -> Item {
@@ -112,10 +97,7 @@ impl Reader {
                 Ok(Ok(None)) => {
                     self.done = true;
                     if !self.buf.is_empty() {
-                        return Item::Error(format!(
-                            "{} bytes of an unfinished line at the end",
-                            self.buf.len()
-                        ));
+                        return Item::Error(format!("{} bytes of an unfinished line at the end", self.buf.len()));
                     }
                 }
                 Ok(Err(e)) => return Item::Error(format!("{e:?}")),
@@ -165,26 +147,15 @@ pub fn key_of(line: &[u8]) -> (String, i64) {
         }
         let f = &d["favorite"];
         return (
-            format!(
-                "unlike {}:{}:{}",
-                f["tweet_id_str"].as_str().unwrap(),
-                f["user_id_str"].as_str().unwrap(),
-                t
-            ),
+            format!("unlike {}:{}:{}", f["tweet_id_str"].as_str().unwrap(), f["user_id_str"].as_str().unwrap(), t),
             t,
         );
     }
     if v.get("favorited_status").is_some() {
-        return (
-            format!("like {}", v["id"].as_str().unwrap()),
-            ts(&v["timestamp_ms"]),
-        );
+        return (format!("like {}", v["id"].as_str().unwrap()), ts(&v["timestamp_ms"]));
     }
     if v.get("id_str").is_some() && v.get("user").is_some() {
-        return (
-            format!("post {}", v["id_str"].as_str().unwrap()),
-            ts(&v["timestamp_ms"]),
-        );
+        return (format!("post {}", v["id_str"].as_str().unwrap()), ts(&v["timestamp_ms"]));
     }
     // Compliance: FNV-1a 64 of the exact bytes.
     let mut h: u64 = 0xcbf29ce484222325;
