@@ -35,6 +35,9 @@ pub struct Options {
     /// Owe coverage from this Unix second (inside the recovery window), not
     /// only from the first start.
     pub since_secs: Option<i64>,
+    /// The filesystem of the streams' files (`None`: the real one). Tests
+    /// inject disk faults here.
+    pub fs: Option<std::sync::Arc<dyn gapless_storage::io::Filesystem>>,
 }
 
 /// A running archiver, for in-process use (tests, the demo).
@@ -56,7 +59,8 @@ impl Running {
 /// Starts the archiver; it runs until [`Running::stop`].
 pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let (shutdown, rx) = watch::channel(false);
-    let store = Store::open(&opts.config.data, StoreConfig::default())
+    let fs = opts.fs.clone().unwrap_or_else(gapless_storage::io::StdFs::shared);
+    let store = Store::open_with(&opts.config.data, StoreConfig::default(), fs)
         .with_context(|| format!("open data directory {}", opts.config.data.display()))?;
     let client = reqwest::Client::builder()
         .use_rustls_tls()

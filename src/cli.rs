@@ -103,6 +103,7 @@ pub fn run() -> anyhow::Result<()> {
                 config,
                 clock,
                 since_secs: since.map(|t| t.timestamp()),
+                fs: None,
             }))
         }
         Command::Import { data, stream, files } => {

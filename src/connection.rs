@@ -124,6 +124,11 @@ pub enum End {
     /// `Recovery Request Completed`, but the data had gaps longer than the
     /// data-silence bound: they stay holes.
     CompletedWithGaps,
+    /// Storage took no data for the silence bound (its disk is full and
+    /// its pending cap reached): the connection is closed rather than held
+    /// open unread; what it would have delivered is a hole, which Backfill
+    /// and Recovery fill once the disk has room.
+    StorageBlocked,
 }
 
 impl End {
@@ -282,8 +287,12 @@ impl Reader<'_> {
             }
             end = end.or(tracker.observe(&batch, now));
             self.delivered = true;
-            if self.ctx.tx.send(Msg::Batch(batch)).await.is_err() {
-                return Some(End::Shutdown);
+            let wait = self.ctx.clock.wall(self.ctx.cfg.liveness.silence.0);
+            match tokio::time::timeout(wait, self.ctx.tx.send(Msg::Batch(batch))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Some(End::Shutdown),
+                // The batch is not stored, and nothing after it is claimed.
+                Err(_) => return Some(End::StorageBlocked),
             }
         }
         if end.is_some() {

@@ -152,7 +152,7 @@ liveness = {{ silence = "30s", data_silence = "10s" }}
     while clock.now_ms() < start_ms {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let running = archiver::start(Options { config, clock, since_secs: None }).await?;
+    let running = archiver::start(Options { config, clock, since_secs: None, fs: None }).await?;
     if let Some(a) = running.admin {
         println!("admin API: http://{a}/status  /coverage  /metrics\n");
     }

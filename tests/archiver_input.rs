@@ -74,6 +74,15 @@ stream = "sample10/prod"
 /// The archiver, on the system clock, on the raw server's one stream (a
 /// PowerTrack stream without Backfill or Recovery: nothing but the input).
 async fn archive_raw(server: &RawServer, liveness: &str) -> (tempfile::TempDir, Running) {
+    archive_raw_on(server, liveness, None).await
+}
+
+/// [`archive_raw`] on a filesystem that may fail.
+async fn archive_raw_on(
+    server: &RawServer,
+    liveness: &str,
+    fs: Option<Arc<dyn gapless_storage::io::Filesystem>>,
+) -> (tempfile::TempDir, Running) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("creds"), "u:p").unwrap();
     let text = format!(
@@ -91,8 +100,42 @@ liveness = {liveness}
         server.addr
     );
     let config = Config::parse(&text, dir.path()).unwrap();
-    let running = archiver::start(Options { config, clock: Clock::system(), since_secs: None }).await.unwrap();
+    let running = archiver::start(Options { config, clock: Clock::system(), since_secs: None, fs }).await.unwrap();
     (dir, running)
+}
+
+/// Issue 9, item 7: a full disk stops coverage and growth. Past the
+/// pending cap the storage thread takes no more data, and the connection,
+/// unable to hand on what it reads, is closed (not held open unread).
+/// Nothing pending is dropped: once the disk has room, every activity the
+/// archiver accepted is in the archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_closes_the_connection_and_loses_nothing_pending() {
+    use gapless_storage::io::{Fault, FaultyFs, Op, Rule};
+    let _g = serial();
+    capture_logs();
+    clear_logs();
+    // ~84 MB of Posts on the first connection: more than the pending cap.
+    let server = RawServer::start(|_| Body { gzip: true, parts: vec![Part::Posts(700_000), Part::Heartbeats] }).await;
+    let fs = FaultyFs::new();
+    fs.fail(Rule::always(Op::Write, ".seg", Fault::NoSpace));
+    let (dir, running) = archive_raw_on(&server, r#"{ silence = "3s" }"#, Some(fs.shared())).await;
+    let m = running.metrics.streams[0].clone();
+    wait_for("the connection closed on blocked storage", Duration::from_secs(120), || {
+        logs().contains("STORAGE BLOCKED") && logs().contains("reason=StorageBlocked")
+    })
+    .await;
+    let accepted = counter(&m.stored);
+    assert!(accepted > 0);
+    fs.heal();
+    wait_for("storage unblocked", Duration::from_secs(60), || logs().contains("storage unblocked")).await;
+    running.stop().await.unwrap();
+    let stored = counter(&m.stored);
+    let in_archive: usize = gapless_storage::reader::RangeReader::new(&dir.path().join("data"), "raw", 0..i64::MAX)
+        .map(|b| b.unwrap().len())
+        .sum();
+    assert_eq!(in_archive as u64, stored, "every activity accepted is in the archive");
+    assert!(stored >= accepted);
 }
 
 fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {

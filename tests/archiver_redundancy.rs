@@ -28,7 +28,7 @@ async fn redundant_connections_merge_and_cover_for_each_other() {
     let text = h.config_text.replace("kind = \"decahose\"", "kind = \"decahose\"\nconnections_per_partition = 2");
     let mut config = Config::parse(&text, h.dir.path()).unwrap();
     config.data = h.data();
-    let running = archiver::start(Options { config, clock: h.clock(), since_secs: None }).await.unwrap();
+    let running = archiver::start(Options { config, clock: h.clock(), since_secs: None, fs: None }).await.unwrap();
     h.until_minute(8.0).await;
     until_full(&h, running.admin.unwrap(), "decahose", 1, 7, Duration::from_secs(60)).await;
     let m = running.metrics.streams[0].clone();

@@ -18,7 +18,8 @@ async fn history_since_a_time_is_recovered() {
     let mut config = Config::parse(&h.config_text, h.dir.path()).unwrap();
     config.data = h.data();
     let since = h.start_ms / 1000 - 20 * 60;
-    let running = archiver::start(Options { config, clock: h.clock(), since_secs: Some(since) }).await.unwrap();
+    let running =
+        archiver::start(Options { config, clock: h.clock(), since_secs: Some(since), fs: None }).await.unwrap();
     h.until_minute(6.0).await;
     // The history is recovered as fast as this machine goes: wait for it
     // (generously) rather than for a fixed stream time.

@@ -181,7 +181,7 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
     pub async fn archiver(&self) -> Running {
         let mut config = Config::parse(&self.config_text, self.dir.path()).unwrap();
         config.data = self.data();
-        archiver::start(Options { config, clock: self.clock(), since_secs: None }).await.unwrap()
+        archiver::start(Options { config, clock: self.clock(), since_secs: None, fs: None }).await.unwrap()
     }
 
     /// Waits until stream time reaches `START + minutes`.
