@@ -136,6 +136,16 @@ impl SegmentWriter {
         if tmp.exists() {
             fs.remove_file(&tmp).ctx("remove stale temporary file", &tmp)?;
         }
+        if existed {
+            // The common case, in bounded memory: every frame verifies.
+            if let Some(frames) = clean_frames(fs, path, Some(minute))? {
+                let file = fs.open(path, Mode::ReadWrite).ctx("open segment", path)?;
+                let len = file.len().ctx("stat segment", path)?;
+                let w = SegmentWriter { file, path: path.into(), minute, len, frames: frames.len(), dirty: false };
+                return Ok((w, frames, Repair::default()));
+            }
+        }
+        // A new file, or one to repair: read whole (rare).
         let mut file = fs.open(path, Mode::ReadWrite).ctx("open segment", path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ctx("read segment", path)?;
@@ -360,6 +370,9 @@ pub fn replace_atomically(fs: &dyn Filesystem, path: &Path, contents: &[u8]) -> 
 /// byte after the file header failed to verify. Never modifies the file.
 /// Reads the whole file.
 pub fn verified_frames(fs: &dyn Filesystem, path: &Path) -> Result<(Vec<FrameRef>, bool)> {
+    if let Some(frames) = clean_frames(fs, path, None)? {
+        return Ok((frames, false));
+    }
     let bytes = fs.read(path).ctx("read segment", path)?;
     if bytes.len() < FILE_HEADER_LEN as usize {
         return Ok((Vec::new(), true));
@@ -367,6 +380,30 @@ pub fn verified_frames(fs: &dyn Filesystem, path: &Path) -> Result<(Vec<FrameRef
     let header_ok = check_file_header(path, &bytes).is_ok();
     let (frames, damaged, good_end) = scan(&bytes);
     Ok((frames, !header_ok || !damaged.is_empty() || good_end != bytes.len() as u64))
+}
+
+/// Walks a segment frame by frame, one frame in memory at a time: its
+/// frames if every byte verifies (and the header names `minute`, if
+/// given); `None` if anything does not, and the caller scans the whole
+/// file to find what to keep.
+fn clean_frames(fs: &dyn Filesystem, path: &Path, minute: Option<Minute>) -> Result<Option<Vec<FrameRef>>> {
+    let mut r = match SegmentReader::open_in(fs, path) {
+        Ok(r) => r,
+        Err(Error::NotASegment { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if r.end < FILE_HEADER_LEN || minute.is_some_and(|m| m != r.minute) {
+        return Ok(None);
+    }
+    let mut frames = Vec::new();
+    let mut payload = Vec::new();
+    while let Some(f) = r.next_header()? {
+        if !r.read_payload(&f, &mut payload)? {
+            return Ok(None);
+        }
+        frames.push(f);
+    }
+    Ok((r.pos == r.end).then_some(frames))
 }
 
 /// Whether a segment fails the structural check: shorter than its header,

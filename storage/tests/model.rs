@@ -91,10 +91,17 @@ impl Model {
     /// with data in this commit whose every activity known to the model is
     /// committed (a second with an activity that may have been lost is
     /// not claimed until it is delivered again).
-    fn commit(&mut self) -> BTreeSet<i64> {
-        let secs: BTreeSet<i64> = self.pending.values().map(|(ms, _)| ms.div_euclid(1000)).collect();
-        self.committed.append(&mut self.pending);
-        let open: BTreeSet<i64> = self.maybe.values().map(|(ms, _)| ms.div_euclid(1000)).collect();
+    /// `stuck`: minutes the store still holds pending after the commit (a
+    /// minute that could not be written does not block the others).
+    fn commit(&mut self, stuck: &[Minute]) -> BTreeSet<i64> {
+        let stuck: BTreeSet<i64> = stuck.iter().map(|m| m.0).collect();
+        let (waiting, done): (BTreeMap<K, (i64, String)>, BTreeMap<K, (i64, String)>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|(k, _)| stuck.contains(&k.0));
+        self.pending = waiting;
+        let secs: BTreeSet<i64> = done.values().map(|(ms, _)| ms.div_euclid(1000)).collect();
+        self.committed.extend(done);
+        let mut open: BTreeSet<i64> = self.maybe.values().map(|(ms, _)| ms.div_euclid(1000)).collect();
+        open.extend(self.pending.values().map(|(ms, _)| ms.div_euclid(1000)));
         let claimed: BTreeSet<i64> = secs.difference(&open).copied().collect();
         for (k, (ms, _)) in &self.committed {
             if claimed.contains(&ms.div_euclid(1000)) {
@@ -183,7 +190,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Commit => match h.w().commit() {
                 Ok((proof, _)) => {
-                    let secs = m.commit();
+                    let secs = m.commit(&h.w().pending_minutes());
                     let coverage = h.store.as_ref().unwrap().coverage().clone();
                     for s in secs {
                         coverage.cover(&proof, "s", 1, s..s + 1).unwrap();
@@ -245,7 +252,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     h.fs.heal();
                     if h.w().commit().is_ok() {
                         let (proof, _) = h.w().commit().unwrap();
-                        let secs = m.commit();
+                        let secs = m.commit(&h.w().pending_minutes());
                         let coverage = h.store.as_ref().unwrap().coverage().clone();
                         for s in secs {
                             coverage.cover(&proof, "s", 1, s..s + 1).unwrap();
@@ -273,7 +280,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // The disk works again: everything pending is committed.
     h.fs.heal();
     let (proof, _) = h.w().commit().unwrap();
-    let secs = m.commit();
+    let secs = m.commit(&h.w().pending_minutes());
     let coverage = h.store.as_ref().unwrap().coverage().clone();
     for s in secs {
         coverage.cover(&proof, "s", 1, s..s + 1).unwrap();
