@@ -72,6 +72,7 @@ fn post(id: u64, ms: i64) -> String {
 }
 
 type K = (i64, Key); // (minute, key)
+type Records = BTreeMap<K, (i64, String)>;
 
 #[derive(Default)]
 struct Model {
@@ -95,7 +96,7 @@ impl Model {
     /// minute that could not be written does not block the others).
     fn commit(&mut self, stuck: &[Minute]) -> BTreeSet<i64> {
         let stuck: BTreeSet<i64> = stuck.iter().map(|m| m.0).collect();
-        let (waiting, done): (BTreeMap<K, (i64, String)>, BTreeMap<K, (i64, String)>) =
+        let (waiting, done): (Records, Records) =
             std::mem::take(&mut self.pending).into_iter().partition(|(k, _)| stuck.contains(&k.0));
         self.pending = waiting;
         let secs: BTreeSet<i64> = done.values().map(|(ms, _)| ms.div_euclid(1000)).collect();
