@@ -64,7 +64,10 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--rates" => {
-                a.rates = value("--rates")?.split(',').map(|r| r.trim().parse::<f64>().map_err(|e| format!("--rates {r}: {e}"))).collect::<Result<_, _>>()?
+                a.rates = value("--rates")?
+                    .split(',')
+                    .map(|r| r.trim().parse::<f64>().map_err(|e| format!("--rates {r}: {e}")))
+                    .collect::<Result<_, _>>()?
             }
             "--seconds" => a.seconds = value("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--speed" => a.speed = value("--speed")?.parse().map_err(|e| format!("--speed: {e}"))?,
@@ -89,7 +92,8 @@ fn cpu_secs(pid: &str) -> f64 {
     // the 3rd field, utime the 14th, stime the 15th.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -246,11 +250,18 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
     let map = CoverageMap::open(&data.join("coverage"))?;
     let holes = map.holes("decahose", from_ms / 1000..to_ms / 1000)?;
     let (first_min, end_min) = (Minute::of_ms(from_ms + 59_999), Minute::of_ms(to_ms));
-    let states = if first_min.0 < end_min.0 { map.minute_states("decahose", first_min..end_min, i64::MAX / 4, 0)? } else { Vec::new() };
+    let states = if first_min.0 < end_min.0 {
+        map.minute_states("decahose", first_min..end_min, i64::MAX / 4, 0)?
+    } else {
+        Vec::new()
+    };
     let full = states.iter().filter(|s| s.coverage == Coverage::Full).count();
     drop(map);
     let gen = stream_sim::Generator::new(args.seed, &spec);
-    let diff = verify::compare(&verify::truth(&gen, from_ms, to_ms), &verify::read_archive(&data, "decahose", from_ms, to_ms)?);
+    let diff = verify::compare(
+        &verify::truth(&gen, from_ms, to_ms),
+        &verify::read_archive(&data, "decahose", from_ms, to_ms)?,
+    );
     let stored = count_stored(&data)?;
     let mut note = String::new();
     if !holes.is_empty() {
@@ -307,7 +318,12 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("gapless archive (release, {}) against stream-sim, {} s per rate, clock speed {}", env!("CARGO_BIN_EXE_gapless"), args.seconds, args.speed);
+    println!(
+        "gapless archive (release, {}) against stream-sim, {} s per rate, clock speed {}",
+        env!("CARGO_BIN_EXE_gapless"),
+        args.seconds,
+        args.speed
+    );
     let mut rows = Vec::new();
     for &rate in &args.rates {
         eprintln!("rate {rate} Posts/s: running {} s ...", args.seconds);

@@ -22,6 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// The whole story in under a minute: a simulated Decahose with faults,
     /// archived, repaired, and checked against ground truth.
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoArgs),
     /// Archive the configured streams until SIGINT/SIGTERM, keeping the
     /// archive complete inside the recovery window.
@@ -81,9 +82,13 @@ fn init_logs(json: bool, default: &str) {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo draws its own progress; its logs only say what went wrong.
+    #[cfg(feature = "demo")]
     let default = if matches!(cli.command, Command::Demo(_)) { "error" } else { "info" };
+    #[cfg(not(feature = "demo"))]
+    let default = "info";
     init_logs(cli.log_json, default);
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
             if rt.block_on(crate::demo::run(args))? {

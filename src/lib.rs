@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod continuity;
 pub mod credentials;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod import;
 pub mod limiter;
