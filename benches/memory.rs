@@ -231,8 +231,14 @@ fn run_one(rt: &tokio::runtime::Runtime, args: &Args, rate: f64) -> Result<Row, 
         let t = Instant::now();
         eprintln!("  pre-generating {} s of stream at {rate} Posts/s ...", args.burst_seconds);
         let sim = rt.block_on(stream_sim::maxspeed::start(cfg, listen, args.burst_seconds))?;
+        eprintln!("  served from this process's memory: RSS {}", mb(status_kb(std::process::id(), "VmRSS:").unwrap_or(0)));
         let truth = verify::truth(&gen, start.timestamp_millis(), start.timestamp_millis() + burst_ms);
-        eprintln!("  {} activities ready in {:.0} s", truth.len(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "  {} activities ready in {:.0} s (with their truth: this process's RSS {})",
+            truth.len(),
+            t.elapsed().as_secs_f64(),
+            mb(status_kb(std::process::id(), "VmRSS:").unwrap_or(0))
+        );
         (sim, Some(truth))
     } else {
         (rt.block_on(stream_sim::Server::start(cfg, listen))?, None)
