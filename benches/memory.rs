@@ -18,7 +18,7 @@
 //!   machine shared with the archiver it cannot reach 60,000.
 //! - **max-speed** (rates from `--max-speed-from` up): stream-sim's
 //!   max-speed mode (`tools/stream-sim/src/maxspeed.rs`) pre-generates
-//!   `--burst-seconds` (default 25) of the stream at that rate, from 10:00
+//!   `--burst-seconds` (default 35) of the stream at that rate, from 10:00
 //!   UTC, compressed, in this process (so not in the archiver's RSS), and
 //!   serves it as fast as the archiver reads. The archiver's clock starts
 //!   50 s after the burst's start, with `--since` at its start: its first
@@ -34,7 +34,7 @@
 //!
 //! ```sh
 //! cargo bench --bench memory -- [--rates 600,6000,60000] [--seconds 150] [--speed 1] [--seed 1]
-//!                               [--max-speed-from 20000] [--burst-seconds 25]
+//!                               [--max-speed-from 20000] [--burst-seconds 35]
 //! ```
 //!
 //! The table, one row per rate:
@@ -102,7 +102,7 @@ fn parse_args() -> Result<Args, String> {
         speed: 1.0,
         seed: 1,
         max_speed_from: 20_000.0,
-        burst_seconds: 25,
+        burst_seconds: 35,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
