@@ -613,20 +613,9 @@ fn last_covered(ctx: &StreamCtx, partition: u32) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gapless_storage::activity::Limits;
 
     fn batch(times: &[i64]) -> Batch {
-        let mut buf = Vec::new();
-        for (i, t) in times.iter().enumerate() {
-            buf.extend_from_slice(
-                format!(
-                    "{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n",
-                    1000 + i
-                )
-                .as_bytes(),
-            );
-        }
-        Batch::classify(buf, &Limits::default())
+        crate::lines::posts_at(times.iter().copied())
     }
 
     const CAP_5S: DataBound = DataBound::Derived { default_ms: 1000, cap_ms: 5000 };

@@ -259,6 +259,19 @@ pub fn split_lines(buf: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// A batch of Posts with these activity times (ms), for unit tests.
+#[cfg(test)]
+pub(crate) fn posts_at(times: impl IntoIterator<Item = i64>) -> Batch {
+    let mut buf = Vec::new();
+    for (i, t) in times.into_iter().enumerate() {
+        buf.extend_from_slice(
+            format!("{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n", 1000 + i)
+                .as_bytes(),
+        );
+    }
+    Batch::classify(buf, &Limits::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,20 +166,9 @@ fn show(ctx: &StreamCtx, job: &JobRecord, state: &'static str) {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
-    use gapless_storage::activity::Limits;
 
     fn batch(times: impl Iterator<Item = i64>) -> Batch {
-        let mut buf = Vec::new();
-        for (i, t) in times.enumerate() {
-            buf.extend_from_slice(
-                format!(
-                    "{{\"id_str\":\"{}\",\"created_at\":\"x\",\"user\":{{}},\"timestamp_ms\":\"{t}\"}}\r\n",
-                    1000 + i
-                )
-                .as_bytes(),
-            );
-        }
-        Batch::classify(buf, &Limits::default())
+        crate::lines::posts_at(times)
     }
 
     const S: i64 = 1_700_000_040; // a whole minute
