@@ -29,7 +29,7 @@
 //! - **Second range.** Seconds are Unix seconds stored as `u32`; the store
 //!   takes whole UTC days up to [`MAX_SECS`] (2106-02-06T00:00:00Z), so an
 //!   exclusive end always fits in a `u32`. Ranges are half-open
-//!   `[start, end)`; outside `[0, MAX_SECS)` is [`Error::Invalid`].
+//!   `[start, end)`; outside `[0, MAX_SECS)` is [`Error::OutOfRange`].
 //!
 //! # On-disk layout (format version 1)
 //! All integers are big-endian, so that sled's byte order of keys is their
@@ -86,9 +86,6 @@ const DAY: i64 = 86_400;
 /// The end (exclusive) of the seconds the store can hold: whole days that
 /// fit in a `u32` (2106-02-06T00:00:00Z).
 pub const MAX_SECS: i64 = (u32::MAX as i64 / DAY) * DAY;
-
-/// Longest stream label, in bytes.
-const MAX_LABEL: usize = 255;
 
 const FORMAT_KEY: &[u8] = b"format";
 
@@ -337,7 +334,10 @@ impl CoverageMap {
                 .cache_capacity(64 << 20)
                 .open();
             match opened {
-                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                Err(e) if is_lock_busy(&e) => {
+                    if tries >= 100 {
+                        return Err(Error::CoverageLocked { path: path.to_path_buf() });
+                    }
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -351,7 +351,7 @@ impl CoverageMap {
     /// so that a mistyped `--data` is an error rather than a new empty store.
     pub fn open_existing(path: &Path) -> Result<CoverageMap> {
         if !path.join("conf").is_file() || !path.join("db").is_file() {
-            return Err(Error::Invalid(format!("{}: no coverage store here", path.display())));
+            return Err(Error::NotFound { what: "coverage store", path: path.to_path_buf() });
         }
         let map = CoverageMap::open(path)?;
         Ok(map)
@@ -398,7 +398,7 @@ impl CoverageMap {
     pub fn set_partitions(&self, stream: &str, partitions: u32) -> Result<()> {
         check_label(stream)?;
         if partitions == 0 {
-            return Err(Error::Invalid(format!("stream {stream}: 0 partitions")));
+            return Err(Error::BadPartition { stream: stream.to_string(), partition: 0, partitions: 0 });
         }
         let old = self.stream_meta(stream)?;
         let owed_from = old.as_ref().and_then(|m| m.owed_from);
@@ -407,7 +407,7 @@ impl CoverageMap {
     }
 
     fn put_stream_meta(&self, stream: &str, meta: &StreamMeta) -> Result<()> {
-        let json = serde_json::to_vec(meta).map_err(|e| Error::Invalid(format!("stream metadata: {e}")))?;
+        let json = serde_json::to_vec(meta).map_err(|e| Error::BadRecord(format!("stream metadata: {e}")))?;
         self.streams.insert(stream.as_bytes(), json)?;
         self.db.flush()?;
         Ok(())
@@ -427,7 +427,7 @@ impl CoverageMap {
     /// The stream must be registered with [`CoverageMap::set_partitions`].
     pub fn owe_from(&self, stream: &str, secs: i64) -> Result<i64> {
         let Some(mut meta) = self.stream_meta(stream)? else {
-            return Err(Error::Invalid(format!("stream {stream}: not registered")));
+            return Err(Error::UnknownStream(stream.to_string()));
         };
         let from = meta.owed_from.map_or(secs, |f| f.min(secs));
         if meta.owed_from != Some(from) {
@@ -441,7 +441,7 @@ impl CoverageMap {
     /// The stream must be registered with [`CoverageMap::set_partitions`].
     pub fn set_recovery_window(&self, stream: &str, secs: i64) -> Result<()> {
         let Some(mut meta) = self.stream_meta(stream)? else {
-            return Err(Error::Invalid(format!("stream {stream}: not registered")));
+            return Err(Error::UnknownStream(stream.to_string()));
         };
         if meta.recovery_window_secs != Some(secs) {
             meta.recovery_window_secs = Some(secs);
@@ -477,8 +477,7 @@ impl CoverageMap {
     }
 
     fn known_partitions(&self, stream: &str) -> Result<u32> {
-        self.partitions(stream)?
-            .ok_or_else(|| Error::Invalid(format!("unknown stream {stream:?} (set_partitions first)")))
+        self.partitions(stream)?.ok_or_else(|| Error::UnknownStream(stream.to_string()))
     }
 
     /// The registered streams, in byte order of their labels.
@@ -497,14 +496,14 @@ impl CoverageMap {
     ///
     /// **The invariant:** call this only with the proof of a commit that
     /// made durable every frame delivered for `secs`. The proof must be for
-    /// this stream ([`Error::Invalid`] otherwise): a commit of one stream
+    /// this stream ([`Error::WrongProof`] otherwise): a commit of one stream
     /// says nothing about another's data. The stream must be registered
     /// and `partition` in `1..=partitions`. The proof is borrowed: one
     /// commit can cover several partitions and ranges.
     pub fn cover(&self, proof: &Durable, stream: &str, partition: u32, secs: Range<i64>) -> Result<()> {
         check_label(stream)?;
         if proof.stream() != stream {
-            return Err(Error::Invalid(format!("cover {stream}: the proof is for stream {:?}", proof.stream())));
+            return Err(Error::WrongProof { stream: stream.to_string(), proof: proof.stream().to_string() });
         }
         let parts = self.known_partitions(stream)?;
         check_partition(stream, partition, parts)?;
@@ -725,15 +724,15 @@ impl CoverageMap {
         check_label(&job.stream)?;
         check_secs(&(job.start_secs..job.end_secs))?;
         if !(job.start_secs..=job.end_secs).contains(&job.resume_secs) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::BadRecord(format!(
                 "job {}: resume_secs {} outside {}..={}",
                 job.id, job.resume_secs, job.start_secs, job.end_secs
             )));
         }
         if job.partition == Some(0) {
-            return Err(Error::Invalid(format!("job {}: partition 0", job.id)));
+            return Err(Error::BadRecord(format!("job {}: partition 0", job.id)));
         }
-        let json = serde_json::to_vec(job).map_err(|e| Error::Invalid(format!("job {}: {e}", job.id)))?;
+        let json = serde_json::to_vec(job).map_err(|e| Error::BadRecord(format!("job {}: {e}", job.id)))?;
         self.jobs.insert(job_key(&job.stream, job.id), json)?;
         Ok(())
     }
@@ -803,16 +802,20 @@ fn be_u32(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(a))
 }
 
-fn check_label(stream: &str) -> Result<()> {
-    if stream.is_empty() || stream.len() > MAX_LABEL || stream.as_bytes().contains(&0) {
-        return Err(Error::Invalid(format!("stream label {stream:?}: must be 1 to {MAX_LABEL} bytes without NUL")));
-    }
-    Ok(())
+use crate::layout::check_label;
+
+/// Whether sled refused to open because another handle holds its file lock.
+/// sled 0.34 reports this only as an `io::Error` of kind `Other` with a
+/// message (`config.rs`, "could not acquire lock"): this is the one place
+/// that reads that text, and it becomes [`Error::CoverageLocked`].
+fn is_lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::Other
+        && io.to_string().contains("could not acquire lock"))
 }
 
 fn check_partition(stream: &str, partition: u32, parts: u32) -> Result<()> {
     if partition == 0 || partition > parts {
-        return Err(Error::Invalid(format!("stream {stream}: partition {partition} outside 1..={parts}")));
+        return Err(Error::BadPartition { stream: stream.to_string(), partition, partitions: parts });
     }
     Ok(())
 }
@@ -820,7 +823,7 @@ fn check_partition(stream: &str, partition: u32, parts: u32) -> Result<()> {
 /// A valid half-open range of seconds inside `[0, MAX_SECS)`.
 fn check_secs(r: &Range<i64>) -> Result<Run> {
     if r.start < 0 || r.end > MAX_SECS || r.start > r.end {
-        return Err(Error::Invalid(format!("seconds {}..{}: need 0 <= start <= end <= {MAX_SECS}", r.start, r.end)));
+        return Err(Error::OutOfRange(format!("seconds {}..{}: need 0 <= start <= end <= {MAX_SECS}", r.start, r.end)));
     }
     Ok((r.start, r.end))
 }
@@ -830,7 +833,7 @@ fn check_secs(r: &Range<i64>) -> Result<Run> {
 fn minute_window(minutes: &Range<Minute>) -> Result<Run> {
     let max = MAX_SECS / 60;
     if !(0..=max).contains(&minutes.start.0) || !(0..=max).contains(&minutes.end.0) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::OutOfRange(format!(
             "minutes {}..{}: need 0 <= minute <= {max}",
             minutes.start.0, minutes.end.0
         )));
@@ -840,7 +843,7 @@ fn minute_window(minutes: &Range<Minute>) -> Result<Run> {
 
 fn check_minute(m: Minute) -> Result<u32> {
     if m.0 < 0 || m.0 >= MAX_SECS / 60 {
-        return Err(Error::Invalid(format!("minute {} out of range", m.0)));
+        return Err(Error::OutOfRange(format!("minute {} out of range", m.0)));
     }
     Ok(m.0 as u32)
 }
@@ -1114,9 +1117,9 @@ mod tests {
         let (_d, map) = temp_map();
         map.set_partitions("s", 1).expect("set");
         let r = map.minute_states("s", Minute(0)..Minute(i64::MAX), 0, 0);
-        assert!(matches!(r, Err(Error::Invalid(_))));
-        assert!(matches!(map.counts("s", Minute(-5)..Minute(0)), Err(Error::Invalid(_))));
-        assert!(matches!(map.add_counts("s", Minute(i64::MIN), Counts::default()), Err(Error::Invalid(_))));
+        assert!(matches!(r, Err(Error::OutOfRange(_))));
+        assert!(matches!(map.counts("s", Minute(-5)..Minute(0)), Err(Error::OutOfRange(_))));
+        assert!(matches!(map.add_counts("s", Minute(i64::MIN), Counts::default()), Err(Error::OutOfRange(_))));
         assert_eq!(Coverage::Partial.as_str(), "partial");
         assert_eq!(serde_json::to_string(&Overlay::Recovering).expect("json"), "\"recovering\"");
     }
@@ -1189,18 +1192,18 @@ mod tests {
         map.set_partitions("a", 1).expect("set");
         map.set_partitions("b", 1).expect("set");
         let err = map.cover(&proof("b"), "a", 1, 0..60).expect_err("another stream's proof");
-        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert!(matches!(err, Error::WrongProof { .. }), "{err}");
         assert!(map.covered_ranges("a", 1, 0..MAX_SECS).expect("ranges").is_empty());
         // Unknown stream, partition out of range, bad seconds.
-        assert!(matches!(map.cover(&proof("c"), "c", 1, 0..60), Err(Error::Invalid(_))));
-        assert!(matches!(map.cover(&proof("a"), "a", 0, 0..60), Err(Error::Invalid(_))));
-        assert!(matches!(map.cover(&proof("a"), "a", 2, 0..60), Err(Error::Invalid(_))));
-        assert!(matches!(map.cover(&proof("a"), "a", 1, -1..60), Err(Error::Invalid(_))));
-        assert!(matches!(map.cover(&proof("a"), "a", 1, Range { start: 60, end: 0 }), Err(Error::Invalid(_))));
-        assert!(matches!(map.cover(&proof("a"), "a", 1, 0..MAX_SECS + 1), Err(Error::Invalid(_))));
-        assert!(matches!(map.set_partitions("x\0y", 1), Err(Error::Invalid(_))));
-        assert!(matches!(map.set_partitions("", 1), Err(Error::Invalid(_))));
-        assert!(matches!(map.set_partitions("z", 0), Err(Error::Invalid(_))));
+        assert!(matches!(map.cover(&proof("c"), "c", 1, 0..60), Err(Error::UnknownStream(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 0, 0..60), Err(Error::BadPartition { .. })));
+        assert!(matches!(map.cover(&proof("a"), "a", 2, 0..60), Err(Error::BadPartition { .. })));
+        assert!(matches!(map.cover(&proof("a"), "a", 1, -1..60), Err(Error::OutOfRange(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 1, Range { start: 60, end: 0 }), Err(Error::OutOfRange(_))));
+        assert!(matches!(map.cover(&proof("a"), "a", 1, 0..MAX_SECS + 1), Err(Error::OutOfRange(_))));
+        assert!(matches!(map.set_partitions("x\0y", 1), Err(Error::BadLabel(_))));
+        assert!(matches!(map.set_partitions("", 1), Err(Error::BadLabel(_))));
+        assert!(matches!(map.set_partitions("z", 0), Err(Error::BadPartition { .. })));
         // The last valid second.
         map.cover(&proof("a"), "a", 1, MAX_SECS - 1..MAX_SECS).expect("last second");
         assert_eq!(map.holes("a", MAX_SECS - 2..MAX_SECS).expect("holes"), vec![MAX_SECS - 2..MAX_SECS - 1]);
@@ -1363,7 +1366,7 @@ mod tests {
         assert_eq!(map.jobs("s").expect("jobs").len(), 1);
         // Progress outside the range is refused.
         let bad = JobRecord { resume_secs: MIDNIGHT - 1, ..job.clone() };
-        assert!(matches!(map.put_job(&bad), Err(Error::Invalid(_))));
+        assert!(matches!(map.put_job(&bad), Err(Error::BadRecord(_))));
         // The stored JSON is what the module docs promise.
         let raw = map.jobs.get(job_key("s", b)).expect("get").expect("present");
         let text = std::str::from_utf8(&raw).expect("utf8");
@@ -1410,10 +1413,21 @@ mod tests {
     }
 
     #[test]
+    fn a_store_open_elsewhere_is_a_typed_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coverage");
+        let held = CoverageMap::open(&path).expect("create");
+        // sled's lock is per open file: a second open is refused like
+        // another process's, after the short retry.
+        assert!(matches!(CoverageMap::open_existing(&path), Err(Error::CoverageLocked { .. })));
+        drop(held);
+    }
+
+    #[test]
     fn open_checks_the_format_version() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("coverage");
-        assert!(matches!(CoverageMap::open_existing(&path), Err(Error::Invalid(_))));
+        assert!(matches!(CoverageMap::open_existing(&path), Err(Error::NotFound { .. })));
         drop(CoverageMap::open(&path).expect("create"));
         drop(CoverageMap::open_existing(&path).expect("existing"));
         {

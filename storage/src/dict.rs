@@ -58,7 +58,7 @@ impl Dictionaries {
                 Err(e) => return Err(Error::Io { op: "read dictionary", path, source: e }),
             };
             if dict_id(&bytes) != id {
-                return Err(Error::Invalid(format!("dictionary {} does not match its id", path.display())));
+                return Err(Error::NotASegment { path, reason: format!("dictionary does not match its id {id:08x}") });
             }
             self.loaded.insert(id, bytes);
         }

@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 /// Errors of the storage engine. Bad *input* (a malformed line) is not an
-/// error: it is quarantined. These are failures of the store itself.
+/// error: it is quarantined. These are failures of the store itself, and
+/// misuse of its API. Callers match on variants, never on the text.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -39,8 +41,38 @@ pub enum Error {
     #[error("{} is in use by another gapless process (it holds {})", root.display(), lock.display())]
     Locked { root: PathBuf, lock: PathBuf },
 
+    /// Another process has the coverage store open (sled's file lock):
+    /// an archiver runs on this data directory.
+    #[error("{}: the coverage store is open in another process (an archiver runs here)", path.display())]
+    CoverageLocked { path: PathBuf },
+
+    /// Something that must exist does not (opened without creating).
+    #[error("{}: no {what} here", path.display())]
+    NotFound { what: &'static str, path: PathBuf },
+
+    /// The stream was never registered ([`crate::coverage::CoverageMap::set_partitions`]).
+    #[error("unknown stream {0:?}")]
+    UnknownStream(String),
+
+    /// A stream label that cannot name a directory.
+    #[error("stream label {0:?}: use 1 to 64 letters, digits, '-', '_' and '.', not starting with '.'")]
+    BadLabel(String),
+
+    /// A partition outside `1..=partitions`.
+    #[error("stream {stream}: partition {partition} outside 1..={partitions}")]
+    BadPartition { stream: String, partition: u32, partitions: u32 },
+
+    /// A time or range outside what the store can record.
     #[error("{0}")]
-    Invalid(String),
+    OutOfRange(String),
+
+    /// A durability proof used for another stream than its own.
+    #[error("cover {stream}: the proof is for stream {proof:?}")]
+    WrongProof { stream: String, proof: String },
+
+    /// A record that breaks its own rules (e.g. a job resuming outside its range).
+    #[error("{0}")]
+    BadRecord(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! DATA/LOCK                                        held by the one writing process
+//! DATA/admin.url                                   where that process's admin API listens
 //! DATA/coverage/                                   sled: coverage map, counters, jobs
 //! DATA/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ.seg
 //! DATA/streams/LABEL/dict/XXXXXXXX.zdict           zstd dictionaries
@@ -14,6 +15,37 @@ use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::{Error, Minute, Result};
+
+/// The lock file: held (`flock`) by the one process writing the directory.
+pub fn lock_path(root: &Path) -> PathBuf {
+    root.join("LOCK")
+}
+
+/// The coverage store (a sled database).
+pub fn coverage_dir(root: &Path) -> PathBuf {
+    root.join("coverage")
+}
+
+/// Where the archiver holding the lock says its admin API listens: one
+/// line, the base URL (`http://127.0.0.1:8787`). Written after the API is
+/// up, removed on a clean stop; trust it only while the lock is held.
+pub fn admin_url_path(root: &Path) -> PathBuf {
+    root.join("admin.url")
+}
+
+/// A label names a directory: letters, digits, `-`, `_`, `.`, not starting
+/// with `.`, at most 64 bytes.
+pub fn check_label(label: &str) -> Result<()> {
+    let ok = !label.is_empty()
+        && label.len() <= 64
+        && !label.starts_with('.')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadLabel(label.to_string()))
+    }
+}
 
 /// Where a stream's files live.
 pub fn stream_dir(root: &Path, label: &str) -> PathBuf {

@@ -144,7 +144,7 @@ impl Store {
     /// lock and the coverage map use the real filesystem.
     pub fn open_with(root: &Path, config: StoreConfig, fs: Arc<dyn Filesystem>) -> Result<Store> {
         std::fs::create_dir_all(root).ctx("create data dir", root)?;
-        let lock_path = root.join("LOCK");
+        let lock_path = crate::layout::lock_path(root);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -158,7 +158,7 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { op: "lock", path: lock_path, source: e }),
         }
-        let coverage = Arc::new(CoverageMap::open(&root.join("coverage"))?);
+        let coverage = Arc::new(CoverageMap::open(&crate::layout::coverage_dir(root))?);
         Ok(Store { root: root.to_path_buf(), coverage, config, fs, _lock: lock })
     }
 
@@ -176,21 +176,7 @@ impl Store {
     }
 }
 
-pub use crate::layout::{segment_path, stream_dir};
-
-/// A label names a directory: letters, digits, `-`, `_`, `.`, not starting
-/// with `.`.
-pub fn check_label(label: &str) -> Result<()> {
-    let ok = !label.is_empty()
-        && label.len() <= 64
-        && !label.starts_with('.')
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!("stream label {label:?}: use letters, digits, '-', '_' and '.'")))
-    }
-}
+pub use crate::layout::{check_label, segment_path, stream_dir};
 
 /// The ingest path of one stream: an [`Ingest`] front (classify, dedup,
 /// buffer) and a [`Sink`] back (compress, append, fsync), used in turn by

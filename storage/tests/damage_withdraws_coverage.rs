@@ -151,7 +151,7 @@ fn a_repair_changes_nothing_until_coverage_is_withdrawn() {
         damage(&path, how);
         let before = std::fs::read(&path).unwrap();
         let err =
-            SegmentWriter::open(&StdFs, &path, M, |_| Err(gapless_storage::Error::Invalid("refused".into()))).err();
+            SegmentWriter::open(&StdFs, &path, M, |_| Err(gapless_storage::Error::BadRecord("refused".into()))).err();
         assert!(err.is_some(), "{how}");
         assert_eq!(std::fs::read(&path).unwrap(), before, "{how}: untouched");
         let mut aside = path.as_os_str().to_owned();

@@ -58,20 +58,11 @@ fn open_once(data: &Path) -> Result<CoverageMap, OpenError> {
     let path = data.join("coverage");
     match CoverageMap::open_existing(&path) {
         Ok(m) => Ok(m),
-        Err(gapless_storage::Error::Invalid(m)) => {
-            Err(OpenError::Missing(format!("{m} (is {} a gapless data directory?)", data.display())))
+        Err(e @ gapless_storage::Error::NotFound { .. }) => {
+            Err(OpenError::Missing(format!("{e} (is {} a gapless data directory?)", data.display())))
         }
-        Err(e) => {
-            let text = e.to_string();
-            if text.contains("could not acquire lock")
-                || text.contains("WouldBlock")
-                || text.contains("temporarily unavailable")
-            {
-                Err(OpenError::Locked(path))
-            } else {
-                Err(OpenError::Other(e))
-            }
-        }
+        Err(gapless_storage::Error::CoverageLocked { .. }) => Err(OpenError::Locked(path)),
+        Err(e) => Err(OpenError::Other(e)),
     }
 }
 
