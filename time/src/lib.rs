@@ -143,7 +143,7 @@ pub fn human(secs: i64) -> String {
     let out = if s < 60 {
         format!("{s}s")
     } else if s < 3600 {
-        if s % 60 == 0 {
+        if s.is_multiple_of(60) {
             format!("{}m", s / 60)
         } else {
             format!("{}m {:02}s", s / 60, s % 60)
