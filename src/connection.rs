@@ -159,6 +159,12 @@ pub fn activity_times(batch: &Batch) -> impl Iterator<Item = i64> + '_ {
 /// Raw (not gzip) bytes are framed in steps of at most this much.
 const RAW_STEP: usize = 64 << 10;
 
+/// Storage is blocked when it takes no data for `liveness.silence`, but
+/// never for less than this much wall time: an fsync on a loaded machine
+/// can take a few hundred milliseconds, and a scaled clock (tests, the
+/// demo) shrinks the silence bound to that.
+const STORAGE_WAIT_FLOOR: Duration = Duration::from_secs(2);
+
 /// Reads a streaming response to its end. Sends batches and claims.
 ///
 /// Memory is bounded whatever the peer sends: gzip is inflated in steps of
@@ -287,7 +293,7 @@ impl Reader<'_> {
             }
             end = end.or(tracker.observe(&batch, now));
             self.delivered = true;
-            let wait = self.ctx.clock.wall(self.ctx.cfg.liveness.silence.0);
+            let wait = self.ctx.clock.wall(self.ctx.cfg.liveness.silence.0).max(STORAGE_WAIT_FLOOR);
             match tokio::time::timeout(wait, self.ctx.tx.send(Msg::Batch(batch))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Some(End::Shutdown),

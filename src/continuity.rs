@@ -21,11 +21,15 @@
 //! false hole would only cost a needless Recovery. Decahose (~300
 //! activities/s per partition) gets the floor, 1 s. Until a connection has
 //! seen [`MIN_SAMPLES`] activities over a second, the rate the stream's
-//! earlier connections observed is used, and before any, the kind's
-//! default: 1 s for Decahose and Firehose, 2 s for Likes (stream-sim sends
-//! 150 likes/s over 2 partitions, ≥ 47/s per partition at its daily low
-//! with jitter: a 2 s gap has probability e^-94 there, and the margin of 2
-//! covers accounts with half that rate).
+//! earlier connections observed is used. Before any rate is known, nothing
+//! is judged and nothing is claimed: the activities wait (at most one
+//! entry per distinct millisecond) until the rate is measured, and are then
+//! judged by it. A kind's default bound (1 s for Decahose and Firehose, 2 s
+//! for Likes) would guess: a Likes stream of an account with a tenth of
+//! the usual rate would see false holes in its first seconds, and without
+//! Recovery a hole is declared lost. The default serves only where a
+//! bounded range is judged whole ([`Coverage`], a Recovery job too short
+//! to measure a rate).
 //!
 //! # Out of order
 //! Activities arrive up to 3 s out of activity-time order, so a gap is
@@ -181,6 +185,11 @@ impl Continuity {
         self.bound.at_rate(self.meter.rate().or(self.prior))
     }
 
+    /// Whether gaps can be judged: the bound is fixed, or a rate is known.
+    fn can_judge(&self) -> bool {
+        matches!(self.bound, DataBound::Fixed { .. }) || self.prior.is_some() || self.meter.rate().is_some()
+    }
+
     /// An activity of time `t` was delivered. Times already settled are
     /// late copies and change nothing.
     pub fn observe(&mut self, t: i64) {
@@ -197,6 +206,9 @@ impl Continuity {
     pub fn settle(&mut self) -> Vec<Range<i64>> {
         let mut holes = Vec::new();
         let Some(newest) = self.newest_ms else { return holes };
+        if !self.can_judge() {
+            return holes;
+        }
         let settled_to = newest - OUT_OF_ORDER_MS;
         while let Some(&t) = self.pending.first() {
             if t > settled_to {
@@ -227,6 +239,9 @@ impl Continuity {
     /// stopped right after it).
     fn proven_to(&mut self) -> i64 {
         let (Some(newest), Some(&next)) = (self.newest_ms, self.pending.first()) else { return self.last_ms };
+        if !self.can_judge() {
+            return self.last_ms;
+        }
         if next - self.last_ms <= self.bound_ms() || next <= self.vouched_ms {
             self.vouched_ms = self.vouched_ms.max(next);
             (newest - OUT_OF_ORDER_MS).max(self.last_ms)
@@ -445,6 +460,33 @@ mod tests {
         c.observe(t0 + 29_000);
         assert_eq!(c.settle(), vec![t0 + 19_995..t0 + 25_000]);
         assert_eq!(c.runs(), vec![(t0 + 10_500, t0 + 16_995)]);
+    }
+
+    #[test]
+    fn nothing_is_judged_or_claimed_before_the_rate_is_known() {
+        // A Likes stream of a small account: about one like every 1.5 s,
+        // far below what the kind's default bound (2 s) was made for.
+        let t0 = 1_700_000_000_000;
+        let likes = DataBound::Derived { default_ms: 2000, cap_ms: 30_000 };
+        let mut c = Continuity::new(t0, likes, None);
+        let times = [1000, 2500, 5800, 7000, 8600, 11_900, 13_000, 14_500, 16_000, 17_400];
+        // Judged as the connection does, after every delivery.
+        for t in &times[..9] {
+            c.observe(t0 + t);
+            assert!(c.settle().is_empty(), "no rate yet: nothing judged");
+            assert_eq!(c.runs(), vec![], "and nothing claimed");
+        }
+        c.observe(t0 + times[9]);
+        // Ten activities over 16 s: 0.6/s, a bound of the cap. The gaps of
+        // 3.3 s are no holes at that rate.
+        assert!(c.rate().is_some());
+        assert_eq!(c.settle(), vec![]);
+        assert_eq!(c.runs(), vec![(t0, t0 + 17_400 - 3000)]);
+
+        // A gap past the measured bound in those first seconds is still a hole.
+        let mut c = Continuity::new(t0, DERIVED, None);
+        every(t0, t0 + 2000, 100).chain(every(t0 + 40_000, t0 + 45_000, 100)).for_each(|t| c.observe(t));
+        assert_eq!(c.settle(), vec![t0 + 1900..t0 + 40_000]);
     }
 
     #[test]

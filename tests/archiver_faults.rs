@@ -34,7 +34,9 @@ impl Scenario {
 
 /// Windows are at least 5 s of stream time: stream-sim looks at its faults
 /// once per tick (2.5 s of stream time), so a shorter window may pass
-/// unseen.
+/// unseen. A fault that must meet a connection (a cut, corrupt gzip) lasts
+/// minutes: at 200x a reconnect's backoff of a wall second is 200 s of
+/// stream time, and a busy machine reconnects more often.
 ///
 /// 10 activities per second at 200x: 2,000 activities per wall second, what
 /// a debug build of stream-sim generates on a shared core with room to
@@ -279,7 +281,7 @@ async fn a_line_cut_in_half_is_quarantined_and_delivered_again() {
         r#"
 [[fault]]
 at = "+10m"
-duration = "5s"
+duration = "3m"
 kind = "cut_line"
 stream = "sample10/prod"
 partition = 2
@@ -290,7 +292,7 @@ partition = 2
     // quarantine (the archiver decodes gzip itself, so nothing decoded
     // before the cut is dropped), never stored as an activity (the exact
     // comparison above), and the whole line comes again by backfill.
-    assert!(!log_lines(&["partition-2/0", "connection ended", "reason=Broken"]).is_empty(), "{}", log_tail(20));
+    assert!(!log_lines(&["partition-2/", "connection ended", "reason=Broken"]).is_empty(), "{}", log_tail(20));
     assert!(counter(&m.streams[0].quarantined) >= 1, "the half line is quarantined");
 }
 
@@ -303,7 +305,7 @@ async fn a_corrupt_gzip_body_ends_the_connection_and_loses_nothing() {
         r#"
 [[fault]]
 at = "+10m"
-duration = "5s"
+duration = "3m"
 kind = "corrupt_gzip"
 stream = "sample10/prod"
 partition = 2
@@ -311,7 +313,7 @@ partition = 2
     ))
     .await;
     assert!(reconnects(&m, "network") >= 1, "{:?}", m.streams[0].reconnects);
-    assert!(!log_lines(&["partition-2/0", "connection ended", "decod"]).is_empty(), "{}", log_tail(20));
+    assert!(!log_lines(&["partition-2/", "connection ended", "decod"]).is_empty(), "{}", log_tail(20));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
