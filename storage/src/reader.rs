@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 
 use crate::dict::Dictionaries;
 use crate::frame::Entry;
+use crate::io::Filesystem;
 use crate::key::Key;
-use crate::store::{for_each_frame, segment_path, stream_dir};
+use crate::layout::{segment_path, stream_dir};
+use crate::segment::SegmentReader;
+use crate::{frame, Error};
 use crate::{Minute, Result};
 
 /// The records of one minute, in time order.
@@ -155,4 +158,52 @@ impl Iterator for RangeReader {
             }
         }
     }
+}
+
+/// Calls `f` on every record of every verified frame of a segment.
+pub fn for_each_record(
+    fs: &dyn Filesystem,
+    path: &Path,
+    dicts: &mut Dictionaries,
+    mut f: impl FnMut(&frame::Entry, &[u8]),
+) -> Result<()> {
+    for_each_frame(fs, path, dicts, |records| {
+        for (e, b) in records {
+            f(e, b);
+        }
+    })
+    .map(|_| ())
+}
+
+/// Calls `f` with the records of each verified frame of a segment, in file
+/// order, holding one frame in memory at a time. Returns the bytes after
+/// the last verified frame, if the file does not end there: damage, or a
+/// frame still being written (readers never stop there silently).
+pub fn for_each_frame(
+    fs: &dyn Filesystem,
+    path: &Path,
+    dicts: &mut Dictionaries,
+    mut f: impl FnMut(&[(&frame::Entry, &[u8])]),
+) -> Result<Option<std::ops::Range<u64>>> {
+    let mut r = SegmentReader::open_in(fs, path)?;
+    let mut payload = Vec::new();
+    while let Some(fr) = r.next_header()? {
+        if !r.read_payload(&fr, &mut payload)? {
+            break;
+        }
+        let raw = decompress(&fr.header, &payload, dicts)?;
+        f(&frame::split_records(&fr.header, &raw)?);
+    }
+    Ok(r.unverified())
+}
+
+/// Decompresses a verified payload, with its dictionary if it names one.
+pub fn decompress(header: &frame::Header, payload: &[u8], dicts: &mut Dictionaries) -> Result<Vec<u8>> {
+    let mut d = if header.dict_id != 0 {
+        zstd::bulk::Decompressor::with_dictionary(dicts.get(header.dict_id)?)
+    } else {
+        zstd::bulk::Decompressor::new()
+    }
+    .map_err(Error::Compression)?;
+    frame::decompress(header, payload, &mut d)
 }

@@ -1,0 +1,255 @@
+//! The front of a stream's ingest path: classify each line once, probe the
+//! minute's ID index, and buffer what is new into the minute's pending
+//! frame. Writes nothing: what it accepted is handed to the sink as a
+//! [`Pending`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::activity::{self, Activity, Line};
+use crate::coverage::Counts;
+use crate::dict::{self, Dictionaries};
+use crate::frame::Encoder;
+use crate::id_index::{IdIndex, MinuteKeys};
+use crate::io::Filesystem;
+use crate::key::Key;
+use crate::segment;
+use crate::{Minute, Result};
+
+use super::{Outcome, Sink, StoreConfig};
+use crate::layout::segment_path;
+use crate::reader::for_each_record;
+
+/// Everything accepted since the last take: the unit handed from
+/// [`Ingest`] to [`Sink`].
+#[derive(Default)]
+pub struct Pending {
+    pub(super) frames: BTreeMap<Minute, Encoder>,
+    pub(super) counts: BTreeMap<Minute, Counts>,
+    pub(super) quarantined: Vec<(Vec<u8>, String, i64)>,
+    pub(super) system: Vec<u8>,
+    /// Minutes whose segments were found damaged: the sink repairs them.
+    pub(super) repair: Vec<Minute>,
+    pub(super) seq: u64,
+}
+
+impl Pending {
+    pub fn records(&self) -> usize {
+        self.frames.values().map(|e| e.len()).sum()
+    }
+
+    pub fn raw_bytes(&self) -> usize {
+        self.frames.values().map(|e| e.raw_len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+            && self.counts.is_empty()
+            && self.quarantined.is_empty()
+            && self.system.is_empty()
+            && self.repair.is_empty()
+    }
+}
+
+/// The front of a stream's ingest path: classifies, deduplicates against
+/// the ID index and buffers. Writes nothing.
+pub struct Ingest {
+    pub(super) label: String,
+    pub(super) dir: PathBuf,
+    pub(super) dicts: Dictionaries,
+    pub(super) fs: Arc<dyn Filesystem>,
+    pub(super) config: StoreConfig,
+    pub(super) index: IdIndex,
+    pub(super) pending: Pending,
+    pub(super) take_seq: u64,
+    /// The last take that held records of each minute.
+    pub(super) last_take: HashMap<Minute, u64>,
+    /// The last take the sink has appended (shared with it): a minute whose
+    /// last take is newer has frames in flight and must stay resident.
+    pub(super) appended: Arc<AtomicU64>,
+    pub(super) samples: Vec<u8>,
+    pub(super) sample_sizes: Vec<usize>,
+}
+
+impl Ingest {
+    /// Classifies and accepts one line (without its terminator).
+    pub fn ingest(&mut self, line: &[u8], received_ms: i64) -> Result<Outcome> {
+        let classified = activity::classify(line, &self.config.limits);
+        self.accept(line, classified, received_ms)
+    }
+
+    /// Accepts a line already classified (pipelines classify on another
+    /// thread).
+    pub fn accept(
+        &mut self,
+        line: &[u8],
+        classified: std::result::Result<Line, activity::Rejection>,
+        received_ms: i64,
+    ) -> Result<Outcome> {
+        match classified {
+            Ok(Line::Heartbeat) => Ok(Outcome::Heartbeat),
+            Ok(Line::System(msg)) => {
+                self.pending.system.extend_from_slice(line);
+                self.pending.system.push(b'\n');
+                Ok(Outcome::System(msg))
+            }
+            Ok(Line::Activity(a)) => match activity::check_time(a.time_ms, Some(received_ms)) {
+                Ok(()) => self.accept_activity(line, a),
+                Err(rejection) => Ok(self.quarantine(line, rejection.to_string(), received_ms)),
+            },
+            Err(rejection) => Ok(self.quarantine(line, rejection.to_string(), received_ms)),
+        }
+    }
+
+    /// Keeps a line in the quarantine with `reason` (written at the next
+    /// commit), and counts it.
+    pub fn quarantine(&mut self, line: &[u8], reason: String, received_ms: i64) -> Outcome {
+        self.pending.quarantined.push((line.to_vec(), reason.clone(), received_ms));
+        let c = self.pending.counts.entry(Minute::of_ms(received_ms)).or_default();
+        c.received += 1;
+        c.quarantined += 1;
+        Outcome::Quarantined { reason }
+    }
+
+    pub(super) fn accept_activity(&mut self, line: &[u8], a: Activity) -> Result<Outcome> {
+        let minute = Minute::of_ms(a.time_ms);
+        if !self.index.is_resident(minute) {
+            let keys = self.load_keys(minute)?;
+            self.index.load(minute, keys);
+        }
+        // Everything that can fail comes before the index changes, so that a
+        // line that fails here can be accepted again later.
+        let known = self.index.minute_mut(minute).contains(minute, &a.key);
+        let duplicate = known && (!matches!(a.key, Key::Hashed(_)) || self.same_bytes_stored(minute, &a.key, line)?);
+        if !known {
+            self.index.minute_mut(minute).insert(minute, a.key);
+        }
+        let counts = self.pending.counts.entry(minute).or_default();
+        counts.received += 1;
+        if duplicate {
+            counts.duplicates += 1;
+            return Ok(Outcome::Duplicate { minute });
+        }
+        counts.stored += 1;
+        if self.dict_wanted() {
+            self.samples.extend_from_slice(line);
+            self.sample_sizes.push(line.len());
+        }
+        self.pending.frames.entry(minute).or_default().push(a.kind, a.key, a.time_ms, line);
+        Ok(Outcome::Stored { minute, kind: a.kind })
+    }
+
+    /// Keys of a minute not in memory, from its segment's frame headers.
+    pub(super) fn load_keys(&mut self, minute: Minute) -> Result<MinuteKeys> {
+        let mut keys = MinuteKeys::default();
+        let path = segment_path(&self.dir, minute);
+        if !path.exists() {
+            return Ok(keys);
+        }
+        // Payloads are verified too: the keys of a frame whose payload is
+        // damaged are not in the archive, and a good copy (Recovery) must
+        // not be dropped as their duplicate. A damaged segment is repaired
+        // (and its minute's coverage withdrawn) at the next write.
+        let (frames, damaged) = segment::verified_frames(self.fs.as_ref(), &path)?;
+        if damaged {
+            tracing::warn!(stream = %self.label, %minute, "a segment does not verify; it is repaired at the next commit");
+            self.pending.repair.push(minute);
+        }
+        for f in frames {
+            for e in &f.header.entries {
+                keys.insert(minute, e.key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// For a hashed key already in the index: is an activity with exactly
+    /// these bytes stored or pending? (Equal hashes with other bytes are a
+    /// collision, and the new activity is kept.) A copy still in flight to
+    /// the sink is not seen; the reader drops such a copy by its bytes.
+    pub(super) fn same_bytes_stored(&mut self, minute: Minute, key: &Key, line: &[u8]) -> Result<bool> {
+        if let Some(enc) = self.pending.frames.get(&minute) {
+            if enc.records().any(|(e, b)| e.key == *key && b == line) {
+                return Ok(true);
+            }
+        }
+        let path = segment_path(&self.dir, minute);
+        if !path.exists() {
+            return Ok(false);
+        }
+        let mut found = false;
+        for_each_record(self.fs.as_ref(), &path, &mut self.dicts, |e, b| found |= e.key == *key && b == line)?;
+        Ok(found)
+    }
+
+    pub(super) fn dict_wanted(&self) -> bool {
+        self.config.dict_train_bytes > 0 && self.samples.len() < self.config.dict_train_bytes
+    }
+
+    /// Records accepted and not yet taken.
+    pub fn pending_records(&self) -> usize {
+        self.pending.records()
+    }
+
+    /// Raw bytes accepted and not yet taken.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.raw_bytes()
+    }
+
+    /// Takes everything accepted so far, for the sink, and lets the ID
+    /// index forget minutes that are neither recent nor in flight.
+    pub fn take(&mut self) -> Pending {
+        self.take_seq += 1;
+        let mut p = std::mem::take(&mut self.pending);
+        p.seq = self.take_seq;
+        for m in p.frames.keys() {
+            self.last_take.insert(*m, self.take_seq);
+        }
+        let appended = self.appended.load(Ordering::Acquire);
+        self.last_take.retain(|_, seq| *seq > appended);
+        let in_flight = &self.last_take;
+        self.index.evict(self.config.resident_minutes, |m| in_flight.contains_key(&m));
+        p
+    }
+
+    /// Puts back a batch the sink could not write, ahead of anything
+    /// accepted since.
+    pub fn restore(&mut self, mut p: Pending) {
+        let newer = std::mem::take(&mut self.pending);
+        for (m, enc) in newer.frames {
+            let into = p.frames.entry(m).or_default();
+            for (e, b) in enc.records() {
+                into.push(e.kind, e.key, e.time_ms, b);
+            }
+        }
+        for (m, c) in newer.counts {
+            *p.counts.entry(m).or_default() += c;
+        }
+        p.quarantined.extend(newer.quarantined);
+        p.system.extend(newer.system);
+        p.repair.extend(newer.repair);
+        self.pending = p;
+    }
+
+    /// Trains the stream's dictionary once enough samples are in, and hands
+    /// it to the sink.
+    pub fn maybe_train(&mut self, sink: &mut Sink) -> Result<()> {
+        if self.config.dict_train_bytes == 0 || sink.dict.is_some() || self.samples.len() < self.config.dict_train_bytes
+        {
+            return Ok(());
+        }
+        let trained = dict::train(&self.samples, &self.sample_sizes, self.config.dict_size);
+        self.samples = Vec::new();
+        self.sample_sizes = Vec::new();
+        self.config.dict_train_bytes = 0;
+        match trained {
+            Ok(bytes) => sink.use_dictionary(bytes),
+            Err(e) => {
+                tracing::warn!(stream = %self.label, error = %e, "dictionary training failed; frames stay plain");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The store: one data directory, many streams, one commit path.
+//!
+//! # Design constraints
+//! - Ingest is the hot path (~100,000 activities/s per core): a line is
+//!   classified once with a borrowed parse, probed against the minute's ID
+//!   index, and copied into the minute's pending frame. Nothing is
+//!   re-serialized and nothing is written until a commit.
+//! - A commit is a group commit: it compresses each touched minute's
+//!   pending records into one frame, appends it to the minute's segment,
+//!   fsyncs every touched segment (and the directories of new files), syncs
+//!   the quarantine, and only then returns a [`Durable`] proof. Coverage
+//!   needs that proof. A commit that fails (a full disk) returns an error,
+//!   keeps the pending records for the next attempt, and yields no proof,
+//!   so coverage cannot advance.
+//! - Only one process writes a data directory: [`Store::open`] takes an
+//!   exclusive lock on `LOCK` and fails clearly if another holds it.
+//!
+//!
+//! Paths and file names are [`crate::layout`]'s. The modules: this one
+//! (the store, a stream's writer, verification), `ingest` (the front:
+//! classify, dedup, buffer) and `sink` (the back: compress, append, fsync,
+//! repair, seal).
+
+mod ingest;
+mod sink;
+
+pub use ingest::{Ingest, Pending};
+pub use sink::Sink;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::activity::{self, Limits, Line, SystemMessage};
+use crate::coverage::CoverageMap;
+use crate::dict::Dictionaries;
+use crate::error::IoContext;
+use crate::frame::{self};
+use crate::id_index::IdIndex;
+use crate::io::{Filesystem, StdFs};
+use crate::segment::{self};
+use crate::{ActivityKind, Durable, Error, Minute, Result};
+
+/// Tuning of a store. The defaults suit a realtime Decahose archiver.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// zstd level of frames.
+    pub level: i32,
+    /// Limits on lines (size).
+    pub limits: Limits,
+    /// Minutes of ID index kept in memory per stream.
+    pub resident_minutes: usize,
+    /// Train a dictionary once this many bytes of sample activities have
+    /// been seen (0: never).
+    pub dict_train_bytes: usize,
+    /// Size of a trained dictionary.
+    pub dict_size: usize,
+    /// Frames with fewer records than this use the dictionary; larger ones
+    /// compress well alone (see the README's compression benchmark).
+    pub dict_max_records: usize,
+    /// Frames are cut at this many raw bytes (commits and sealing alike):
+    /// see [`frame::TARGET_RAW_BYTES`].
+    pub frame_raw_bytes: usize,
+    /// The size cap of a stream's quarantine file; past it, rejected lines
+    /// are counted but not kept.
+    pub quarantine_max_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            level: 3,
+            limits: Limits::default(),
+            resident_minutes: 30,
+            dict_train_bytes: 8 << 20,
+            dict_size: 112 << 10,
+            dict_max_records: 200,
+            frame_raw_bytes: frame::TARGET_RAW_BYTES,
+            quarantine_max_bytes: crate::quarantine::DEFAULT_CAP_BYTES,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// For bulk import: frames of whole minutes, which need no dictionary.
+    pub fn bulk() -> StoreConfig {
+        StoreConfig { dict_train_bytes: 0, ..StoreConfig::default() }
+    }
+}
+
+/// What became of one line.
+#[derive(Debug)]
+pub enum Outcome {
+    /// New: it will be in the minute's segment after the next commit.
+    Stored { minute: Minute, kind: ActivityKind },
+    /// Already in the archive (or pending): dropped.
+    Duplicate { minute: Minute },
+    /// Written to the quarantine with this reason.
+    Quarantined { reason: String },
+    /// A bare line terminator.
+    Heartbeat,
+    /// `info`/`warn`/`error` from the service: logged in `system.log`.
+    System(SystemMessage),
+}
+
+/// What a commit wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommitStats {
+    pub frames: usize,
+    pub records: usize,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// What sealing a minute did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStats {
+    pub frames_before: usize,
+    pub records: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// A data directory, opened for writing by this process alone.
+pub struct Store {
+    root: PathBuf,
+    coverage: Arc<CoverageMap>,
+    config: StoreConfig,
+    fs: Arc<dyn Filesystem>,
+    _lock: File,
+}
+
+impl Store {
+    pub fn open(root: &Path, config: StoreConfig) -> Result<Store> {
+        Store::open_with(root, config, StdFs::shared())
+    }
+
+    /// [`Store::open`], with every file of the streams read and written
+    /// through `fs` (tests inject faults this way; see [`crate::io`]). The
+    /// lock and the coverage map use the real filesystem.
+    pub fn open_with(root: &Path, config: StoreConfig, fs: Arc<dyn Filesystem>) -> Result<Store> {
+        std::fs::create_dir_all(root).ctx("create data dir", root)?;
+        let lock_path = crate::layout::lock_path(root);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx("open lock", &lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked { root: root.to_path_buf(), lock: lock_path })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { op: "lock", path: lock_path, source: e }),
+        }
+        let coverage = Arc::new(CoverageMap::open(&crate::layout::coverage_dir(root))?);
+        Ok(Store { root: root.to_path_buf(), coverage, config, fs, _lock: lock })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn coverage(&self) -> &Arc<CoverageMap> {
+        &self.coverage
+    }
+
+    /// Opens the writer of one stream. Call once per stream.
+    pub fn stream(&self, label: &str) -> Result<StreamWriter> {
+        StreamWriter::open(&self.root, label, self.config.clone(), self.coverage.clone(), self.fs.clone())
+    }
+}
+
+pub use crate::layout::{check_label, segment_path, stream_dir};
+
+/// The ingest path of one stream: an [`Ingest`] front (classify, dedup,
+/// buffer) and a [`Sink`] back (compress, append, fsync), used in turn by
+/// [`StreamWriter::commit`], or on two threads after
+/// [`StreamWriter::into_parts`].
+pub struct StreamWriter {
+    ingest: Ingest,
+    sink: Sink,
+}
+
+impl StreamWriter {
+    fn open(
+        root: &Path,
+        label: &str,
+        config: StoreConfig,
+        coverage: Arc<CoverageMap>,
+        fs: Arc<dyn Filesystem>,
+    ) -> Result<StreamWriter> {
+        check_label(label)?;
+        let dir = stream_dir(root, label);
+        let segments = dir.join("segments");
+        if !segments.exists() {
+            // New directories are durable before anything in them is.
+            fs.create_dir_all(&segments).ctx("create stream dir", &dir)?;
+            for d in [root.join("streams"), dir.clone()] {
+                segment::sync_dir(fs.as_ref(), &d)?;
+            }
+            segment::sync_dir(fs.as_ref(), root)?;
+        }
+        let appended = Arc::new(AtomicU64::new(0));
+        let sink = Sink::open(&dir, label, &config, coverage, appended.clone(), fs.clone())?;
+        let mut config = config;
+        if sink.dict.is_some() {
+            config.dict_train_bytes = 0; // trained in an earlier run
+        }
+        let ingest = Ingest {
+            label: label.to_string(),
+            dir: dir.clone(),
+            dicts: Dictionaries::with_fs(&dir.join("dict"), fs.clone()),
+            fs,
+            config,
+            index: IdIndex::new(),
+            pending: Pending::default(),
+            take_seq: 0,
+            last_take: HashMap::new(),
+            appended,
+            samples: Vec::new(),
+            sample_sizes: Vec::new(),
+        };
+        Ok(StreamWriter { ingest, sink })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.ingest.label
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.ingest.dir
+    }
+
+    /// Classifies and accepts one line (without its terminator).
+    pub fn ingest(&mut self, line: &[u8], received_ms: i64) -> Result<Outcome> {
+        self.ingest.ingest(line, received_ms)
+    }
+
+    /// Accepts a line already classified.
+    pub fn accept(
+        &mut self,
+        line: &[u8],
+        classified: std::result::Result<Line, activity::Rejection>,
+        received_ms: i64,
+    ) -> Result<Outcome> {
+        self.ingest.accept(line, classified, received_ms)
+    }
+
+    /// Keeps a line in the quarantine with `reason`; see
+    /// [`Ingest::quarantine`].
+    pub fn quarantine(&mut self, line: &[u8], reason: String, received_ms: i64) -> Outcome {
+        self.ingest.quarantine(line, reason, received_ms)
+    }
+
+    /// Records accepted and not yet committed.
+    pub fn pending_records(&self) -> usize {
+        self.ingest.pending_records()
+    }
+
+    /// Raw bytes accepted and not yet committed.
+    pub fn pending_bytes(&self) -> usize {
+        self.ingest.pending_bytes()
+    }
+
+    /// The minutes with records accepted and not yet durable: a claim
+    /// covering them waits (a minute whose segment cannot be written keeps
+    /// its records here, and the others go on).
+    pub fn pending_minutes(&self) -> Vec<Minute> {
+        self.ingest.pending.frames.keys().copied().collect()
+    }
+
+    /// Writes every pending record and makes it durable; see the module doc.
+    /// On error the records stay pending for the next attempt.
+    pub fn commit(&mut self) -> Result<(Durable, CommitStats)> {
+        self.ingest.maybe_train(&mut self.sink)?;
+        let mut pending = self.ingest.take();
+        // Kept until the batch is durable.
+        let frames = pending.frames.clone();
+        let known_damage = self.sink.damaged_minutes.len();
+        let written = self.sink.write_isolated(&mut pending);
+        // A repaired segment lost frames: its keys are loaded again from
+        // what it holds now, so that good copies are not taken for
+        // duplicates of what was lost.
+        for m in &self.sink.damaged_minutes[known_damage..] {
+            self.ingest.index.forget(*m);
+        }
+        match written.and_then(|failed| self.sink.sync().map(|done| (failed, done))) {
+            Ok((failed, done)) => {
+                // Minutes that could not be written stay pending (and
+                // unclaimed: see `pending_minutes`); the others are durable.
+                for (minute, e) in failed {
+                    tracing::error!(stream = %self.ingest.label, %minute, error = %e, "a minute could not be written; it stays pending");
+                    self.sink.writers.remove(&minute);
+                }
+                if !pending.frames.is_empty() || !pending.repair.is_empty() {
+                    self.ingest.restore(Pending {
+                        frames: std::mem::take(&mut pending.frames),
+                        repair: std::mem::take(&mut pending.repair),
+                        ..Pending::default()
+                    });
+                }
+                Ok(done)
+            }
+            Err(e) => {
+                // Nothing of this batch is known to be durable (a failed
+                // fsync may have dropped what was written): its files are
+                // reopened and re-verified, and all of it is written again
+                // at the next commit. A copy that did reach the disk is
+                // dropped by readers by its key.
+                self.sink.writers.clear();
+                pending.frames = frames;
+                self.ingest.restore(pending);
+                Err(e)
+            }
+        }
+    }
+
+    /// Quarantined lines this process did not keep because the stream's
+    /// quarantine file was at its cap.
+    pub fn quarantine_not_kept(&self) -> u64 {
+        self.sink.quarantine.not_kept()
+    }
+
+    /// Minutes whose segments were found damaged when opened for append:
+    /// their coverage was withdrawn so that they are requested again.
+    pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
+        self.sink.take_damaged_minutes()
+    }
+
+    /// Checks the segments of the minutes in `minutes` to `depth`, and
+    /// repairs each one that does not verify: its minute's coverage is
+    /// withdrawn (durably, first), its damaged bytes are moved aside, and
+    /// its keys are loaded again, so that the archiver requests the minute
+    /// again and its good copies are stored. Commits first.
+    pub fn verify(&mut self, minutes: Range<Minute>, depth: Depth) -> Result<Vec<Finding>> {
+        self.commit()?;
+        let mut findings = Vec::new();
+        for minute in crate::layout::minutes_with_segments(&self.ingest.dir, minutes.start, minutes.end)? {
+            let path = segment_path(&self.ingest.dir, minute);
+            let damaged = match depth {
+                Depth::Structure => segment::check_structure(self.ingest.fs.as_ref(), &path),
+                Depth::Checksums => {
+                    segment::verified_frames(self.ingest.fs.as_ref(), &path).map(|(_, damaged)| damaged)
+                }
+            };
+            let outcome = match damaged {
+                Ok(false) => continue,
+                Ok(true) => {
+                    self.sink.writers.remove(&minute);
+                    match self.sink.writer(minute) {
+                        Ok(_) => Repaired::Yes,
+                        Err(e) => Repaired::No(e.to_string()),
+                    }
+                }
+                Err(e) => Repaired::No(e.to_string()),
+            };
+            self.ingest.index.forget(minute);
+            findings.push(Finding { minute, outcome });
+        }
+        self.sink.sync()?;
+        Ok(findings)
+    }
+
+    /// Seals a minute into one frame; see [`Sink::seal`]. Commits first.
+    pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
+        self.commit()?;
+        self.sink.seal(minute)
+    }
+
+    /// Splits the writer for a pipeline: the [`Ingest`] on one thread hands
+    /// [`Pending`] batches to the [`Sink`] on another.
+    pub fn into_parts(self) -> (Ingest, Sink) {
+        (self.ingest, self.sink)
+    }
+}
+
+/// How thoroughly [`StreamWriter::verify`] checks a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// The file header, every frame header's checksum, and that the frames
+    /// end where the file ends (reads the headers only: cheap). Finds a cut
+    /// file, a torn tail, a damaged header; not a flipped bit in a payload.
+    Structure,
+    /// Every checksum, payloads included (reads every byte).
+    Checksums,
+}
+
+/// A segment that did not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub minute: Minute,
+    pub outcome: Repaired,
+}
+
+/// What became of a segment that did not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repaired {
+    /// Coverage withdrawn, damaged bytes moved aside, good frames kept.
+    Yes,
+    /// It could not be repaired (the error says why); it is left as it is.
+    No(String),
+}

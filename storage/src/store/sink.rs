@@ -1,0 +1,365 @@
+//! The back of a stream's ingest path: compress pending records into
+//! frames, append them to the minutes' segments, fsync, and only then hand
+//! out the [`Durable`] proof. Also repairs damaged segments (coverage
+//! withdrawn first) and seals quiet minutes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::coverage::{Counts, CoverageMap};
+use crate::dict::Dictionaries;
+use crate::error::IoContext;
+use crate::frame::Encoder;
+use crate::io::{FileHandle, Filesystem, Mode};
+use crate::quarantine::Quarantine;
+use crate::segment::{self, SegmentWriter};
+use crate::{Durable, Error, Minute, Result};
+
+use super::{CommitStats, Pending, SealStats, StoreConfig};
+use crate::layout::segment_path;
+use crate::reader::for_each_frame;
+
+/// The back of a stream's ingest path: compresses pending records into
+/// frames, appends them to segments, and makes them durable.
+pub struct Sink {
+    pub(super) label: String,
+    pub(super) dir: PathBuf,
+    pub(super) config: StoreConfig,
+    pub(super) coverage: Arc<CoverageMap>,
+    pub(super) writers: HashMap<Minute, SegmentWriter>,
+    pub(super) new_dirs: HashSet<PathBuf>,
+    pub(super) quarantine: Quarantine,
+    pub(super) system_log: Option<Box<dyn FileHandle>>,
+    pub(super) dicts: Dictionaries,
+    pub(super) dict: Option<u32>,
+    pub(super) plain: zstd::bulk::Compressor<'static>,
+    pub(super) with_dict: Option<zstd::bulk::Compressor<'static>>,
+    pub(super) damaged_minutes: Vec<Minute>,
+    /// Counts of batches written but not yet synced.
+    pub(super) unsynced_counts: BTreeMap<Minute, Counts>,
+    pub(super) stats: CommitStats,
+    pub(super) appended: Arc<AtomicU64>,
+    pub(super) commit_seq: u64,
+    pub(super) frame_buf: Vec<u8>,
+    pub(super) fs: Arc<dyn Filesystem>,
+}
+
+impl Sink {
+    pub(super) fn open(
+        dir: &Path,
+        label: &str,
+        config: &StoreConfig,
+        coverage: Arc<CoverageMap>,
+        appended: Arc<AtomicU64>,
+        fs: Arc<dyn Filesystem>,
+    ) -> Result<Sink> {
+        let mut quarantine = Quarantine::open_in(fs.clone(), &dir.join("quarantine.log"))?;
+        quarantine.set_cap(config.quarantine_max_bytes);
+        let mut dicts = Dictionaries::with_fs(&dir.join("dict"), fs.clone());
+        let dict = dicts.latest()?;
+        let with_dict = match dict {
+            Some(id) => Some(
+                zstd::bulk::Compressor::with_dictionary(config.level, dicts.get(id)?).map_err(Error::Compression)?,
+            ),
+            None => None,
+        };
+        let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
+        Ok(Sink {
+            label: label.to_string(),
+            dir: dir.to_path_buf(),
+            config: config.clone(),
+            coverage,
+            writers: HashMap::new(),
+            new_dirs: HashSet::new(),
+            quarantine,
+            system_log: None,
+            dicts,
+            dict,
+            plain,
+            with_dict,
+            damaged_minutes: Vec::new(),
+            unsynced_counts: BTreeMap::new(),
+            stats: CommitStats::default(),
+            appended,
+            commit_seq: 0,
+            frame_buf: Vec::new(),
+            fs,
+        })
+    }
+
+    pub(super) fn use_dictionary(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let id = self.dicts.save(bytes)?;
+        self.with_dict = Some(
+            zstd::bulk::Compressor::with_dictionary(self.config.level, self.dicts.get(id)?)
+                .map_err(Error::Compression)?,
+        );
+        self.dict = Some(id);
+        tracing::info!(stream = %self.label, id = format!("{id:08x}"), "trained a compression dictionary");
+        Ok(())
+    }
+
+    /// Compresses and appends a batch (not yet durable: see [`Sink::sync`]).
+    /// Frames appended before an error are removed from `p`, so that a
+    /// retry writes each record once.
+    pub fn write(&mut self, p: &mut Pending) -> Result<()> {
+        match self.write_isolated(p)?.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Sink::write`], where one minute that cannot be written does not
+    /// block the others: its records stay in `p` (and its error is
+    /// returned with it), the other minutes are written. Fails as a whole
+    /// only when no minute could be written, or on the quarantine and the
+    /// system log.
+    pub fn write_isolated(&mut self, p: &mut Pending) -> Result<Vec<(Minute, Error)>> {
+        let mut failed = Vec::new();
+        let mut i = 0;
+        while i < p.repair.len() {
+            // Opening a segment repairs it (coverage withdrawn first).
+            match self.writer(p.repair[i]) {
+                Ok(_) => {
+                    p.repair.swap_remove(i);
+                }
+                Err(e) => {
+                    failed.push((p.repair[i], e));
+                    i += 1;
+                }
+            }
+        }
+        let minutes: Vec<Minute> = p.frames.keys().copied().collect();
+        let total = minutes.len();
+        for minute in minutes {
+            if let Err(e) = self.write_minute(p, minute) {
+                failed.push((minute, e));
+            }
+        }
+        if total > 0 && p.frames.len() == total {
+            // Nothing could be written: the disk, not a minute.
+            if let Some((_, e)) = failed.pop() {
+                return Err(e);
+            }
+        }
+        for (line, reason, received_ms) in p.quarantined.drain(..) {
+            self.quarantine.push(&line, &reason, received_ms)?;
+        }
+        if !p.system.is_empty() {
+            self.log_system(&p.system)?;
+            p.system.clear();
+        }
+        for (m, c) in std::mem::take(&mut p.counts) {
+            *self.unsynced_counts.entry(m).or_default() += c;
+        }
+        if p.frames.is_empty() {
+            self.appended.fetch_max(p.seq, Ordering::AcqRel);
+        }
+        Ok(failed)
+    }
+
+    /// Appends one minute's pending records, in bounded frames; they leave
+    /// `p` once appended.
+    pub(super) fn write_minute(&mut self, p: &mut Pending, minute: Minute) -> Result<()> {
+        {
+            let Some(enc) = p.frames.get_mut(&minute) else { return Ok(()) };
+            // Bounded frames: a part at a time, each forgotten once
+            // appended, so that a retry writes each record once.
+            for part in enc.parts(self.config.frame_raw_bytes) {
+                let n = part.len();
+                self.frame_buf.clear();
+                let use_dict = n < self.config.dict_max_records && self.with_dict.is_some();
+                match (use_dict, self.with_dict.as_mut()) {
+                    (true, Some(c)) => enc.encode_part(0..n, c, self.dict.unwrap_or(0), &mut self.frame_buf)?,
+                    _ => enc.encode_part(0..n, &mut self.plain, 0, &mut self.frame_buf)?,
+                }
+                let frame = std::mem::take(&mut self.frame_buf);
+                let appended = self.writer(minute).and_then(|w| w.append(&frame));
+                self.frame_buf = frame;
+                appended?;
+                let raw: usize = enc.records().take(n).map(|(e, _)| e.len as usize + 1).sum();
+                enc.drain_front(n);
+                self.stats.frames += 1;
+                self.stats.records += n;
+                self.stats.raw_bytes += raw as u64;
+                self.stats.stored_bytes += self.frame_buf.len() as u64;
+            }
+        }
+        p.frames.remove(&minute);
+        Ok(())
+    }
+
+    pub(super) fn log_system(&mut self, lines: &[u8]) -> Result<()> {
+        let path = self.dir.join("system.log");
+        if self.system_log.is_none() {
+            self.system_log = Some(self.fs.open(&path, Mode::Append).ctx("open system log", &path)?);
+        }
+        let f = self.system_log.as_mut().expect("opened above");
+        f.write_all(lines).ctx("write system log", path)
+    }
+
+    /// Makes everything written durable, then records the counters, and
+    /// returns the proof coverage needs with what was written since the
+    /// last sync.
+    ///
+    /// An fsync that fails is not retried as if nothing happened: after a
+    /// writeback error, Linux may have dropped the dirty pages and report
+    /// success next time. So every open file is closed, and reopened (and
+    /// re-verified, repairing what is not whole) when next written; the
+    /// caller writes the batch again ([`StreamWriter::commit`] does).
+    pub fn sync(&mut self) -> Result<(Durable, CommitStats)> {
+        if let Err(e) = self.sync_files() {
+            self.writers.clear();
+            self.system_log = None;
+            return Err(e);
+        }
+        // Data is durable: now the bookkeeping that describes it.
+        for (minute, c) in std::mem::take(&mut self.unsynced_counts) {
+            self.coverage.add_counts(&self.label, minute, c)?;
+        }
+        if self.writers.len() > 64 {
+            self.writers.clear();
+        }
+        self.commit_seq += 1;
+        Ok((Durable::new(&self.label, self.commit_seq), std::mem::take(&mut self.stats)))
+    }
+
+    pub(super) fn sync_files(&mut self) -> Result<()> {
+        for w in self.writers.values_mut() {
+            w.sync()?;
+        }
+        // A directory leaves the set only once it synced.
+        while let Some(dir) = self.new_dirs.iter().next().cloned() {
+            segment::sync_dir(self.fs.as_ref(), &dir)?;
+            self.new_dirs.remove(&dir);
+        }
+        self.quarantine.sync()?;
+        if let Some(f) = self.system_log.as_mut() {
+            f.sync_data().ctx("fsync system log", self.dir.join("system.log"))?;
+        }
+        Ok(())
+    }
+
+    /// Minutes whose segments were found damaged when opened for append.
+    pub fn take_damaged_minutes(&mut self) -> Vec<Minute> {
+        std::mem::take(&mut self.damaged_minutes)
+    }
+
+    /// Seals a minute: rewrites its segment as few frames as its size
+    /// needs (frames of [`StoreConfig::frame_raw_bytes`]), without a
+    /// dictionary (large frames compress well alone), atomically (write a
+    /// new file, fsync, rename, fsync the directory). A crash at any point
+    /// leaves the old file or the new one, both complete. It streams: one
+    /// frame read and one being built are all it holds, whatever the size
+    /// of the minute. Each frame is in time order (so a minute that fits
+    /// one frame is; readers sort a minute by time). Late data may still arrive afterwards: it is appended as a
+    /// new frame, and the minute can be sealed again. Returns `None` if
+    /// there was nothing to do (no segment, or already as few frames as its
+    /// size needs).
+    pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
+        let path = segment_path(&self.dir, minute);
+        if !path.exists() {
+            return Ok(None);
+        }
+        // Durable and repaired before it is read: open through the writer.
+        if let Some(mut w) = self.writers.remove(&minute) {
+            w.sync()?;
+        }
+        self.writer(minute)?;
+        self.writers.remove(&minute);
+        let bytes_before = std::fs::metadata(&path).ctx("stat segment", &path)?.len();
+        let (_, headers) = segment::read_headers(&path)?;
+        let raw: u64 = headers.iter().map(|f| f.header.raw_len as u64).sum();
+        let needed = raw.div_ceil(self.config.frame_raw_bytes as u64).max(1) as usize;
+        if headers.len() <= needed {
+            return Ok(None);
+        }
+        let max_raw = self.config.frame_raw_bytes;
+        let (plain, dicts) = (&mut self.plain, &mut self.dicts);
+        let mut enc = Encoder::new();
+        let mut frame_buf = Vec::new();
+        let (mut records, mut frames_before, mut bytes_after) = (0usize, 0usize, 0u64);
+        let fs = self.fs.clone();
+        segment::replace_with(fs.as_ref(), &path, |out| {
+            out.write_all(&segment::file_header(minute)).ctx("write", &path)?;
+            bytes_after += segment::FILE_HEADER_LEN;
+            let mut failed = None;
+            let unverified = for_each_frame(fs.as_ref(), &path, dicts, |recs| {
+                frames_before += 1;
+                for (e, b) in recs {
+                    if failed.is_some() {
+                        return;
+                    }
+                    if !enc.is_empty() && enc.raw_len() + b.len() + 1 > max_raw {
+                        enc.sort_by_time();
+                        frame_buf.clear();
+                        let res = enc
+                            .finish(plain, 0, &mut frame_buf)
+                            .and_then(|_| out.write_all(&frame_buf).ctx("write", &path));
+                        bytes_after += frame_buf.len() as u64;
+                        failed = res.err();
+                    }
+                    enc.push(e.kind, e.key, e.time_ms, b);
+                    records += 1;
+                }
+            })?;
+            if let Some(r) = unverified {
+                // Repaired just above, so something changed it since:
+                // never seal away bytes that were not read.
+                return Err(Error::Frame(format!("{}: bytes {r:?} do not verify; not sealed", path.display())));
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !enc.is_empty() {
+                enc.sort_by_time();
+                frame_buf.clear();
+                enc.finish(plain, 0, &mut frame_buf)?;
+                out.write_all(&frame_buf).ctx("write", &path)?;
+                bytes_after += frame_buf.len() as u64;
+            }
+            Ok(())
+        })?;
+        Ok(Some(SealStats { frames_before, records, bytes_before, bytes_after }))
+    }
+
+    /// The open writer of `minute`'s segment, opening (and repairing) it.
+    pub(super) fn writer(&mut self, minute: Minute) -> Result<&mut SegmentWriter> {
+        if !self.writers.contains_key(&minute) {
+            let path = segment_path(&self.dir, minute);
+            let day = path.parent().expect("segment paths have a day dir").to_path_buf();
+            if !day.exists() {
+                self.fs.create_dir_all(&day).ctx("create day dir", &day)?;
+                self.new_dirs.insert(self.dir.join("segments"));
+            }
+            let existed = path.exists();
+            if !existed {
+                // Its directory entry is durable only once the day is
+                // fsynced: until then the day stays in the set.
+                self.new_dirs.insert(day.clone());
+            }
+            let (coverage, label) = (&self.coverage, &self.label);
+            // Frames are about to be cut or moved aside: whatever coverage
+            // claimed for this minute no longer holds. Withdrawn (durably)
+            // before the repair changes a byte.
+            let (w, _, repair) =
+                SegmentWriter::open(self.fs.as_ref(), &path, minute, |_| withdraw(coverage, label, minute))?;
+            if !repair.is_clean() {
+                self.damaged_minutes.push(minute);
+            }
+            self.writers.insert(minute, w);
+        }
+        Ok(self.writers.get_mut(&minute).expect("inserted above"))
+    }
+}
+
+/// Withdraws the coverage of `minute` from every partition of `stream`,
+/// durably (a stream without coverage, an import, has none to withdraw).
+fn withdraw(coverage: &CoverageMap, stream: &str, minute: Minute) -> Result<()> {
+    if coverage.partitions(stream)?.is_some() {
+        coverage.uncover(stream, minute.start_secs()..minute.next().start_secs())?;
+    }
+    Ok(())
+}
