@@ -208,7 +208,7 @@ impl Sink {
     /// writeback error, Linux may have dropped the dirty pages and report
     /// success next time. So every open file is closed, and reopened (and
     /// re-verified, repairing what is not whole) when next written; the
-    /// caller writes the batch again ([`StreamWriter::commit`] does).
+    /// caller writes the batch again ([`StreamWriter::commit`](super::StreamWriter::commit) does).
     pub fn sync(&mut self) -> Result<(Durable, CommitStats)> {
         if let Err(e) = self.sync_files() {
             self.writers.clear();
