@@ -8,7 +8,7 @@
 
 pub mod verify;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -158,26 +158,27 @@ liveness = {{ silence = "30s", data_silence = "10s" }}
     }
     let end_ms = start_ms + MINUTES * 60_000;
     let m = running.metrics.streams.first().cloned().context("no stream")?;
-    let mut out = std::io::stdout();
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let mut progress = Progress::new(stdout, tty);
     while clock.now_ms() < end_ms {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = clock.now_ms();
-        let holes = m.holes.lock().map(|h| h.len()).unwrap_or(0);
-        let jobs = m.jobs.lock().map(|j| j.len()).unwrap_or(0);
-        let _ = write!(
-            out,
-            "\r+{:>2}m  decahose: {:>7} stored {:>6} dup  {} connected  holes {:>2}  recovery jobs {}  {}   ",
-            (now - start_ms) / 60_000,
-            StreamMetrics::get(&m.stored),
-            StreamMetrics::get(&m.duplicates),
-            m.connected(),
-            holes,
-            jobs,
-            bar(&m, start_ms, now),
-        );
-        let _ = out.flush();
+        progress.show((now - start_ms) / 60_000, || {
+            let holes = m.holes.lock().map(|h| h.len()).unwrap_or(0);
+            let jobs = m.jobs.lock().map(|j| j.len()).unwrap_or(0);
+            format!(
+                "decahose: {:>7} stored {:>6} dup  {} connected  holes {:>2}  recovery jobs {}  {}",
+                StreamMetrics::get(&m.stored),
+                StreamMetrics::get(&m.duplicates),
+                m.connected(),
+                holes,
+                jobs,
+                bar(&m, start_ms, now),
+            )
+        });
     }
-    println!();
+    progress.finish();
     running.stop().await?;
     sim.shutdown().await;
 
@@ -220,6 +221,38 @@ liveness = {{ silence = "30s", data_silence = "10s" }}
     Ok(all_ok)
 }
 
+/// Progress of the run: on a terminal, one line redrawn in place; piped
+/// (a file, a CI log), one line per stream minute, never a carriage return.
+struct Progress<W: Write> {
+    out: W,
+    tty: bool,
+    shown: Option<i64>,
+}
+
+impl<W: Write> Progress<W> {
+    fn new(out: W, tty: bool) -> Progress<W> {
+        Progress { out, tty, shown: None }
+    }
+
+    /// Shows the state at stream minute `minute` (`line` is built only
+    /// when it is shown).
+    fn show(&mut self, minute: i64, line: impl FnOnce() -> String) {
+        if !self.tty && self.shown == Some(minute) {
+            return;
+        }
+        self.shown = Some(minute);
+        let line = format!("+{minute:>2}m  {}", line());
+        let _ = if self.tty { write!(self.out, "\r{line}   ") } else { writeln!(self.out, "{line}") };
+        let _ = self.out.flush();
+    }
+
+    fn finish(&mut self) {
+        if self.tty {
+            let _ = writeln!(self.out);
+        }
+    }
+}
+
 /// The last 40 minutes of decahose coverage as a bar: █ full, ▒ partial,
 /// · none, as of the planner's last pass.
 fn bar(m: &StreamMetrics, start_ms: i64, now_ms: i64) -> String {
@@ -236,4 +269,29 @@ fn bar(m: &StreamMetrics, start_ms: i64, now_ms: i64) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    #[test]
+    fn progress_off_a_terminal_is_one_line_per_minute() {
+        let mut p = Progress::new(Vec::new(), false);
+        for minute in [0, 0, 0, 1, 1, 2] {
+            p.show(minute, || format!("state at {minute}"));
+        }
+        p.finish();
+        let text = String::from_utf8(p.out).expect("utf-8");
+        assert!(!text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().collect::<Vec<_>>(), ["+ 0m  state at 0", "+ 1m  state at 1", "+ 2m  state at 2"]);
+
+        let mut p = Progress::new(Vec::new(), true);
+        p.show(0, || "a".into());
+        p.show(0, || "b".into());
+        p.finish();
+        let text = String::from_utf8(p.out).expect("utf-8");
+        assert_eq!(text.matches('\r').count(), 2, "redrawn in place on a terminal: {text:?}");
+        assert_eq!(text.lines().count(), 1);
+    }
 }
