@@ -17,9 +17,15 @@
 //! seconds (`@1500420304`, or a bare number of at least 9 digits), `now`,
 //! and a duration before or after it: `now-6h` (or `-6h`), `now+1h`.
 //!
+//! # Stream time
+//! [`clock::Clock`]: wall time, or wall time scaled (demo, tests,
+//! stream-sim), shared by the archiver and the simulator.
+//!
 //! # Printing
 //! [`rfc3339`] and [`rfc3339_ms`] for times, [`human`] for durations
 //! (`45s`, `26m`, `1h 05m`, `4d 11h`: two units at most, for people).
+
+pub mod clock;
 
 use std::time::Duration;
 
