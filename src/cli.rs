@@ -33,9 +33,11 @@ pub enum Command {
         /// The data directory (overrides the configuration's).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Owe coverage from this time (RFC 3339), not only from the first
-        /// start: the planner recovers the history inside the window.
-        #[arg(long)]
+        /// Owe coverage from this time, not only from the first start: the
+        /// planner recovers the history inside the window. RFC 3339
+        /// (`2026-03-01T10:00:00Z`), `2026-03-01`, `@UNIXSECONDS`, or
+        /// relative (`now-6h`, `-2d`).
+        #[arg(long, value_parser = gapless_time::parse_time)]
         since: Option<chrono::DateTime<chrono::Utc>>,
         #[command(flatten)]
         clock: crate::clock::ClockArgs,

@@ -15,8 +15,9 @@ pub use gapless_time::clock::Clock;
 /// Clock flags shared by every command that runs streams.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ClockArgs {
-    /// Stream time at the origin (RFC 3339); default: wall time at the origin.
-    #[arg(long)]
+    /// Stream time at the origin (RFC 3339, or any time of the project's
+    /// grammar); default: wall time at the origin.
+    #[arg(long, value_parser = gapless_time::parse_time)]
     pub clock_start: Option<DateTime<Utc>>,
     /// Stream seconds per wall second.
     #[arg(long)]

@@ -123,6 +123,14 @@ pub fn parse_time_ms(s: &str, now_ms: i64) -> Result<i64, Error> {
     Err(bad())
 }
 
+/// Parses a point in time (the grammar above; `now` is the wall clock's)
+/// into a UTC date-time: the form a command-line flag takes
+/// (`#[arg(value_parser = gapless_time::parse_time)]`).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, Error> {
+    let ms = parse_time_ms(s, Utc::now().timestamp_millis())?;
+    DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| Error::OutOfRange { input: s.to_string() })
+}
+
 /// Unix seconds as `2017-07-18T23:25:04Z`.
 pub fn rfc3339(secs: i64) -> String {
     match DateTime::<Utc>::from_timestamp(secs, 0) {
@@ -255,6 +263,9 @@ mod tests {
         assert!(matches!(parse_time_ms("yesterday", now), Err(Error::Time { .. })));
         assert!(matches!(parse_time_ms("nowhere", now), Err(Error::Time { .. })));
         assert!(matches!(parse_time_ms("@99999999999999999", now), Err(Error::OutOfRange { .. })));
+        assert_eq!(parse_time("2017-07-18T23:25:04Z").map(|t| t.timestamp_millis()), Ok(now));
+        let ago = parse_time("now-1h").expect("relative").timestamp_millis();
+        assert!((Utc::now().timestamp_millis() - 3_600_000 - ago).abs() < 5_000);
     }
 
     #[test]
