@@ -1006,4 +1006,79 @@ mod golden {
         }
         assert_eq!(h, 0xbbd2_de64_11f4_51c9, "generator output changed: {h:#018x}");
     }
+
+    /// A minute of every stream kind (and of Activity Streams), hashed
+    /// line by line with each activity's time, delivery time, partition and
+    /// key, so that a change of any byte of any kind of payload shows. The
+    /// minute holds every kind of activity and every shape of Post (checked
+    /// below), so the pin covers them all.
+    #[test]
+    fn every_kind_of_activity_is_pinned() {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut seen = std::collections::BTreeMap::<&str, u64>::new();
+        let mut streams: Vec<StreamSpec> = StreamKind::ALL.iter().map(|k| StreamSpec::new(*k, "prod")).collect();
+        let mut as_spec = StreamSpec::new(StreamKind::Sample10, "as");
+        as_spec.format = crate::stream::Format::ActivityStreams;
+        streams.push(as_spec);
+        for mut spec in streams {
+            spec.rate = 50.0;
+            let activity_streams = spec.format == crate::stream::Format::ActivityStreams;
+            for a in Generator::new(3, &spec).range(1_767_268_800_000, 1_767_268_860_000, None) {
+                h ^= fnv1a64(&a.line) ^ fnv1a64(a.key.truth_line().as_bytes());
+                h = mix64(h ^ (a.time_ms as u64)) ^ (a.deliver_ms as u64) ^ u64::from(a.partition);
+                h = mix64(h);
+                *seen.entry(a.key.kind_name()).or_default() += 1;
+                let line = std::str::from_utf8(&a.line).expect("UTF-8");
+                let shapes: &[(&str, &str)] = if activity_streams {
+                    &[("as:share", "\"verb\":\"share\""), ("as:post", "\"verb\":\"post\"")]
+                } else {
+                    &[
+                        ("retweet", "\"retweeted_status\":{"),
+                        ("quote", "\"quoted_status\":{"),
+                        ("reply", "\"in_reply_to_screen_name\":\""),
+                        ("extended", "\"extended_tweet\":{"),
+                        ("place", "\"place\":{"),
+                        ("profile geo", "\"derived\":{"),
+                        ("edit", "\"edits_remaining\":4"),
+                        ("matching rules", "\"matching_rules\":["),
+                        ("scrub_geo", "{\"scrub_geo\":"),
+                        ("status_withheld", "{\"status_withheld\":"),
+                        ("user_withheld", "{\"user_withheld\":"),
+                        ("user_protect", "{\"user_protect\":"),
+                        ("user_delete", "{\"user_delete\":"),
+                    ]
+                };
+                for (name, needle) in shapes {
+                    if line.contains(needle) {
+                        *seen.entry(name).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for kind in [
+            "post",
+            "delete",
+            "like",
+            "unlike",
+            "compliance",
+            "retweet",
+            "quote",
+            "reply",
+            "extended",
+            "place",
+            "profile geo",
+            "edit",
+            "matching rules",
+            "scrub_geo",
+            "status_withheld",
+            "user_withheld",
+            "user_protect",
+            "user_delete",
+            "as:share",
+            "as:post",
+        ] {
+            assert!(seen.get(kind).copied().unwrap_or(0) > 0, "no {kind} in the pinned minute: {seen:?}");
+        }
+        assert_eq!(h, 0xf00f_4e55_3875_0522, "generator output changed: {h:#018x}");
+    }
 }
