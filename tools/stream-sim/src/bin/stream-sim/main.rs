@@ -1,5 +1,8 @@
-//! The `stream-sim` binary: `serve`, `truth` and `bench`. All logic lives in
-//! the library; this file only maps flags onto it.
+//! The `stream-sim` binary: `serve`, `truth` and `bench`. The simulator
+//! lives in the library; this file maps flags onto it, and `bench.rs` is the
+//! discarding client that `bench` measures it with.
+
+mod bench;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -188,7 +191,7 @@ fn main() -> Result<()> {
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
             cfg.streams = vec![spec];
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let r = rt.block_on(stream_sim::maxspeed::bench(cfg, seconds))?;
+            let r = rt.block_on(bench::bench(cfg, seconds))?;
             println!(
                 "{} activities, {:.1} MB raw, {:.1} MB gzip on the wire, in {:.3} s: {:.0} activities/s, {:.1} MB/s raw, {:.1} MB/s wire",
                 r.activities,
