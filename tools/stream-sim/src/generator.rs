@@ -12,7 +12,7 @@
 //! by delivery time; Recovery and `truth` go by activity time.
 //!
 //! This module decides how many activities a second holds, their times, kinds,
-//! keys, partitions and latencies; [`crate::payload`] writes their bytes.
+//! keys, partitions and latencies; `payload` writes their bytes.
 
 use bytes::Bytes;
 

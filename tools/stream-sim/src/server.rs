@@ -1,8 +1,7 @@
 //! The HTTP server: accepting, routing each request through the protocol's
 //! checks in order, and handing accepted connections to `connection`
 //! (realtime and backfill) or `recovery`. What the connections share (streams,
-//! limits, faults, counters) is [`crate::state`]; `/sim/` is
-//! [`crate::admin`].
+//! limits, faults, counters) is `state`; `/sim/` is `admin`.
 //!
 //! Order of checks (each refusal is a JSON body): path (`404`), method
 //! (`405`), Basic auth (`401`), `Accept-Encoding: gzip` (`406`), stream served
