@@ -78,26 +78,21 @@ impl Writer {
 
 /// A Post delete.
 pub(crate) fn write_delete(out: &mut String, status_id: u64, user_id: u64, ms: i64) {
-    let mut o = Obj::new(out);
-    o.obj("delete", |o| {
-        o.obj("status", |o| {
-            o.num("id", status_id)
-                .str("id_str", &status_id.to_string())
-                .num("user_id", user_id)
-                .str("user_id_str", &user_id.to_string());
-        })
-        .str("timestamp_ms", &ms.to_string());
-    });
-    o.end();
+    write_delete_of(out, "status", "id", status_id, user_id, ms);
 }
 
 /// An unlike (the delete of a like).
 pub(crate) fn write_unlike(out: &mut String, tweet_id: u64, user_id: u64, ms: i64) {
+    write_delete_of(out, "favorite", "tweet_id", tweet_id, user_id, ms);
+}
+
+/// `{"delete":{WHAT:{ID_KEY:..,ID_KEY_str:"..",user_id:..,user_id_str:".."},"timestamp_ms":".."}}`
+fn write_delete_of(out: &mut String, what: &str, id_key: &str, id: u64, user_id: u64, ms: i64) {
     let mut o = Obj::new(out);
     o.obj("delete", |o| {
-        o.obj("favorite", |o| {
-            o.num("tweet_id", tweet_id)
-                .str("tweet_id_str", &tweet_id.to_string())
+        o.obj(what, |o| {
+            o.num(id_key, id)
+                .str(&format!("{id_key}_str"), &id.to_string())
                 .num("user_id", user_id)
                 .str("user_id_str", &user_id.to_string());
         })
