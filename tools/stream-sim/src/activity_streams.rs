@@ -12,7 +12,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::clock::rfc3339;
-use crate::generator::snowflake_ms;
+use crate::snowflake::snowflake_ms;
 
 fn s(v: &Value) -> Value {
     v.clone()

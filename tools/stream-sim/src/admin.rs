@@ -9,28 +9,20 @@
 
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, StatusCode};
 use serde_json::json;
 use tracing::info;
 
 use crate::clock::rfc3339;
 use crate::faults::FaultPlan;
+use crate::http::{authorized, json as json_response, refusal, Resp};
 use crate::protocol::{self, Refusal};
-use crate::server::{authorized, lock, refusal, Resp, Shared};
-
-fn json_response(status: StatusCode, v: serde_json::Value) -> Resp {
-    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(v.to_string()))));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    resp
-}
+use crate::state::{lock, Shared};
 
 pub(crate) async fn handle(shared: &Shared, req: hyper::Request<Incoming>) -> Resp {
-    if !authorized(shared, &req) {
+    if !authorized(&shared.cfg, &req) {
         return refusal(&Refusal::new(401, protocol::MSG_AUTH));
     }
     match (req.method().clone(), req.uri().path()) {

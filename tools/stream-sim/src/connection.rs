@@ -1,4 +1,4 @@
-//! A realtime connection (with optional Backfill).
+//! A realtime connection (with optional Backfill), and its max-speed form.
 //!
 //! The connection keeps a cursor on *delivery time*: every tick it sends the
 //! activities whose delivery time passed since the last tick, sync-flushing
@@ -11,6 +11,9 @@
 //! stall after which the connection jumps to realtime, as a server that
 //! accepted `backfillMinutes` but never delivers it), slow drip, cut line,
 //! corrupt gzip, drop-from-realtime and duplicate bursts.
+//!
+//! In max-speed mode ([`crate::maxspeed`]) a realtime connection instead
+//! gets its partition's pre-compressed body as fast as the socket takes it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -18,84 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::clock::Clock;
 use crate::faults::FaultKind;
 use crate::gzip::GzStream;
+use crate::out::{tick, Out, Tx};
+use crate::prepared::Prepared;
 use crate::protocol::forced_disconnect_line;
-use crate::server::{ConnGuard, Kill, Shared, StreamState};
-
-pub(crate) type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
-
-/// Real-time tick: a quarter of the heartbeat interval in stream time,
-/// clamped to [1 ms, 50 ms] of wall time.
-pub(crate) fn tick(clock: &Clock, heartbeat_ms: i64) -> Duration {
-    clock.real_duration(heartbeat_ms / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
-}
-
-/// Why the sending side stopped.
-pub(crate) enum Stop {
-    /// The client went away.
-    Gone,
-}
-
-/// The sending half of a connection: gzip, faults on bytes, the channel.
-pub(crate) struct Out {
-    pub gz: GzStream,
-    pub tx: Tx,
-    pub sent_bytes: u64,
-}
-
-impl Out {
-    pub fn new(tx: Tx) -> Self {
-        Out { gz: GzStream::new(), tx, sent_bytes: 0 }
-    }
-
-    /// Write raw payload bytes into the compressor (not sent yet).
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
-        self.gz.write(bytes).map_err(|_| Stop::Gone)
-    }
-
-    /// Flush the compressor and send what it produced; in slow-drip mode in
-    /// 64-byte pieces with pauses.
-    pub async fn flush(&mut self, slow: bool) -> Result<(), Stop> {
-        let bytes = self.gz.flush().map_err(|_| Stop::Gone)?;
-        self.send(bytes, slow).await
-    }
-
-    pub async fn send(&mut self, bytes: Bytes, slow: bool) -> Result<(), Stop> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        self.sent_bytes += bytes.len() as u64;
-        if slow {
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                let piece = rest.split_to(rest.len().min(64));
-                self.tx.send(Ok(piece)).await.map_err(|_| Stop::Gone)?;
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            Ok(())
-        } else {
-            self.tx.send(Ok(bytes)).await.map_err(|_| Stop::Gone)
-        }
-    }
-
-    /// Cut the connection: hyper closes the socket without ending the body.
-    pub async fn abort(self, why: &str) {
-        let _ = self.tx.send(Err(std::io::Error::other(why.to_string()))).await;
-    }
-
-    /// End the gzip member and close cleanly.
-    pub async fn finish(self) {
-        let Out { gz, tx, .. } = self;
-        if let Ok(b) = gz.finish() {
-            let _ = tx.send(Ok(b)).await;
-        }
-    }
-}
+use crate::state::{ConnGuard, Kill, Shared, StreamState};
 
 /// Bytes that are not valid deflate: a block header with the reserved type.
 pub(crate) const CORRUPT: &[u8] = b"\xff\xff\xff\xffnot deflate";
@@ -260,6 +193,24 @@ pub(crate) async fn wait(kill: &Kill, tx: &Tx, d: Duration) -> Wake {
         _ = tx.closed() => Wake::Gone,
         _ = tokio::time::sleep(d) => {
             if kill.flag.load(Ordering::SeqCst) { Wake::Killed } else { Wake::Tick }
+        }
+    }
+}
+
+/// A realtime connection in max-speed mode: the pre-compressed body of its
+/// partition, as fast as the socket takes it, then a clean end.
+pub(crate) async fn max_speed(prepared: Arc<Prepared>, partition: u32, tx: Tx, guard: ConnGuard) {
+    let key = (guard.stream.spec.kind, guard.stream.spec.label.clone(), partition);
+    let Some(body) = prepared.bodies.get(&key).cloned() else {
+        // Not pre-generated (a stream made on demand): an empty, valid body.
+        if let Ok(b) = GzStream::new().finish() {
+            let _ = tx.send(Ok(b)).await;
+        }
+        return;
+    };
+    for p in body.parts.iter() {
+        if tx.send(Ok(p.clone())).await.is_err() {
+            return;
         }
     }
 }

@@ -19,10 +19,17 @@
 //!
 //! Random faults are expanded per hour of stream time from a seed, so a
 //! random schedule is as deterministic as the data.
+//!
+//! Times and durations in a fault file are in the project's one grammar
+//! ([`gapless_time`]): `at` is a time (`2026-03-01T12:10:00Z`,
+//! `2026-03-01T12:10`, ...) or an offset from the clock start (`+10m`,
+//! `+1h30m`, `+90` seconds; `now` is the clock start too); `duration` is a
+//! duration (`500ms`, `30s`, `1h30m`, or a whole number of seconds).
 
+use gapless_time::Dur;
 use serde::Deserialize;
 
-use crate::clock::{parse_time, StreamMs};
+use crate::clock::StreamMs;
 use crate::rng::{hash_str, Rng};
 use crate::stream::{parse_stream_name, StreamSpec};
 
@@ -119,10 +126,10 @@ pub struct FaultPlan {
 pub enum FaultError {
     #[error("fault file: {0}")]
     Toml(#[from] toml::de::Error),
-    #[error("fault file: bad time {0:?} (RFC 3339, or +DURATION from the clock start)")]
-    Time(String),
-    #[error("fault file: bad duration {0:?} (e.g. 500ms, 30s, 5m, 2h)")]
-    Duration(String),
+    #[error("fault file: at = {at:?}: {source} (or +DURATION after the clock start)")]
+    Time { at: String, source: gapless_time::Error },
+    #[error("fault file: duration {0} is too long")]
+    Duration(Dur),
     #[error("fault file: bad stream {0:?} (KIND/LABEL)")]
     Stream(String),
 }
@@ -141,7 +148,7 @@ struct FileDoc {
 #[serde(deny_unknown_fields)]
 struct FileFault {
     at: String,
-    duration: DurationSpec,
+    duration: Dur,
     kind: FaultKind,
     stream: Option<String>,
     partition: Option<u32>,
@@ -153,47 +160,14 @@ struct FileFault {
 struct FileRandom {
     kind: FaultKind,
     per_hour: f64,
-    duration: DurationSpec,
+    duration: Dur,
     stream: Option<String>,
     partition: Option<u32>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DurationSpec {
-    Secs(f64),
-    Text(String),
-}
-
-/// Parse `500ms`, `30s`, `5m`, `2h`, `1d` or a bare number of seconds.
-pub fn parse_duration_ms(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3_600_000.0)
-    } else if let Some(n) = s.strip_suffix('d') {
-        (n, 86_400_000.0)
-    } else {
-        (s, 1000.0)
-    };
-    let v: f64 = num.trim().parse().ok()?;
-    if !v.is_finite() || v < 0.0 {
-        return None;
-    }
-    Some((v * mult).round() as i64)
-}
-
-fn dur(d: &DurationSpec) -> Result<i64, FaultError> {
-    match d {
-        DurationSpec::Secs(s) if s.is_finite() && *s >= 0.0 => Ok((s * 1000.0).round() as i64),
-        DurationSpec::Secs(s) => Err(FaultError::Duration(s.to_string())),
-        DurationSpec::Text(t) => parse_duration_ms(t).ok_or_else(|| FaultError::Duration(t.clone())),
-    }
+/// A duration in stream milliseconds.
+fn dur(d: Dur) -> Result<i64, FaultError> {
+    i64::try_from(d.as_duration().as_millis()).map_err(|_| FaultError::Duration(d))
 }
 
 fn check_stream(s: &Option<String>) -> Result<(), FaultError> {
@@ -204,22 +178,20 @@ fn check_stream(s: &Option<String>) -> Result<(), FaultError> {
 }
 
 impl FaultPlan {
-    /// Parse a TOML fault file; `+DURATION` times are relative to `clock_start_ms`.
+    /// Parse a TOML fault file; `+DURATION` times (and `now`) are relative
+    /// to `clock_start_ms`.
     pub fn from_toml(text: &str, clock_start_ms: StreamMs, default_seed: u64) -> Result<Self, FaultError> {
         let doc: FileDoc = toml::from_str(text)?;
         let mut plan = FaultPlan { seed: doc.seed.unwrap_or(default_seed), ..Default::default() };
         for (i, f) in doc.fault.iter().enumerate() {
-            let start = if let Some(rel) = f.at.strip_prefix('+') {
-                clock_start_ms + parse_duration_ms(rel).ok_or_else(|| FaultError::Time(f.at.clone()))?
-            } else {
-                parse_time(&f.at).ok_or_else(|| FaultError::Time(f.at.clone()))?
-            };
+            let start = gapless_time::parse_time_ms(&f.at, clock_start_ms)
+                .map_err(|source| FaultError::Time { at: f.at.clone(), source })?;
             check_stream(&f.stream)?;
             plan.scripted.push(Fault {
                 id: (i as u64 + 1) << 32,
                 kind: f.kind,
                 start_ms: start,
-                end_ms: start + dur(&f.duration)?,
+                end_ms: start.saturating_add(dur(f.duration)?),
                 stream: f.stream.clone(),
                 partition: f.partition,
                 connection: f.connection,
@@ -230,7 +202,7 @@ impl FaultPlan {
             plan.random.push(RandomFault {
                 kind: r.kind,
                 per_hour: r.per_hour.max(0.0),
-                duration_ms: dur(&r.duration)?,
+                duration_ms: dur(r.duration)?,
                 stream: r.stream.clone(),
                 partition: r.partition,
             });
@@ -355,11 +327,30 @@ mod tests {
         assert_eq!(plan.random.len(), 1);
     }
 
+    /// The fault file speaks the project's one grammar of times and
+    /// durations: sums of units, bare whole seconds, offsets from the clock
+    /// start, and the short forms of a time.
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("500ms"), Some(500));
-        assert_eq!(parse_duration_ms("2m"), Some(120_000));
-        assert_eq!(parse_duration_ms("1.5"), Some(1500));
-        assert_eq!(parse_duration_ms("x"), None);
+    fn times_and_durations_use_the_one_grammar() {
+        let start = 1_772_323_200_000; // 2026-03-01T00:00:00Z
+        let fault = |at: &str, duration: &str| -> Result<(i64, i64), FaultError> {
+            let text = format!("[[fault]]\nat = {at}\nduration = {duration}\nkind = \"drop\"\n");
+            let plan = FaultPlan::from_toml(&text, start, 1)?;
+            Ok((plan.scripted[0].start_ms - start, plan.scripted[0].end_ms - plan.scripted[0].start_ms))
+        };
+        assert_eq!(fault("\"+4m\"", "\"30s\"").unwrap(), (240_000, 30_000));
+        assert_eq!(fault("\"+1h30m\"", "\"1h 30m\"").unwrap(), (5_400_000, 5_400_000));
+        assert_eq!(fault("\"+90\"", "90").unwrap(), (90_000, 90_000));
+        assert_eq!(fault("\"+0s\"", "\"250ms\"").unwrap(), (0, 250));
+        assert_eq!(fault("\"now\"", "\"1.5m\"").unwrap(), (0, 90_000));
+        assert_eq!(fault("\"2026-03-01T00:10\"", "\"2m\"").unwrap(), (600_000, 120_000));
+        assert_eq!(fault("\"2026-03-01T00:10:00.5Z\"", "\"2m\"").unwrap(), (600_500, 120_000));
+        assert!(matches!(fault("\"soon\"", "\"1m\""), Err(FaultError::Time { .. })));
+        assert!(matches!(fault("\"+5x\"", "\"1m\""), Err(FaultError::Time { .. })));
+        for bad in ["\"5 parsecs\"", "\"-5m\"", "-5"] {
+            assert!(matches!(fault("\"+1m\"", bad), Err(FaultError::Toml(_))), "{bad}");
+        }
+        let random = "[[random]]\nkind = \"drop\"\nper_hour = 2\nduration = \"1m30s\"\n";
+        assert_eq!(FaultPlan::from_toml(random, start, 1).unwrap().random[0].duration_ms, 90_000);
     }
 }

@@ -6,13 +6,28 @@
 //! and breaks on command ([`faults`]). It shares no code with the archiver, so
 //! it can catch the archiver's mistakes.
 //!
-//! Modules, one concept each: [`clock`] (scaled stream time), [`generator`]
-//! (deterministic activities), [`protocol`] (requests, refusals, system
-//! lines), [`server`] (HTTP and routing), `connection` (realtime and
-//! backfill), `recovery`, [`faults`], [`truth`], [`gzip`], [`maxspeed`]
-//! (benchmark serving), [`activity_streams`] (the optional older format),
-//! [`rng`] (SplitMix64 and FNV-1a: output never changes with a crate
-//! version), [`json`] and [`words`] (payload writing).
+//! Modules, one concept each, in layers that depend only downward:
+//!
+//! - HTTP and connections: [`server`] (accepting, routing, the protocol's
+//!   checks in order), `admin` (`/sim/` status and run-time faults), `http`
+//!   (responses, refusals, the streaming body, Basic auth), `connection`
+//!   (realtime, backfill, max-speed), `recovery`, `out` (the sending half:
+//!   gzip, the body channel, faults on bytes); [`maxspeed`] starts a server
+//!   in max-speed mode.
+//! - Shared state: `state` (streams by account, caches of recent seconds,
+//!   the connection rate limit, redundant connections, Recovery job slots,
+//!   the fault plan, counters), apart from HTTP.
+//! - Data: [`generator`] (scheduling: which activities, when, with which
+//!   keys, partitions and latencies), `payload` (their bytes), [`snowflake`]
+//!   (IDs that carry their time), [`activity_streams`] (the optional older
+//!   format), [`json`] and [`words`] (payload writing), `prepared`
+//!   (max-speed content), [`truth`], [`faults`], [`protocol`] (requests,
+//!   refusals, system lines), [`config`], [`stream`], [`clock`] (scaled
+//!   stream time), [`gzip`], [`rng`] (SplitMix64 and FNV-1a: output never
+//!   changes with a crate version).
+//!
+//! Times and durations in flags and fault scripts use the project's one
+//! grammar, `gapless_time`; the protocol's own parameters keep the API's.
 
 pub mod activity_streams;
 pub(crate) mod admin;
@@ -22,12 +37,18 @@ pub(crate) mod connection;
 pub mod faults;
 pub mod generator;
 pub mod gzip;
+mod http;
 pub mod json;
 pub mod maxspeed;
+mod out;
+mod payload;
+mod prepared;
 pub mod protocol;
 pub(crate) mod recovery;
 pub mod rng;
 pub mod server;
+pub mod snowflake;
+pub(crate) mod state;
 pub mod stream;
 pub mod truth;
 pub mod words;

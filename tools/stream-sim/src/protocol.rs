@@ -66,47 +66,10 @@ pub const MSG_RATE: &str = "Rate limited: too many connection requests (limit 10
 pub const MSG_JOBS: &str = "Too many concurrent recovery requests: at most 2 recovery jobs per account.";
 pub const MSG_503: &str = "Service Unavailable. Please reconnect with an exponential backoff.";
 
+/// The query's `name=value` pairs, decoded as
+/// `application/x-www-form-urlencoded` (`%XX` escapes, `+` for a space).
 fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (pct_decode(k), pct_decode(v))
-        })
-        .collect()
-}
-
-fn pct_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match h {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 /// Validate the query of a request on `spec` at stream time `now`.
@@ -258,6 +221,45 @@ mod tests {
         assert!(accepts_gzip("deflate, gzip;q=1.0"));
         assert!(!accepts_gzip("gzip;q=0"));
         assert!(!accepts_gzip("identity"));
-        assert_eq!(pct_decode("2023-07-05T17%3A09%3A12.070Z"), "2023-07-05T17:09:12.070Z");
+    }
+
+    #[test]
+    fn query_escapes_decode_as_forms_do() {
+        let pairs = query_pairs("a=x%2By&b=x+y&c=x%20y&t=2023-07-05T17%3A09%3A12.070Z&bad=%zz&flag&&e%3D=1");
+        let want = [
+            ("a", "x+y"),
+            ("b", "x y"),
+            ("c", "x y"),
+            ("t", "2023-07-05T17:09:12.070Z"),
+            ("bad", "%zz"),
+            ("flag", ""),
+            ("e=", "1"),
+        ];
+        assert_eq!(pairs, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        // An offset's `+` must be escaped (`%2B`): a bare `+` is a space.
+        let s = StreamSpec::new(StreamKind::Sample10, "prod");
+        let now = 1_700_000_000_000;
+        let q = "startTime=2023-11-14T23:00:00%2B01:00&endTime=2023-11-14T22%3A10%3A00Z";
+        let Ok(Request::Recovery { start_ms, .. }) = parse_query(&s, Some(q), now) else { panic!("{q}") };
+        assert_eq!(start_ms, 1_699_999_200_000);
+        let q = "startTime=2023-11-14T23:00:00+01:00&endTime=2023-11-14T22:10:00Z";
+        assert_eq!(parse_query(&s, Some(q), now).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn basic_credentials_decode() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let pair = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        assert_eq!(basic_credentials(&format!("Basic {}", b64("alice:s3cret"))), pair("alice", "s3cret"));
+        assert_eq!(basic_credentials(&format!("basic {} ", b64("bob:a:b"))), pair("bob", "a:b"));
+        assert_eq!(basic_credentials(&format!("Basic {}", b64("carol:"))), pair("carol", ""));
+        assert_eq!(basic_credentials(&format!("Basic {}", b64("no colon"))), None);
+        assert_eq!(basic_credentials(&format!("Bearer {}", b64("alice:s3cret"))), None);
+        assert_eq!(basic_credentials("Basic !!not base64!!"), None);
+        assert_eq!(
+            basic_credentials(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode([0xff, b':']))),
+            None
+        );
     }
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use tracing::info;
 
 use crate::clock::StreamMs;
-use crate::connection::{tick, Out, Tx};
 use crate::faults::FaultKind;
+use crate::out::{tick, Out, Tx};
 use crate::protocol::recovery_completed_line;
-use crate::server::{JobSlot, Shared, StreamState};
+use crate::state::{JobSlot, Shared, StreamState};
 
 /// What a Recovery request asked for.
 pub(crate) struct Recovery {

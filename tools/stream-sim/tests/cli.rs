@@ -22,7 +22,8 @@ async fn serve_binary_with_env_credentials_and_clock_flags() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_stream-sim"))
             .args(["serve", "--listen", "127.0.0.1:0", "--seed", "3", "--rate", "5"])
-            .args(["--clock-start", "2026-03-01T00:00:00Z", "--clock-speed", "10"])
+            // The clock flags take the one time grammar (here its short form).
+            .args(["--clock-start", "2026-03-01T00:00", "--clock-speed", "10"])
             .env("STREAM_SIM_USER", "alice")
             .env("STREAM_SIM_PASSWORD", "secret")
             .env("RUST_LOG", "stream_sim=warn")

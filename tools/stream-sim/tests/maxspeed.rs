@@ -24,9 +24,23 @@ async fn max_speed_serves_truth_and_ends() {
     assert_eq!(got, want);
 }
 
-#[tokio::test]
-async fn bench_reports_a_throughput() {
-    let r = stream_sim::maxspeed::bench(config(1.0, 100.0), 5).await.unwrap();
-    assert!(r.activities > 300);
-    assert!(r.wire_bytes > 100_000 && r.wire_bytes < r.raw_bytes);
+/// `stream-sim bench`: the discarding clients of the binary read the whole
+/// max-speed body, compressed.
+#[test]
+fn bench_reports_a_throughput() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stream-sim"))
+        .args(["bench", "--seconds", "5", "--rate", "100", "--clock-start", "2026-01-01T12:00:00Z"])
+        .env("RUST_LOG", "stream_sim=warn")
+        .output()
+        .expect("run stream-sim bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    // "N activities, X MB raw, Y MB gzip on the wire, in T s: ..."
+    let fields: Vec<&str> = text.split(", ").collect();
+    let num = |i: usize| -> f64 {
+        fields.get(i).and_then(|f| f.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{text}"))
+    };
+    let (activities, raw_mb, wire_mb) = (num(0), num(1), num(2));
+    assert!(activities > 300.0, "{text}");
+    assert!(wire_mb >= 0.1 && wire_mb < raw_mb, "{text}");
 }

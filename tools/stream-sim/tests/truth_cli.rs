@@ -6,20 +6,12 @@ use stream_sim::rng::fnv1a64;
 use stream_sim::{Generator, StreamKind, StreamSpec};
 
 fn truth(extra: &[&str]) -> String {
+    truth_of("2026-03-01T00:00:00Z", "2026-03-01T00:00:10Z", extra)
+}
+
+fn truth_of(from: &str, to: &str, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_stream-sim"))
-        .args([
-            "truth",
-            "--seed",
-            "9",
-            "--rate",
-            "20",
-            "--stream",
-            "sample10/prod",
-            "--from",
-            "2026-03-01T00:00:00Z",
-            "--to",
-            "2026-03-01T00:00:10Z",
-        ])
+        .args(["truth", "--seed", "9", "--rate", "20", "--stream", "sample10/prod", "--from", from, "--to", to])
         .args(extra)
         .output()
         .expect("run stream-sim truth");
@@ -41,4 +33,21 @@ fn fingerprints_add_the_length_and_hash_of_the_exact_bytes() {
         assert_eq!(p, a.key.truth_line());
         assert_eq!(w, format!("{p} {} {:016x}", a.line.len(), fnv1a64(&a.line)));
     }
+}
+
+/// `--from` and `--to` take the project's one grammar of times, not only
+/// RFC 3339.
+#[test]
+fn from_and_to_take_the_one_time_grammar() {
+    let rfc = truth(&[]);
+    assert!(rfc.lines().count() > 100);
+    assert_eq!(truth_of("2026-03-01", "2026-03-01T00:00:10", &[]), rfc);
+    assert_eq!(truth_of("@1772323200", "2026-03-01T00:00:10Z", &[]), rfc);
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-sim"))
+        .args(["truth", "--stream", "sample10/prod", "--from", "last tuesday", "--to", "2026-03-01"])
+        .output()
+        .expect("run stream-sim truth");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--from") && err.contains("2017-07-18T23:25"), "{err}");
 }

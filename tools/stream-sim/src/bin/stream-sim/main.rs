@@ -1,5 +1,8 @@
-//! The `stream-sim` binary: `serve`, `truth` and `bench`. All logic lives in
-//! the library; this file only maps flags onto it.
+//! The `stream-sim` binary: `serve`, `truth` and `bench`. The simulator
+//! lives in the library; this file maps flags onto it, and `bench.rs` is the
+//! discarding client that `bench` measures it with.
+
+mod bench;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -8,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use stream_sim::clock::{parse_time, Clock};
+use stream_sim::clock::Clock;
 use stream_sim::config::{SimConfig, DEFAULT_PASSWORD, DEFAULT_USER};
 use stream_sim::faults::FaultPlan;
 use stream_sim::generator::Generator;
@@ -23,7 +26,8 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct ClockArgs {
-    /// Stream time at the clock origin (RFC 3339); default: wall time at the origin.
+    /// Stream time at the clock origin (e.g. 2026-03-01T12:00:00Z, 2026-03-01T12:00,
+    /// now-1h); default: wall time at the origin.
     #[arg(long)]
     clock_start: Option<String>,
     /// Stream seconds per wall second.
@@ -37,11 +41,10 @@ struct ClockArgs {
 impl ClockArgs {
     fn clock(&self) -> Result<Clock> {
         let start = match &self.clock_start {
-            Some(s) => Some(
-                DateTime::parse_from_rfc3339(s)
-                    .with_context(|| format!("--clock-start {s:?}: RFC 3339 expected"))?
-                    .with_timezone(&Utc),
-            ),
+            Some(s) => {
+                let ms = parse_time(s).context("--clock-start")?;
+                Some(DateTime::<Utc>::from_timestamp_millis(ms).context("--clock-start: out of range")?)
+            }
             None => None,
         };
         if !(self.clock_speed > 0.0 && self.clock_speed.is_finite()) {
@@ -105,8 +108,10 @@ enum Cmd {
         /// KIND/LABEL, e.g. sample10/prod.
         #[arg(long)]
         stream: String,
+        /// Start of the range (e.g. 2026-03-01T12:00:00Z, 2026-03-01, now-1h).
         #[arg(long)]
         from: String,
+        /// End of the range (excluded).
         #[arg(long)]
         to: String,
         #[arg(long)]
@@ -118,6 +123,13 @@ enum Cmd {
         #[arg(long)]
         config: Option<std::path::PathBuf>,
     },
+}
+
+/// A time on the command line, in the project's one grammar
+/// ([`gapless_time`]); `now` is wall time.
+fn parse_time(s: &str) -> Result<i64> {
+    let now = Clock::real().now_ms();
+    Ok(gapless_time::parse_time_ms(s, now)?)
 }
 
 fn load_config(seed: u64, config: Option<&std::path::Path>, rate: Option<f64>) -> Result<SimConfig> {
@@ -188,7 +200,7 @@ fn main() -> Result<()> {
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
             cfg.streams = vec![spec];
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let r = rt.block_on(stream_sim::maxspeed::bench(cfg, seconds))?;
+            let r = rt.block_on(bench::bench(cfg, seconds))?;
             println!(
                 "{} activities, {:.1} MB raw, {:.1} MB gzip on the wire, in {:.3} s: {:.0} activities/s, {:.1} MB/s raw, {:.1} MB/s wire",
                 r.activities,
@@ -205,8 +217,8 @@ fn main() -> Result<()> {
                 parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let cfg = load_config(seed, config.as_deref(), rate)?;
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
-            let from_ms = parse_time(&from).with_context(|| format!("--from {from:?}: RFC 3339 expected"))?;
-            let to_ms = parse_time(&to).with_context(|| format!("--to {to:?}: RFC 3339 expected"))?;
+            let from_ms = parse_time(&from).context("--from")?;
+            let to_ms = parse_time(&to).context("--to")?;
             if let Some(p) = partition {
                 if spec.partitions == 0 || p == 0 || p > spec.partitions {
                     bail!("--partition {p}: {stream} has {} partitions", spec.partitions);
