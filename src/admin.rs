@@ -201,7 +201,7 @@ impl Admin {
                 let holes: Vec<serde_json::Value> = m
                     .holes
                     .lock()
-                    .map(|h| h.iter().map(|(s, e)| json!({ "start": crate::recovery_time(*s), "end": crate::recovery_time(*e), "start_secs": s, "end_secs": e, "seconds": e - s })).collect())
+                    .map(|h| h.iter().map(|(s, e)| json!({ "start": gapless_time::rfc3339(*s), "end": gapless_time::rfc3339(*e), "start_secs": s, "end_secs": e, "seconds": e - s })).collect())
                     .unwrap_or_default();
                 json!({
                     "label": m.label,
@@ -220,7 +220,7 @@ impl Admin {
                 })
             })
             .collect();
-        json!({ "now": crate::recovery_time(now_ms / 1000), "now_ms": now_ms, "streams": streams })
+        json!({ "now": gapless_time::rfc3339(now_ms / 1000), "now_ms": now_ms, "streams": streams })
     }
 
     fn coverage_report(&self, query: &str) -> anyhow::Result<String> {

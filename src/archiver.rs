@@ -83,7 +83,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let owed_from = opts.since_secs.map_or(now, |s| s.clamp(now - reach, now));
         let owed = coverage.owe_from(&cfg.label, owed_from)?;
         coverage.set_recovery_window(&cfg.label, reach)?;
-        tracing::info!(stream = %cfg.label, kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %crate::recovery_time(owed), "archiving");
+        tracing::info!(stream = %cfg.label, kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %gapless_time::rfc3339(owed), "archiving");
         let m = Arc::new(StreamMetrics::new(&cfg.label, cfg.kind.name()));
         metrics.streams.push(m.clone());
         let (tx, rx_msgs) = mpsc::channel(256);

@@ -41,7 +41,7 @@ use crate::continuity::{Continuity, DataBound};
 use crate::credentials::Secret;
 use crate::limiter::Limiter;
 use crate::lines::{Batch, Framer};
-use crate::metrics::{ConnectionState, StreamMetrics};
+use crate::metrics::{ConnectionState, ConnectionStatus, StreamMetrics};
 use crate::writer::{Claim, Msg};
 
 pub use crate::continuity::OUT_OF_ORDER_MS;
@@ -503,7 +503,7 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
     // backfills to it.
     let owed = ctx.coverage.owed_from(&ctx.cfg.label).ok().flatten();
     let mut hole_from: Option<i64> = last_covered(&ctx, cov_partition).or(owed);
-    let state = |s: &'static str| ConnectionState {
+    let state = |s: ConnectionState| ConnectionStatus {
         partition,
         slot,
         state: s,
@@ -512,11 +512,11 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
         claimed_to_secs: None,
         last_error: None,
     };
-    ctx.metrics.set_connection(&name, state("connecting"));
+    ctx.metrics.set_connection(&name, state(ConnectionState::Connecting));
     while !ctx.stopping() {
         // Take the turn first: the limiter may make us wait, and the gap
         // (so `backfillMinutes`) grows while we do.
-        ctx.metrics.update_connection(&name, |c| c.state = "connecting");
+        ctx.metrics.update_connection(&name, |c| c.state = ConnectionState::Connecting);
         if !ctx.take_turn().await {
             break;
         }
@@ -550,7 +550,7 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
                 let from = t0 - backfill.unwrap_or(0) * 60_000;
                 tracing::info!(stream = %ctx.cfg.label, connection = %name, backfill_minutes = backfill.unwrap_or(0), "connected");
                 ctx.metrics.update_connection(&name, |c| {
-                    c.state = "connected";
+                    c.state = ConnectionState::Connected;
                     c.connected_since_ms = Some(t0);
                 });
                 let prior = ctx.metrics.observed_rate();
@@ -584,7 +584,7 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
                     *f = Some(message.clone());
                 }
                 ctx.metrics.update_connection(&name, |c| {
-                    c.state = "stopped";
+                    c.state = ConnectionState::Stopped;
                     c.last_error = Some(message);
                 });
                 return;
@@ -592,14 +592,14 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
             Some(wait) => {
                 tracing::warn!(stream = %ctx.cfg.label, connection = %name, reason = %message, wait_ms = wait.as_millis() as u64, "connection ended; reconnecting");
                 ctx.metrics.update_connection(&name, |c| {
-                    c.state = "backoff";
+                    c.state = ConnectionState::Backoff;
                     c.last_error = Some(message);
                 });
                 ctx.sleep(wait).await;
             }
         }
     }
-    ctx.metrics.update_connection(&name, |c| c.state = "stopped");
+    ctx.metrics.update_connection(&name, |c| c.state = ConnectionState::Stopped);
 }
 
 /// The end of the latest coverage of `partition` in the last backfill

@@ -250,13 +250,13 @@ async fn pass(
         // is said once, when it starts, and again when it ends up closed.
         let continues = ctx.metrics.lost_tail.swap(l.end, std::sync::atomic::Ordering::Relaxed) == l.start;
         if continues {
-            tracing::debug!(stream = %label, to = %crate::recovery_time(l.end), "the lost stretch grows");
+            tracing::debug!(stream = %label, to = %gapless_time::rfc3339(l.end), "the lost stretch grows");
             continue;
         }
         tracing::error!(
             stream = %label,
-            from = %crate::recovery_time(l.start),
-            to = %crate::recovery_time(l.end),
+            from = %gapless_time::rfc3339(l.start),
+            to = %gapless_time::rfc3339(l.end),
             seconds = l.end - l.start,
             "DATA LOST: this hole can no longer be repaired ({})",
             if ctx.cfg.recovery.is_none() { "the stream has no Recovery and Backfill cannot reach it" } else { "it left the recovery window" }
