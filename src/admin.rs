@@ -4,7 +4,10 @@
 //!   `gapless.coverage/1` schema of `inspect-coverage --json` (default
 //!   window: the last 24 hours, as the tool), so that `inspect-coverage --admin URL` can
 //!   read it while the archiver holds the store;
-//! - `GET /metrics`: Prometheus text.
+//! - `GET /metrics`: Prometheus text, by Prometheus' conventions
+//!   (`promtool check metrics` is clean): base units (minute counts are
+//!   given in seconds, 60 a minute), counters end in `_total`, a HELP and a
+//!   TYPE for each family.
 //!
 //! # It cannot starve the archiver
 //! It has no authentication, so it listens on loopback by default and says
@@ -316,16 +319,27 @@ impl Admin {
                 }
             }
         }
+        // Minute counts in base units (seconds: 60 a minute), as Prometheus
+        // asks: `promtool check metrics` flags `_minutes`.
+        fn minutes(n: &std::sync::atomic::AtomicU64) -> i64 {
+            n.load(std::sync::atomic::Ordering::Relaxed) as i64 * 60
+        }
         let gauges: [Gauge; 6] = [
-            ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| {
-                m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
-            }),
-            ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| {
-                m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
-            }),
-            ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| {
-                m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
-            }),
+            (
+                "gapless_window_full_seconds",
+                "Seconds of the minutes inside the recovery window that are full (60 a minute; planner's last pass).",
+                |m, _| minutes(&m.covered_minutes),
+            ),
+            (
+                "gapless_window_missing_seconds",
+                "Seconds of the minutes inside the recovery window that are not full (60 a minute; planner's last pass).",
+                |m, _| minutes(&m.missing_minutes),
+            ),
+            (
+                "gapless_window_lost_seconds",
+                "Seconds of the minutes inside the recovery window with lost seconds (60 a minute; planner's last pass).",
+                |m, _| minutes(&m.lost_minutes),
+            ),
             ("gapless_recovery_jobs", "Recovery jobs in flight.", |m, _| {
                 m.jobs.lock().map(|j| j.len() as i64).unwrap_or(0)
             }),
