@@ -20,6 +20,7 @@ use std::ops::Range;
 use chrono::{DateTime, SecondsFormat, Utc};
 use gapless_storage::coverage::{JobRecord, JobState};
 use gapless_storage::Minute;
+use tracing::Instrument;
 
 use crate::connection::{activity_times, read_body, request, End, StreamCtx, Tracker};
 use crate::continuity::{Coverage, DataBound};
@@ -93,8 +94,14 @@ fn request_time(secs: i64) -> String {
 }
 
 /// Runs one attempt of a job from its resume point. Returns how it ended;
-/// `job.resume_secs` holds the progress, claimed and recorded.
+/// `job.resume_secs` holds the progress, claimed and recorded. Its events
+/// are in a `recovery` span with the job's id.
 pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
+    let span = tracing::info_span!("recovery", job = job.id);
+    attempt(ctx, job).instrument(span).await
+}
+
+async fn attempt(ctx: &StreamCtx, job: &mut JobRecord) -> End {
     job.attempts += 1;
     job.state = JobState::Running;
     let _ = ctx.coverage.put_job(job);
@@ -108,7 +115,7 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
     let end = match request(ctx, &url).await {
         Err(end) => end,
         Ok(resp) => {
-            tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %gapless_time::rfc3339(job.resume_secs), to = %gapless_time::rfc3339(job.end_secs), "recovery started");
+            tracing::info!(from = %gapless_time::rfc3339(job.resume_secs), to = %gapless_time::rfc3339(job.end_secs), "recovery started");
             show(ctx, job, ConnectionState::Connected);
             // A request for every partition delivers all of them.
             let partitions = if job.partition.is_some() { 1.0 } else { f64::from(ctx.cfg.coverage_partitions()) };
@@ -125,7 +132,7 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
             if recorded && upto > job.resume_secs {
                 if !whole {
                     let holes = crate::planner::subtract(std::slice::from_ref(&(job.resume_secs..upto)), &claims);
-                    tracing::warn!(stream = %ctx.cfg.label, job = job.id, holes = ?holes, "recovery delivered data with gaps longer than the data-silence bound: they stay holes");
+                    tracing::warn!(holes = ?holes, "recovery delivered data with gaps longer than the data-silence bound: they stay holes");
                     if end == End::Completed {
                         end = End::CompletedWithGaps;
                     }
@@ -137,10 +144,10 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
     };
     if matches!(end, End::Completed | End::CompletedWithGaps) || job.resume_secs >= job.end_secs {
         let gaps = if end == End::CompletedWithGaps { " (with gaps: they stay holes)" } else { "" };
-        tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %gapless_time::rfc3339(job.start_secs), to = %gapless_time::rfc3339(job.end_secs), "recovery completed{gaps}");
+        tracing::info!(from = %gapless_time::rfc3339(job.start_secs), to = %gapless_time::rfc3339(job.end_secs), "recovery completed{gaps}");
         let _ = ctx.coverage.remove_job(&ctx.cfg.label, job.id);
     } else {
-        tracing::warn!(stream = %ctx.cfg.label, job = job.id, reason = ?end, resume = %gapless_time::rfc3339(job.resume_secs), "recovery broke off; it resumes from its progress");
+        tracing::warn!(reason = ?end, resume = %gapless_time::rfc3339(job.resume_secs), "recovery broke off; it resumes from its progress");
         job.state = JobState::Queued;
         let _ = ctx.coverage.put_job(job);
     }

@@ -1,7 +1,8 @@
 //! What the archiver says about itself: `/metrics` follows Prometheus'
 //! conventions (checked here, and by `promtool check metrics` when it is on
 //! PATH), and its logs say which stream and which connection an event is
-//! about through tracing spans.
+//! about through tracing spans (the format of `tracing_subscriber::fmt`,
+//! as `gapless archive` logs).
 
 mod common;
 
@@ -120,6 +121,53 @@ fn convention_problems(text: &str) -> Vec<String> {
         problems.push(format!("{name}: HELP without TYPE"));
     }
     problems
+}
+
+/// The name in a line's `connection` span.
+fn connection(line: &str) -> Option<&str> {
+    line.split("connection{connection=").nth(1).and_then(|r| r.split('}').next())
+}
+
+/// A disconnect long enough for Recovery (more than Backfill's five
+/// minutes), and reconnects.
+const OUTAGE: &str = r#"
+[[fault]]
+at = "+1m"
+duration = "6m"
+kind = "drop"
+stream = "sample10/prod"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_say_which_stream_and_connection_through_spans() {
+    let _g = serial().await;
+    capture_logs();
+    clear_logs();
+    let h = Harness::launch(Setup::new(52, 40.0, 60.0).faults(OUTAGE)).await;
+    let running = h.archiver().await;
+    wait_for("a completed Recovery", Duration::from_secs(180), || logs().contains("recovery completed")).await;
+    running.stop().await.unwrap();
+    let logs = logs();
+    let lines = |what: &str| logs.lines().filter(|l| l.contains(what)).map(str::to_string).collect::<Vec<_>>();
+    // A realtime connection's events carry its stream and its name.
+    let mut seen = std::collections::BTreeSet::new();
+    for what in [" connected backfill_minutes=", "connection ended; reconnecting"] {
+        let said = lines(what);
+        assert!(!said.is_empty(), "no {what:?} in\n{logs}");
+        for l in said {
+            assert!(l.contains("stream{stream=decahose}:connection{connection="), "{l}");
+            assert!(!l.contains(" stream=") && !l.contains(" connection="), "a field repeated by hand: {l}");
+            seen.insert(connection(&l).unwrap().to_string());
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["partition-1/0", "partition-2/0"]);
+    // The planner's jobs carry the stream and the job.
+    for l in lines("recovery completed").iter().chain(&lines("recovery started")) {
+        assert!(l.contains("stream{stream=decahose}:planner:recovery{job="), "{l}");
+    }
+    // So does the stream's own start.
+    let start = lines(" archiving ");
+    assert!(start.len() == 1 && start[0].contains("stream{stream=decahose}"), "{start:?}");
 }
 
 #[test]
