@@ -12,15 +12,10 @@ use std::time::Duration;
 use common::*;
 use gapless::metrics::StreamMetrics;
 
-/// A short run with a disconnect, so that every family has samples
-/// (reconnects by cause included).
-const DROP: &str = r#"
-[[fault]]
-at = "+1m"
-duration = "20s"
-kind = "drop"
-stream = "sample10/prod"
-"#;
+/// The fault script of a disconnect of the Decahose from minute 1 on.
+fn drop_for(duration: &str) -> String {
+    format!("[[fault]]\nat = \"+1m\"\nduration = \"{duration}\"\nkind = \"drop\"\nstream = \"sample10/prod\"\n")
+}
 
 /// What Prometheus' naming conventions (and promtool's lint) ask of a
 /// text exposition; an empty list when it follows them.
@@ -128,22 +123,14 @@ fn connection(line: &str) -> Option<&str> {
     line.split("connection{connection=").nth(1).and_then(|r| r.split('}').next())
 }
 
-/// A disconnect long enough for Recovery (more than Backfill's five
-/// minutes), and reconnects.
-const OUTAGE: &str = r#"
-[[fault]]
-at = "+1m"
-duration = "6m"
-kind = "drop"
-stream = "sample10/prod"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_say_which_stream_and_connection_through_spans() {
     let _g = serial().await;
+    // A disconnect longer than Backfill's five minutes: reconnects, and a
+    // Recovery job.
     capture_logs();
     clear_logs();
-    let h = Harness::launch(Setup::new(52, 40.0, 60.0).faults(OUTAGE)).await;
+    let h = Harness::launch(Setup::new(52, 40.0, 60.0).faults(&drop_for("6m"))).await;
     let running = h.archiver().await;
     wait_for("a completed Recovery", Duration::from_secs(180), || logs().contains("recovery completed")).await;
     running.stop().await.unwrap();
@@ -193,7 +180,9 @@ fn the_convention_check_finds_what_promtool_would() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_prometheus_conventions() {
     let _g = serial().await;
-    let h = Harness::launch(Setup::new(51, 40.0, 60.0).faults(DROP)).await;
+    // A short disconnect, so that every family has samples (reconnects by
+    // cause included).
+    let h = Harness::launch(Setup::new(51, 40.0, 60.0).faults(&drop_for("20s"))).await;
     let running = h.archiver().await;
     let admin = running.admin.unwrap();
     let m = running.metrics.streams[0].clone();
