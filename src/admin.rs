@@ -4,7 +4,10 @@
 //!   `gapless.coverage/1` schema of `inspect-coverage --json` (default
 //!   window: the last 24 hours, as the tool), so that `inspect-coverage --admin URL` can
 //!   read it while the archiver holds the store;
-//! - `GET /metrics`: Prometheus text.
+//! - `GET /metrics`: Prometheus text, by Prometheus' conventions
+//!   (`promtool check metrics` is clean): base units (minute counts are
+//!   given in seconds, 60 a minute), counters end in `_total`, a HELP and a
+//!   TYPE for each family.
 //!
 //! # It cannot starve the archiver
 //! It has no authentication, so it listens on loopback by default and says
@@ -45,6 +48,9 @@ struct Admin {
     clock: Clock,
     streams: Vec<Stream>,
     limits: Limits,
+    /// Tests hold a report here, to show that it blocks no runtime thread.
+    #[cfg(test)]
+    report_gate: Option<Arc<tests::Gate>>,
 }
 
 /// What the admin API allows its clients.
@@ -98,13 +104,27 @@ pub async fn serve_with(
     coverage: Arc<CoverageMap>,
     clock: Clock,
     streams: Vec<Stream>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     limits: Limits,
 ) -> anyhow::Result<SocketAddr> {
+    let admin = Admin {
+        metrics,
+        coverage,
+        clock,
+        streams,
+        limits,
+        #[cfg(test)]
+        report_gate: None,
+    };
+    listen(addr, admin, shutdown).await
+}
+
+async fn listen(addr: SocketAddr, admin: Admin, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<SocketAddr> {
+    let limits = admin.limits;
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("admin API: bind {addr}: {e}"))?;
     let bound = listener.local_addr()?;
-    let admin = Arc::new(Admin { metrics, coverage, clock, streams, limits });
+    let admin = Arc::new(admin);
     tracing::info!(address = %bound, "admin API: /status /coverage /metrics");
     if let Some(w) = exposure_warning(bound) {
         tracing::warn!(address = %bound, "{w}");
@@ -124,7 +144,7 @@ pub async fn serve_with(
                 }
                 Err(e) => {
                     // Out of file descriptors, say: wait, do not spin.
-                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    backoff = accept_backoff(backoff);
                     tracing::warn!(error = %e, wait_ms = backoff.as_millis() as u64, "admin API: accept failed");
                     tokio::time::sleep(backoff).await;
                     continue;
@@ -149,6 +169,13 @@ pub async fn serve_with(
         }
     });
     Ok(bound)
+}
+
+/// The wait after a failed accept, given the previous one (zero after a
+/// success): doubling from 10 ms to at most 1 s, so that a listener out of
+/// file descriptors neither spins nor stays deaf for long once they free.
+pub fn accept_backoff(previous: Duration) -> Duration {
+    (previous * 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -201,7 +228,7 @@ impl Admin {
                 let holes: Vec<serde_json::Value> = m
                     .holes
                     .lock()
-                    .map(|h| h.iter().map(|(s, e)| json!({ "start": crate::recovery_time(*s), "end": crate::recovery_time(*e), "start_secs": s, "end_secs": e, "seconds": e - s })).collect())
+                    .map(|h| h.iter().map(|(s, e)| json!({ "start": gapless_time::rfc3339(*s), "end": gapless_time::rfc3339(*e), "start_secs": s, "end_secs": e, "seconds": e - s })).collect())
                     .unwrap_or_default();
                 json!({
                     "label": m.label,
@@ -220,10 +247,14 @@ impl Admin {
                 })
             })
             .collect();
-        json!({ "now": crate::recovery_time(now_ms / 1000), "now_ms": now_ms, "streams": streams })
+        json!({ "now": gapless_time::rfc3339(now_ms / 1000), "now_ms": now_ms, "streams": streams })
     }
 
     fn coverage_report(&self, query: &str) -> anyhow::Result<String> {
+        #[cfg(test)]
+        if let Some(gate) = &self.report_gate {
+            gate.pass();
+        }
         let now = self.clock.now_secs();
         let mut q = if query.contains("from=") {
             gapless_report::query::Query::from_query_string(query)?
@@ -288,16 +319,27 @@ impl Admin {
                 }
             }
         }
+        // Minute counts in base units (seconds: 60 a minute), as Prometheus
+        // asks: `promtool check metrics` flags `_minutes`.
+        fn minutes(n: &std::sync::atomic::AtomicU64) -> i64 {
+            n.load(std::sync::atomic::Ordering::Relaxed) as i64 * 60
+        }
         let gauges: [Gauge; 6] = [
-            ("gapless_covered_minutes", "Full minutes inside the window (planner's last pass).", |m, _| {
-                m.covered_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
-            }),
-            ("gapless_missing_minutes", "Minutes not full inside the window (planner's last pass).", |m, _| {
-                m.missing_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
-            }),
-            ("gapless_lost_minutes", "Minutes with lost seconds inside the window.", |m, _| {
-                m.lost_minutes.load(std::sync::atomic::Ordering::Relaxed) as i64
-            }),
+            (
+                "gapless_window_full_seconds",
+                "Seconds of the minutes inside the recovery window that are full (60 a minute; planner's last pass).",
+                |m, _| minutes(&m.covered_minutes),
+            ),
+            (
+                "gapless_window_missing_seconds",
+                "Seconds of the minutes inside the recovery window that are not full (60 a minute; planner's last pass).",
+                |m, _| minutes(&m.missing_minutes),
+            ),
+            (
+                "gapless_window_lost_seconds",
+                "Seconds of the minutes inside the recovery window with lost seconds (60 a minute; planner's last pass).",
+                |m, _| minutes(&m.lost_minutes),
+            ),
             ("gapless_recovery_jobs", "Recovery jobs in flight.", |m, _| {
                 m.jobs.lock().map(|j| j.len() as i64).unwrap_or(0)
             }),
@@ -322,10 +364,41 @@ impl Admin {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
+    /// Holds a `/coverage` report until the test opens it (or 30 s pass).
+    #[derive(Default)]
+    pub(super) struct Gate {
+        entered: std::sync::atomic::AtomicBool,
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+        gave_up: std::sync::atomic::AtomicBool,
+    }
+
+    impl Gate {
+        pub(super) fn pass(&self) {
+            self.entered.store(true, Ordering::SeqCst);
+            let open = self.open.lock().unwrap();
+            let (open, _) = self.opened.wait_timeout_while(open, Duration::from_secs(30), |o| !*o).unwrap();
+            self.gave_up.store(!*open, Ordering::SeqCst);
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+
     async fn start(limits: Limits) -> (SocketAddr, watch::Sender<bool>, tempfile::TempDir) {
+        start_gated(limits, None).await
+    }
+
+    async fn start_gated(
+        limits: Limits,
+        report_gate: Option<Arc<Gate>>,
+    ) -> (SocketAddr, watch::Sender<bool>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let coverage = Arc::new(CoverageMap::open(&dir.path().join("coverage")).unwrap());
         coverage.set_partitions("d", 2).unwrap();
@@ -335,17 +408,9 @@ mod tests {
         )
         .unwrap();
         let (tx, rx) = watch::channel(false);
-        let addr = serve_with(
-            "127.0.0.1:0".parse().unwrap(),
-            Arc::new(Metrics::default()),
-            coverage,
-            Clock::system(),
-            config.streams,
-            rx,
-            limits,
-        )
-        .await
-        .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let admin = Admin { metrics, coverage, clock: Clock::system(), streams: config.streams, limits, report_gate };
+        let addr = listen("127.0.0.1:0".parse().unwrap(), admin, rx).await.unwrap();
         (addr, tx, dir)
     }
 
@@ -360,7 +425,7 @@ mod tests {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    async fn get(addr: SocketAddr, path: &str) -> String {
+    async fn get(addr: SocketAddr, path: String) -> String {
         exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n")).await
     }
 
@@ -368,11 +433,16 @@ mod tests {
     async fn the_coverage_window_is_bounded() {
         let (addr, _stop, _dir) = start(Limits::default()).await;
         let now = Clock::system().now_secs();
-        let ok = get(addr, &format!("/coverage?from={}&to={now}", now - 3600)).await;
+        let ok = get(addr, format!("/coverage?from={}&to={now}", now - 3600)).await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{}", &ok[..ok.len().min(300)]);
-        let too_wide = get(addr, &format!("/coverage?from={}&to={now}", now - 10 * 86_400)).await;
+        let too_wide = get(addr, format!("/coverage?from={}&to={now}", now - 10 * 86_400)).await;
         assert!(too_wide.starts_with("HTTP/1.1 400"), "{}", &too_wide[..too_wide.len().min(300)]);
         assert!(too_wide.contains("at most 604800 s (7 days) per request"), "{too_wide}");
+        // Ten years: refused before anything is read; seven days, the most, is served.
+        let years = get(addr, format!("/coverage?from={}&to={now}", now - 3653 * 86_400)).await;
+        assert!(years.starts_with("HTTP/1.1 400") && years.contains("at most 604800 s"), "{years}");
+        let week = get(addr, format!("/coverage?from={}&to={now}", now - 7 * 86_400)).await;
+        assert!(week.starts_with("HTTP/1.1 200"), "{}", &week[..week.len().min(300)]);
     }
 
     #[tokio::test]
@@ -390,18 +460,55 @@ mod tests {
             vec![TcpStream::connect(addr).await.unwrap(), TcpStream::connect(addr).await.unwrap()];
         // Let the server accept both.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let refused = get(addr, "/status").await;
+        let refused = get(addr, "/status".into()).await;
         assert!(refused.is_empty(), "a third connection was served: {refused}");
         drop(idle);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let got = get(addr, "/status").await;
+            let got = get(addr, "/status".into()).await;
             if got.starts_with("HTTP/1.1 200") {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "served again once the others left: {got}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// On a runtime of one thread, a report built on it would stop every
+    /// other request (and the archiver's tasks) until it is done.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_coverage_report_blocks_no_runtime_thread() {
+        let gate = Arc::new(Gate::default());
+        let (addr, _stop, _dir) = start_gated(Limits::default(), Some(gate.clone())).await;
+        let now = Clock::system().now_secs();
+        let report = tokio::spawn(get(addr, format!("/coverage?from={}&to={now}", now - 3600)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !gate.entered.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the report was never built");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The report is held: the runtime still serves.
+        let status = get(addr, "/status".into()).await;
+        let held = !gate.gave_up.load(Ordering::SeqCst);
+        gate.open();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert!(held, "/status was served only once the held report gave up: the report blocked the runtime");
+        let report = report.await.unwrap();
+        assert!(report.starts_with("HTTP/1.1 200"), "{}", &report[..report.len().min(300)]);
+    }
+
+    #[test]
+    fn accept_errors_back_off_from_10_ms_to_a_second() {
+        let mut wait = Duration::ZERO;
+        let waits: Vec<u128> = (0..10)
+            .map(|_| {
+                wait = accept_backoff(wait);
+                wait.as_millis()
+            })
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        // A success starts over (the loop sets the wait back to zero).
+        assert_eq!(accept_backoff(Duration::ZERO), Duration::from_millis(10));
     }
 
     #[test]

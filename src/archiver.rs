@@ -10,6 +10,11 @@
 //! coverage claimed before it; then the process exits 0. Nothing is
 //! claimed that was not received, so a restart finds the exact hole of its
 //! downtime and backfills or recovers it.
+//!
+//! Logs: whatever a stream's tasks log is inside a `stream{stream=LABEL}`
+//! span; a realtime connection adds `connection{connection=partition-1/0}`,
+//! the planner `planner`, a Recovery job `recovery{job=ID}`; the storage
+//! thread logs in the stream's span. Events do not repeat these fields.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +23,7 @@ use anyhow::Context;
 use gapless_storage::activity::Limits;
 use gapless_storage::store::{Store, StoreConfig};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -83,12 +89,18 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let owed_from = opts.since_secs.map_or(now, |s| s.clamp(now - reach, now));
         let owed = coverage.owe_from(&cfg.label, owed_from)?;
         coverage.set_recovery_window(&cfg.label, reach)?;
-        tracing::info!(stream = %cfg.label, kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %crate::recovery_time(owed), "archiving");
+        // The stream's tasks, its storage thread included, log inside this span.
+        let span = tracing::info_span!("stream", stream = %cfg.label);
+        span.in_scope(|| tracing::info!(kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %gapless_time::rfc3339(owed), "archiving"));
         let m = Arc::new(StreamMetrics::new(&cfg.label, cfg.kind.name()));
         metrics.streams.push(m.clone());
         let (tx, rx_msgs) = mpsc::channel(256);
         let writer = store.stream(&cfg.label)?;
-        threads.push(crate::writer::spawn(writer, coverage.clone(), partitions, m.clone(), opts.clock, rx_msgs)?);
+        threads.push(
+            span.in_scope(|| {
+                crate::writer::spawn(writer, coverage.clone(), partitions, m.clone(), opts.clock, rx_msgs)
+            })?,
+        );
         let ctx = Arc::new(StreamCtx {
             cfg: cfg.clone(),
             clock: opts.clock,
@@ -105,10 +117,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };
         for p in parts {
             for slot in 0..cfg.connections_per_partition {
-                tasks.push(tokio::spawn(run_realtime(ctx.clone(), p, slot)));
+                tasks.push(tokio::spawn(run_realtime(ctx.clone(), p, slot).instrument(span.clone())));
             }
         }
-        tasks.push(tokio::spawn(run_planner(ctx, slots.clone())));
+        tasks.push(tokio::spawn(run_planner(ctx, slots.clone()).instrument(span)));
     }
     let metrics = Arc::new(metrics);
     let admin = match opts.config.admin {

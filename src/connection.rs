@@ -33,6 +33,7 @@ use futures_util::StreamExt;
 use gapless_storage::activity::{Limits, Line, Rejection, SystemLevel};
 use gapless_storage::coverage::CoverageMap;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::backoff::{Backoff, Cause};
 use crate::clock::Clock;
@@ -41,7 +42,7 @@ use crate::continuity::{Continuity, DataBound};
 use crate::credentials::Secret;
 use crate::limiter::Limiter;
 use crate::lines::{Batch, Framer};
-use crate::metrics::{ConnectionState, StreamMetrics};
+use crate::metrics::{ConnectionState, ConnectionStatus, StreamMetrics};
 use crate::writer::{Claim, Msg};
 
 pub use crate::continuity::OUT_OF_ORDER_MS;
@@ -287,7 +288,7 @@ impl Reader<'_> {
         let mut end = None;
         for piece in self.framer.take() {
             let batch = piece.into_batch(&self.ctx.limits);
-            end = end.or(system_end(self.ctx, &batch));
+            end = end.or(system_end(&batch));
             if batch.classified().any(|c| matches!(c, Ok(Line::Activity(_)))) {
                 self.last_activity = now;
             }
@@ -335,21 +336,21 @@ impl Reader<'_> {
 
 /// Error lines end a connection (`Forced Disconnect`); info and warn are
 /// logged.
-fn system_end(ctx: &StreamCtx, batch: &Batch) -> Option<End> {
+fn system_end(batch: &Batch) -> Option<End> {
     let mut end = None;
     for c in batch.classified() {
         if let Ok(Line::System(m)) = c {
             match m.level {
                 SystemLevel::Error => {
-                    tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "error from the server");
+                    tracing::warn!(message = %m.message, "error from the server");
                     end = Some(End::ServerError(m.message.clone()));
                 }
                 SystemLevel::Warn => {
-                    tracing::warn!(stream = %ctx.cfg.label, message = %m.message, "warning from the server")
+                    tracing::warn!(message = %m.message, "warning from the server")
                 }
                 SystemLevel::Info if m.is_recovery_completed() => end = Some(End::Completed),
                 SystemLevel::Info => {
-                    tracing::info!(stream = %ctx.cfg.label, message = %m.message, "info from the server")
+                    tracing::info!(message = %m.message, "info from the server")
                 }
             }
         }
@@ -497,11 +498,18 @@ impl Tracker for Realtime {
 
 /// Runs one realtime connection slot of a stream until shutdown or a
 /// fatal refusal: connect, read, reconnect with backfill sized to the gap.
+/// Its events are in a `connection` span (inside the caller's `stream`
+/// span): they say which connection without repeating it.
 pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32) {
     let name = match partition {
         Some(p) => format!("partition-{p}/{slot}"),
         None => format!("stream/{slot}"),
     };
+    let span = tracing::info_span!("connection", connection = %name);
+    keep_connected(ctx, partition, slot, name).instrument(span).await
+}
+
+async fn keep_connected(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32, name: String) {
     let mut backoff = Backoff::new(ctx.clock.now_ms() as u64 ^ ((partition.unwrap_or(0) as u64) << 32) ^ slot as u64);
     // Where this slot's coverage ends: after a restart, from the store.
     let cov_partition = partition.unwrap_or(1);
@@ -509,7 +517,7 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
     // backfills to it.
     let owed = ctx.coverage.owed_from(&ctx.cfg.label).ok().flatten();
     let mut hole_from: Option<i64> = last_covered(&ctx, cov_partition).or(owed);
-    let state = |s: &'static str| ConnectionState {
+    let state = |s: ConnectionState| ConnectionStatus {
         partition,
         slot,
         state: s,
@@ -518,11 +526,11 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
         claimed_to_secs: None,
         last_error: None,
     };
-    ctx.metrics.set_connection(&name, state("connecting"));
+    ctx.metrics.set_connection(&name, state(ConnectionState::Connecting));
     while !ctx.stopping() {
         // Take the turn first: the limiter may make us wait, and the gap
         // (so `backfillMinutes`) grows while we do.
-        ctx.metrics.update_connection(&name, |c| c.state = "connecting");
+        ctx.metrics.update_connection(&name, |c| c.state = ConnectionState::Connecting);
         if !ctx.take_turn().await {
             break;
         }
@@ -554,9 +562,9 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
             Ok(resp) => {
                 let t0 = ctx.clock.now_ms();
                 let from = t0 - backfill.unwrap_or(0) * 60_000;
-                tracing::info!(stream = %ctx.cfg.label, connection = %name, backfill_minutes = backfill.unwrap_or(0), "connected");
+                tracing::info!(backfill_minutes = backfill.unwrap_or(0), "connected");
                 ctx.metrics.update_connection(&name, |c| {
-                    c.state = "connected";
+                    c.state = ConnectionState::Connected;
                     c.connected_since_ms = Some(t0);
                 });
                 let prior = ctx.metrics.observed_rate();
@@ -585,27 +593,27 @@ pub async fn run_realtime(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32
         let message = format!("{end:?}");
         match backoff.next(&cause) {
             None => {
-                tracing::error!(stream = %ctx.cfg.label, connection = %name, reason = %message, "STREAM STOPPED: the server refused us in a way retrying cannot fix");
+                tracing::error!(reason = %message, "STREAM STOPPED: the server refused us in a way retrying cannot fix");
                 if let Ok(mut f) = ctx.metrics.fatal.lock() {
                     *f = Some(message.clone());
                 }
                 ctx.metrics.update_connection(&name, |c| {
-                    c.state = "stopped";
+                    c.state = ConnectionState::Stopped;
                     c.last_error = Some(message);
                 });
                 return;
             }
             Some(wait) => {
-                tracing::warn!(stream = %ctx.cfg.label, connection = %name, reason = %message, wait_ms = wait.as_millis() as u64, "connection ended; reconnecting");
+                tracing::warn!(reason = %message, wait_ms = wait.as_millis() as u64, "connection ended; reconnecting");
                 ctx.metrics.update_connection(&name, |c| {
-                    c.state = "backoff";
+                    c.state = ConnectionState::Backoff;
                     c.last_error = Some(message);
                 });
                 ctx.sleep(wait).await;
             }
         }
     }
-    ctx.metrics.update_connection(&name, |c| c.state = "stopped");
+    ctx.metrics.update_connection(&name, |c| c.state = ConnectionState::Stopped);
 }
 
 /// The end of the latest coverage of `partition` in the last backfill

@@ -23,8 +23,3 @@ pub mod planner;
 pub mod recovery;
 pub mod verify;
 pub mod writer;
-
-/// A Unix second as RFC 3339, for logs.
-pub fn recovery_time(secs: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0).map_or_else(|| secs.to_string(), |t| t.to_rfc3339())
-}

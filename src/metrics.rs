@@ -5,11 +5,17 @@
 //! Counters are atomics, bumped on the hot path without locks; the
 //! connection and job tables sit behind a mutex touched only when a
 //! connection changes state (and when `/status` reads them).
+//!
+//! States are enums, serialized in lower case for `/status`: a connection
+//! is [`ConnectionState`]; a recovery job is in the store's one
+//! [`JobState`] (queued, running, failed), and its connection, while it
+//! runs, in a [`ConnectionState`] of its own.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use gapless_storage::coverage::JobState;
 use serde::Serialize;
 
 /// Counters and state of one stream.
@@ -32,8 +38,8 @@ pub struct StreamMetrics {
     pub last_activity_ms: AtomicI64,
     /// Reconnects by cause label (see `backoff::Cause::label`).
     pub reconnects: Mutex<BTreeMap<&'static str, u64>>,
-    pub connections: Mutex<BTreeMap<String, ConnectionState>>,
-    pub jobs: Mutex<BTreeMap<u64, JobState>>,
+    pub connections: Mutex<BTreeMap<String, ConnectionStatus>>,
+    pub jobs: Mutex<BTreeMap<u64, JobStatus>>,
     /// Set when the stream stopped for good (401, 403, 404, 406...).
     pub fatal: Mutex<Option<String>>,
     /// Minutes full / not full inside the window, as of the planner's last pass.
@@ -55,13 +61,26 @@ pub struct StreamMetrics {
     pub read_buffer_peak: AtomicU64,
 }
 
+/// Where a connection (realtime, or a recovery job's) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionState {
+    /// Waiting for its turn (the connection limiter) or for the response.
+    Connecting,
+    /// The response came (HTTP 200) and its body is being read.
+    Connected,
+    /// Ended; waiting before the next attempt.
+    Backoff,
+    /// For good: shutdown, or a refusal that retrying cannot fix.
+    Stopped,
+}
+
 /// One connection, as `/status` shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ConnectionState {
+pub struct ConnectionStatus {
     pub partition: Option<u32>,
     pub slot: u32,
-    /// `connecting`, `connected`, `backoff`, `stopped`.
-    pub state: &'static str,
+    pub state: ConnectionState,
     /// Stream time (ms) the connection was established, if it is.
     pub connected_since_ms: Option<i64>,
     /// Stream time (ms) of the last byte received.
@@ -72,15 +91,18 @@ pub struct ConnectionState {
     pub last_error: Option<String>,
 }
 
-/// One recovery job, as `/status` shows it.
+/// One recovery job in flight, as `/status` shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct JobState {
+pub struct JobStatus {
     pub id: u64,
     pub start_secs: i64,
     pub end_secs: i64,
     /// Delivered up to here (the start of the minute of the last activity).
     pub progress_secs: i64,
-    pub state: &'static str,
+    /// As recorded in the store.
+    pub state: JobState,
+    /// Its Recovery connection.
+    pub connection: ConnectionState,
 }
 
 impl StreamMetrics {
@@ -107,13 +129,13 @@ impl StreamMetrics {
         }
     }
 
-    pub fn set_connection(&self, name: &str, state: ConnectionState) {
+    pub fn set_connection(&self, name: &str, state: ConnectionStatus) {
         if let Ok(mut m) = self.connections.lock() {
             m.insert(name.to_string(), state);
         }
     }
 
-    pub fn update_connection(&self, name: &str, f: impl FnOnce(&mut ConnectionState)) {
+    pub fn update_connection(&self, name: &str, f: impl FnOnce(&mut ConnectionStatus)) {
         if let Ok(mut m) = self.connections.lock() {
             if let Some(c) = m.get_mut(name) {
                 f(c);
@@ -122,7 +144,10 @@ impl StreamMetrics {
     }
 
     pub fn connected(&self) -> usize {
-        self.connections.lock().map(|m| m.values().filter(|c| c.state == "connected").count()).unwrap_or(0)
+        self.connections
+            .lock()
+            .map(|m| m.values().filter(|c| c.state == ConnectionState::Connected).count())
+            .unwrap_or(0)
     }
 
     /// The rate a realtime connection observed (activities per second).
@@ -148,4 +173,43 @@ impl StreamMetrics {
 #[derive(Default, Debug)]
 pub struct Metrics {
     pub streams: Vec<std::sync::Arc<StreamMetrics>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_shown_in_lower_case_and_a_job_has_the_stores_state() {
+        let m = StreamMetrics::new("d", "decahose");
+        for (name, state) in
+            [("partition-1/0", ConnectionState::Connected), ("partition-2/0", ConnectionState::Backoff)]
+        {
+            let status = ConnectionStatus {
+                partition: None,
+                slot: 0,
+                state,
+                connected_since_ms: None,
+                last_byte_ms: None,
+                claimed_to_secs: None,
+                last_error: None,
+            };
+            m.set_connection(name, status);
+        }
+        assert_eq!(m.connected(), 1);
+        m.update_connection("partition-2/0", |c| c.state = ConnectionState::Connected);
+        assert_eq!(m.connected(), 2);
+        let shown = serde_json::to_value(&*m.connections.lock().unwrap()).unwrap();
+        assert_eq!(shown["partition-1/0"]["state"], "connected");
+        let job = JobStatus {
+            id: 3,
+            start_secs: 0,
+            end_secs: 60,
+            progress_secs: 0,
+            state: JobState::Running,
+            connection: ConnectionState::Connecting,
+        };
+        let shown = serde_json::to_value(job).unwrap();
+        assert_eq!((&shown["state"], &shown["connection"]), (&"running".into(), &"connecting".into()));
+    }
 }

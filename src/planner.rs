@@ -37,6 +37,7 @@ use std::time::Duration;
 use gapless_storage::coverage::{JobRecord, JobState};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::backoff::{Backoff, Cause};
 use crate::connection::{End, StreamCtx, BACKFILL_MAX_MINUTES};
@@ -141,7 +142,14 @@ pub fn pending_secs(ctx: &StreamCtx) -> i64 {
 /// Jobs in flight: id -> (range, task).
 type Running = HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)>;
 
+/// Plans and runs the stream's Recovery jobs until shutdown. Its events,
+/// and its jobs', are in a `planner` span (inside the caller's `stream`
+/// span).
 pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
+    plan(ctx, slots).instrument(tracing::info_span!("planner")).await
+}
+
+async fn plan(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
     let label = ctx.cfg.label.clone();
     // Jobs of an earlier process are planned afresh from the holes.
     if let Ok(jobs) = ctx.coverage.jobs(&label) {
@@ -167,12 +175,12 @@ pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
                             match backoff.next(&cause) {
                                 Some(wait) => not_before_ms = ctx.clock.now_ms() + wait.as_millis() as i64,
                                 None => {
-                                    tracing::error!(stream = %label, reason = ?other, "RECOVERY REFUSED for good: holes will not be repaired");
+                                    tracing::error!(reason = ?other, "RECOVERY REFUSED for good: holes will not be repaired");
                                     not_before_ms = i64::MAX;
                                 }
                             }
                             if cause == Cause::RateLimited {
-                                tracing::warn!(stream = %label, "recovery rate-limited (429); waiting");
+                                tracing::warn!("recovery rate-limited (429); waiting");
                             }
                         }
                     }
@@ -180,7 +188,7 @@ pub async fn run_planner(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
             }
         }
         if let Err(e) = pass(&ctx, &slots, &mut running, not_before_ms).await {
-            tracing::error!(stream = %label, error = %e, "planner pass failed");
+            tracing::error!(error = %e, "planner pass failed");
         }
         ctx.sleep(period).await;
     }
@@ -250,13 +258,12 @@ async fn pass(
         // is said once, when it starts, and again when it ends up closed.
         let continues = ctx.metrics.lost_tail.swap(l.end, std::sync::atomic::Ordering::Relaxed) == l.start;
         if continues {
-            tracing::debug!(stream = %label, to = %crate::recovery_time(l.end), "the lost stretch grows");
+            tracing::debug!(to = %gapless_time::rfc3339(l.end), "the lost stretch grows");
             continue;
         }
         tracing::error!(
-            stream = %label,
-            from = %crate::recovery_time(l.start),
-            to = %crate::recovery_time(l.end),
+            from = %gapless_time::rfc3339(l.start),
+            to = %gapless_time::rfc3339(l.end),
             seconds = l.end - l.start,
             "DATA LOST: this hole can no longer be repaired ({})",
             if ctx.cfg.recovery.is_none() { "the stream has no Recovery and Backfill cannot reach it" } else { "it left the recovery window" }
@@ -316,11 +323,14 @@ async fn pass(
         let job_id = job.id;
         let range = job.resume_secs..job.end_secs;
         let c = ctx.clone();
-        let handle = tokio::spawn(async move {
-            let end = run_job(&c, &mut job).await;
-            drop(permit);
-            (job, end)
-        });
+        let handle = tokio::spawn(
+            async move {
+                let end = run_job(&c, &mut job).await;
+                drop(permit);
+                (job, end)
+            }
+            .in_current_span(),
+        );
         running.insert(job_id, (range, handle));
     }
     Ok(())

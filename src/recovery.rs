@@ -20,11 +20,12 @@ use std::ops::Range;
 use chrono::{DateTime, SecondsFormat, Utc};
 use gapless_storage::coverage::{JobRecord, JobState};
 use gapless_storage::Minute;
+use tracing::Instrument;
 
 use crate::connection::{activity_times, read_body, request, End, StreamCtx, Tracker};
 use crate::continuity::{Coverage, DataBound};
 use crate::lines::Batch;
-use crate::metrics::JobState as ShownJob;
+use crate::metrics::{ConnectionState, JobStatus};
 
 /// What a Recovery connection delivered.
 struct Replay {
@@ -86,27 +87,36 @@ impl Tracker for Replay {
     }
 }
 
-fn rfc3339(secs: i64) -> String {
+/// A Unix second as `startTime`/`endTime` in the form of the service's own
+/// examples (`2023-07-05T17:09:12.000Z`); logs use [`gapless_time::rfc3339`].
+fn request_time(secs: i64) -> String {
     DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Runs one attempt of a job from its resume point. Returns how it ended;
-/// `job.resume_secs` holds the progress, claimed and recorded.
+/// `job.resume_secs` holds the progress, claimed and recorded. Its events
+/// are in a `recovery` span with the job's id.
 pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
+    let span = tracing::info_span!("recovery", job = job.id);
+    attempt(ctx, job).instrument(span).await
+}
+
+async fn attempt(ctx: &StreamCtx, job: &mut JobRecord) -> End {
     job.attempts += 1;
     job.state = JobState::Running;
     let _ = ctx.coverage.put_job(job);
     let name = format!("recovery-{}", job.id);
-    let mut url = format!("{}?startTime={}&endTime={}", ctx.cfg.url, rfc3339(job.resume_secs), rfc3339(job.end_secs));
+    let mut url =
+        format!("{}?startTime={}&endTime={}", ctx.cfg.url, request_time(job.resume_secs), request_time(job.end_secs));
     if let Some(p) = job.partition {
         url.push_str(&format!("&partition={p}"));
     }
-    show(ctx, job, "connecting");
+    show(ctx, job, ConnectionState::Connecting);
     let end = match request(ctx, &url).await {
         Err(end) => end,
         Ok(resp) => {
-            tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %rfc3339(job.resume_secs), to = %rfc3339(job.end_secs), "recovery started");
-            show(ctx, job, "running");
+            tracing::info!(from = %gapless_time::rfc3339(job.resume_secs), to = %gapless_time::rfc3339(job.end_secs), "recovery started");
+            show(ctx, job, ConnectionState::Connected);
             // A request for every partition delivers all of them.
             let partitions = if job.partition.is_some() { 1.0 } else { f64::from(ctx.cfg.coverage_partitions()) };
             let prior = ctx.metrics.observed_rate().map(|r| r * partitions);
@@ -122,7 +132,7 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
             if recorded && upto > job.resume_secs {
                 if !whole {
                     let holes = crate::planner::subtract(std::slice::from_ref(&(job.resume_secs..upto)), &claims);
-                    tracing::warn!(stream = %ctx.cfg.label, job = job.id, holes = ?holes, "recovery delivered data with gaps longer than the data-silence bound: they stay holes");
+                    tracing::warn!(holes = ?holes, "recovery delivered data with gaps longer than the data-silence bound: they stay holes");
                     if end == End::Completed {
                         end = End::CompletedWithGaps;
                     }
@@ -134,10 +144,10 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
     };
     if matches!(end, End::Completed | End::CompletedWithGaps) || job.resume_secs >= job.end_secs {
         let gaps = if end == End::CompletedWithGaps { " (with gaps: they stay holes)" } else { "" };
-        tracing::info!(stream = %ctx.cfg.label, job = job.id, from = %rfc3339(job.start_secs), to = %rfc3339(job.end_secs), "recovery completed{gaps}");
+        tracing::info!(from = %gapless_time::rfc3339(job.start_secs), to = %gapless_time::rfc3339(job.end_secs), "recovery completed{gaps}");
         let _ = ctx.coverage.remove_job(&ctx.cfg.label, job.id);
     } else {
-        tracing::warn!(stream = %ctx.cfg.label, job = job.id, reason = ?end, resume = %rfc3339(job.resume_secs), "recovery broke off; it resumes from its progress");
+        tracing::warn!(reason = ?end, resume = %gapless_time::rfc3339(job.resume_secs), "recovery broke off; it resumes from its progress");
         job.state = JobState::Queued;
         let _ = ctx.coverage.put_job(job);
     }
@@ -147,16 +157,18 @@ pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
     end
 }
 
-fn show(ctx: &StreamCtx, job: &JobRecord, state: &'static str) {
+/// Shows a job in flight in `/status`.
+fn show(ctx: &StreamCtx, job: &JobRecord, connection: ConnectionState) {
     if let Ok(mut jobs) = ctx.metrics.jobs.lock() {
         jobs.insert(
             job.id,
-            ShownJob {
+            JobStatus {
                 id: job.id,
                 start_secs: job.start_secs,
                 end_secs: job.end_secs,
                 progress_secs: job.resume_secs,
-                state,
+                state: job.state,
+                connection,
             },
         );
     }

@@ -77,7 +77,9 @@ pub fn spawn(
     // The storage thread is a plain thread (its work is blocking I/O); a
     // small runtime of its own gives it a timed wait on the channel.
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let span = tracing::Span::current();
     std::thread::Builder::new().name(format!("store-{label}")).spawn(move || {
+        let _span = span.entered();
         check_window(&mut writer, &coverage, &label, clock.now_secs());
         let mut claims: Vec<Claim> = Vec::new();
         let mut withheld = Withheld::default();

@@ -109,9 +109,11 @@ fn parse_ms(t: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis())
 }
 
-/// The value of `key=` in a log line.
+/// The value of `key=` in a log line: an event's field, or a span's
+/// (`recovery{job=3}`).
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split(&format!(" {key}=")).nth(1).and_then(|s| s.split_whitespace().next())
+    let value = [format!(" {key}="), format!("{{{key}=")].into_iter().find_map(|k| line.split(&k).nth(1));
+    value.and_then(|s| s.split(|c: char| c.is_whitespace() || c == '}').next())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

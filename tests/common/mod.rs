@@ -275,7 +275,7 @@ liveness = {{ silence = "30s", data_silence = "5s" }}
 }
 
 pub fn rfc3339(secs: i64) -> String {
-    gapless::recovery_time(secs)
+    gapless_time::rfc3339(secs)
 }
 
 /// The archive's activities of `[from_ms, to_ms)`, read back through
