@@ -266,8 +266,8 @@ pub struct Span {
 impl Span {
     pub fn new(start_secs: i64, end_secs: i64) -> Span {
         Span {
-            start: crate::time::rfc3339(start_secs),
-            end: crate::time::rfc3339(end_secs),
+            start: gapless_time::rfc3339(start_secs),
+            end: gapless_time::rfc3339(end_secs),
             start_secs,
             end_secs,
             length_secs: end_secs - start_secs,

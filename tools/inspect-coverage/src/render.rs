@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::schema::*;
-use crate::time::{human, rfc3339};
+use gapless_report::schema::*;
+use gapless_time::{human, rfc3339};
 
 /// How to draw.
 #[derive(Clone, Copy, Debug)]

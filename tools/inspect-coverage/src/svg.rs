@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::schema::*;
-use crate::time::{human, rfc3339};
+use gapless_report::schema::*;
+use gapless_time::{human, rfc3339};
 
 const CELL: i64 = 10;
 const LABEL_W: i64 = 130;

@@ -209,18 +209,25 @@ fn exit_status_is_0_complete_1_recoverable_2_lost() {
     assert_eq!(v["streams"][0]["minutes"][5]["state"], "pending");
 }
 
+/// The one exit table (`gapless_client::exit`): 64 bad arguments, 66 no
+/// data directory / store / stream, 69 an archiver holds the store and
+/// cannot be asked, 70 any other error.
 #[test]
-fn errors_are_exit_3_and_a_locked_store_is_exit_4_naming_admin() {
+fn errors_follow_the_one_exit_table() {
     let missing = tool(&["--data", "/nonexistent/gapless"]);
-    assert_eq!(missing.status.code(), Some(3));
+    assert_eq!(missing.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such data directory"));
-    assert_eq!(tool(&["--bogus"]).status.code(), Some(3));
-    assert_eq!(tool(&["--help"]).status.code(), Some(0));
+    assert_eq!(tool(&["--bogus"]).status.code(), Some(64));
+    let help = tool(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("69 the archiver holds the data directory"), "{help}");
+    assert!(help.contains("Durations: 90 (seconds), 250ms"), "the grammar: {help}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("streams")).unwrap();
     let empty = tool(&["--data", dir.path().to_str().unwrap()]);
-    assert_eq!(empty.status.code(), Some(3), "not an archive");
-    // Segments but no coverage (as `gapless import` leaves it): an error, not "complete".
+    assert_eq!(empty.status.code(), Some(66), "not an archive");
+    // Segments but no coverage (as `gapless import` leaves it): no stream, not "complete".
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
@@ -229,26 +236,31 @@ fn errors_are_exit_3_and_a_locked_store_is_exit_4_naming_admin() {
         w.commit().unwrap();
     }
     let out = tool(&["--data", dir.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no stream is registered"));
     let dir = tempfile::tempdir().unwrap();
     build_complete(dir.path(), 5, 2);
-    let unknown = tool(&[
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--stream",
-        "nope",
-        "--from",
-        &at(BASE),
-        "--to",
-        &at(BASE + 300),
-    ]);
-    assert_eq!(unknown.status.code(), Some(3));
+    let d = dir.path().to_str().unwrap();
+    let window = ["--data", d, "--from", &at(BASE), "--to", &at(BASE + 300), "--now", &at(BASE + 3600)];
+    let unknown = tool(&[&window[..], &["--stream", "nope"]].concat());
+    assert_eq!(unknown.status.code(), Some(66), "{}", String::from_utf8_lossy(&unknown.stderr));
+    let bad_time = tool(&["--data", d, "--from", "yesterday"]);
+    assert_eq!(bad_time.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("@UNIXSECONDS"));
+    assert_eq!(tool(&["--data", d, "--from", &at(BASE + 60), "--to", &at(BASE)]).status.code(), Some(64));
+    assert_eq!(tool(&[&window[..], &["--pending", "5 parsecs"]].concat()).status.code(), Some(64));
+    // Any other failure: the SVG cannot be written.
+    let svg = dir.path().join("no/such/dir/x.svg");
+    let out = tool(&[&window[..], &["--svg", svg.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(70), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tool(&window).status.code(), Some(0));
+    // Held by another process that has not said where to ask it: 69, saying how.
     let _store = reopen(dir.path());
-    let out = tool(&["--data", dir.path().to_str().unwrap(), "--from", &at(BASE), "--to", &at(BASE + 300)]);
-    assert_eq!(out.status.code(), Some(4));
+    let out = tool(&window);
+    assert_eq!(out.status.code(), Some(69));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--admin URL") && err.contains("in use"), "{err}");
+    assert!(err.contains("--admin URL") && err.contains("an archiver is running"), "{err}");
+    assert!(err.contains("admin.url"), "{err}");
 }
 
 #[test]
@@ -258,7 +270,7 @@ fn admin_api_gives_the_same_report_as_the_store() {
     let mut args = window_args(dir.path());
     args.push("--json".into());
     let from_store = json_of(&run(&args));
-    let map = std::sync::Arc::new(inspect_coverage::open::open_coverage(dir.path()).unwrap());
+    let map = std::sync::Arc::new(gapless_client::open::open_coverage(dir.path()).unwrap());
     let (url, server) = serve_admin(map, 3);
     let out = tool(&[
         "--admin",
@@ -301,11 +313,13 @@ fn admin_api_gives_the_same_report_as_the_store() {
     assert!(!seen[2].contains("from="), "{seen:?}");
     assert!(seen[0].starts_with(&format!("/coverage?from={BASE}&to={}", BASE + 3 * 3600)), "{seen:?}");
     assert!(seen[1].contains("&stream=likes"), "{seen:?}");
-    // Nobody listening: an error, exit 3.
+    // Nobody listening: the archiver cannot be asked, exit 69.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    assert_eq!(tool(&["--admin", &url]).status.code(), Some(3));
+    let out = tool(&["--admin", &url]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not answer"));
 }
 
 #[test]

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use gapless_report::schema::{Counts, Hole, Report, State, Status};
 use gapless_storage::ActivityKind;
-use inspect_coverage::schema::{Counts, Hole, Report, State, Status};
-use inspect_coverage::time::{rfc3339, rfc3339_ms};
+use gapless_time::{rfc3339, rfc3339_ms};
 use serde::Serialize;
 
 pub const SCHEMA: &str = "gapless.export-manifest/1";
@@ -184,7 +184,7 @@ impl Manifest {
             schema: SCHEMA,
             tool: "segment-export",
             version: env!("CARGO_PKG_VERSION"),
-            created_at: rfc3339_ms(inspect_coverage::time::now_ms()),
+            created_at: rfc3339_ms(gapless_client::now_ms()),
             data: a.data.display().to_string(),
             stream: a.stream.to_string(),
             range: Range { from: rfc3339_ms(a.from_ms), to: rfc3339_ms(a.to_ms), from_ms: a.from_ms, to_ms: a.to_ms },
