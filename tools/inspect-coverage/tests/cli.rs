@@ -1,6 +1,8 @@
 //! The real `inspect-coverage` binary on archives built in tempdirs.
 
 mod common;
+#[path = "common/archiver.rs"]
+mod live;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -502,4 +504,44 @@ fn minutes_before_the_archive_owed_coverage_are_not_holes() {
         store.coverage().uncover("decahose", BASE + 900..BASE + 960).unwrap();
     }
     assert_eq!(tool(&args).status.code(), Some(1));
+}
+
+/// Runs `args` until the exit status is not 69 (the store still locked a
+/// moment after the archiver let go: sled's threads end a little later),
+/// for at most 30 s.
+fn settled(args: &[&str]) -> Output {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = tool(args);
+        if out.status.code() != Some(69) || Instant::now() > deadline {
+            return out;
+        }
+    }
+}
+
+/// With only `--data` while the real archiver runs, the tool asks it, at
+/// the URL the archiver wrote to `DATA/admin.url`; after a clean stop the
+/// file is gone and the tool reads the store itself.
+#[test]
+fn with_only_data_it_asks_the_running_archiver() {
+    let mut live = live::Live::start(20.0);
+    live.until_stored(20);
+    let data = live.data();
+    let d = data.to_str().unwrap();
+    let url_file = gapless_storage::layout::admin_url_path(&data);
+    let url = std::fs::read_to_string(&url_file).unwrap();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('\n'), "{url:?}");
+    let out = tool(&["--data", d, "--json"]);
+    assert!(matches!(out.status.code(), Some(0..=2)), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["source"], "archiver");
+    assert_eq!(v["streams"][0]["stream"], "decahose");
+    let out = tool(&["--data", d, "--summary"]);
+    assert!(matches!(out.status.code(), Some(0..=2)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("decahose: "));
+    live.stop();
+    assert!(!url_file.exists(), "removed on a clean stop");
+    let out = settled(&["--data", d, "--json"]);
+    assert!(matches!(out.status.code(), Some(0..=2)), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["source"], "store");
 }

@@ -2,6 +2,8 @@
 
 #[path = "../../inspect-coverage/tests/common/mod.rs"]
 mod common;
+#[path = "../../inspect-coverage/tests/common/archiver.rs"]
+mod live;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -598,4 +600,34 @@ fn a_frame_that_does_not_verify_is_reported_not_skipped() {
     assert_eq!(u.len(), 1, "{m}");
     assert_eq!(u[0]["offset"], frames[0].offset);
     assert_eq!(m["coverage"]["complete"], false);
+}
+
+/// With only `--data` while the real archiver runs, coverage comes from
+/// it (the URL it wrote to `DATA/admin.url`), and the segments it has
+/// committed are exported.
+#[test]
+fn with_only_data_coverage_comes_from_the_running_archiver() {
+    let live = live::Live::start(20.0);
+    live.until_stored(20);
+    let data = live.data();
+    let out_path = live.dir.path().join("live.ndjson");
+    let out = export(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--stream",
+        "decahose",
+        "--from",
+        "now-1h",
+        "--to",
+        "now+1m",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let m = manifest(&out_path);
+    assert_eq!(m["coverage"]["source"], "archiver", "{m}");
+    let minutes = m["minutes"].as_array().unwrap().len();
+    assert!((61..=62).contains(&minutes), "every minute of the range, from the archiver's report: {minutes}");
+    let lines = std::fs::read_to_string(&out_path).unwrap().lines().count() as u64;
+    assert_eq!(m["records"], lines);
 }
