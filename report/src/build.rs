@@ -271,7 +271,11 @@ fn stream_report(
 
     let mut totals = Totals { minutes: rows.len() as u64, ..Totals::default() };
     for row in &rows {
-        if row.state != State::Full && row.minute * 60 + 60 <= owed_start {
+        let owed = row.minute * 60 + 60 > owed_start;
+        if owed {
+            totals.owed += 1;
+            totals.full_owed += u64::from(row.state == State::Full);
+        } else if row.state != State::Full {
             totals.not_owed += 1;
         }
         match row.state {

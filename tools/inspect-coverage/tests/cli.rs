@@ -545,3 +545,48 @@ fn with_only_data_it_asks_the_running_archiver() {
     assert!(matches!(out.status.code(), Some(0..=2)), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert_eq!(json_of(&out)["source"], "store");
 }
+
+/// A new archive: a day's window of which only the last 122 minutes were
+/// ever owed. Percentages count owed minutes ("100.00% full (122 of 122
+/// owed minutes"), not the window ("8.47% full").
+#[test]
+fn percentages_count_owed_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let owed_from = BASE + 1318 * 60 + 30; // mid-minute: minute 1318 is owed
+    {
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let mut w = store.stream("decahose").unwrap();
+        store.coverage().set_partitions("decahose", 1).unwrap();
+        for m in 1318..1440 {
+            fill_minute(&mut w, BASE + m * 60, 2);
+        }
+        cover(&store, &mut w, "decahose", 1, BASE + 1318 * 60, BASE + 1440 * 60);
+        store.coverage().owe_from("decahose", owed_from).unwrap();
+        store.coverage().uncover("decahose", BASE + 1400 * 60..BASE + 1400 * 60 + 10).unwrap();
+        store.coverage().flush().unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let args = ["--data", d, "--from", &at(BASE), "--to", &at(BASE + 86_400), "--now", &at(BASE + 86_400 + 3600)];
+    let out = tool(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(1), "one recoverable hole: {}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    let t = &v["streams"][0]["totals"];
+    assert_eq!(
+        (t["minutes"].as_u64(), t["owed"].as_u64(), t["full_owed"].as_u64()),
+        (Some(1440), Some(122), Some(121))
+    );
+    assert!((t["full_share_owed"].as_f64().unwrap() - 121.0 / 122.0).abs() < 1e-9, "{t}");
+    assert_eq!(v["totals"]["owed"], 122);
+    let text = String::from_utf8(tool(&[&args[..], &["--summary"]].concat()).stdout).unwrap();
+    assert!(
+        text.contains("decahose: 99.18% full (121 of 122 owed minutes, 1318 before coverage was owed; partial 1,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 streams, 99.18% full (121 of 122 owed minutes, 1318 before coverage was owed), 1 holes"),
+        "{text}"
+    );
+    let svg = dir.path().join("c.svg");
+    tool(&[&args[..], &["--svg", svg.to_str().unwrap()]].concat());
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("99.18% of 122 owed minutes full"));
+}

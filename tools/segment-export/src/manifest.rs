@@ -83,7 +83,12 @@ pub struct CoverageSummary {
     pub complete: Option<bool>,
     /// `complete`, `holes` or `lost` for the range; null when unknown.
     pub status: Option<Status>,
+    /// Full minutes / minutes of the range, owed or not.
     pub full_share: Option<f64>,
+    /// Minutes of the range the archive owes (not before its `owed_from`).
+    pub owed_minutes: Option<u64>,
+    /// Full minutes / owed minutes.
+    pub full_share_owed: Option<f64>,
     pub judged_at: Option<String>,
     pub holes: Vec<Hole>,
 }
@@ -144,6 +149,8 @@ impl Manifest {
                         complete: Some(complete),
                         status: s.map(|s| s.status),
                         full_share: s.map(|s| s.totals.full_share),
+                        owed_minutes: s.map(|s| s.totals.owed),
+                        full_share_owed: s.map(|s| s.totals.full_share_owed),
                         judged_at: Some(r.now.clone()),
                         holes,
                     },
@@ -157,6 +164,8 @@ impl Manifest {
                     complete: None,
                     status: None,
                     full_share: None,
+                    owed_minutes: None,
+                    full_share_owed: None,
                     judged_at: None,
                     holes: Vec::new(),
                 },
