@@ -91,7 +91,7 @@ struct Cli {
     /// Minutes ending within this of now are pending (not full yet).
     #[arg(long, value_name = "DURATION")]
     pending: Option<String>,
-    /// No progress bar (it is drawn only on a terminal anyway).
+    /// No progress on stderr (a bar on a terminal, else one line per step).
     #[arg(long)]
     quiet: bool,
 }

@@ -631,3 +631,33 @@ fn with_only_data_coverage_comes_from_the_running_archiver() {
     let lines = std::fs::read_to_string(&out_path).unwrap().lines().count() as u64;
     assert_eq!(m["records"], lines);
 }
+
+/// Progress with stderr in a file (not a terminal): plain lines, one per
+/// step (here one per minute), no carriage return, no escape.
+#[test]
+fn progress_to_a_file_is_one_line_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let (from, to) = (at(BASE), at(BASE + 600));
+    let out_path = dir.path().join("out.ndjson");
+    let log = dir.path().join("stderr.log");
+    let mut args = range_args(d, &from, &to);
+    args.extend(["--out", out_path.to_str().unwrap()]);
+    let status = Command::new(env!("CARGO_BIN_EXE_segment-export"))
+        .args(&args)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+    let steps: Vec<&str> = text.lines().filter(|l| l.contains(" minutes ")).collect();
+    assert_eq!(steps.len(), 10, "one line per minute: {text}");
+    assert!(steps[9].contains("100.0%  10/10 minutes"), "{text}");
+    // --quiet: none.
+    args.push("--quiet");
+    let out = export(&args);
+    ok(&out);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
