@@ -20,6 +20,15 @@
 //! [`Limits::connection_lifetime`], at most [`Limits::max_connections`] are
 //! served at once (more are closed at once), and accept errors (out of
 //! file descriptors) back off instead of spinning.
+//!
+//! # Where it listens
+//! Once it listens, the archiver writes its base URL (`http://ADDR`, one
+//! line) to `DATA/admin.url` ([`gapless_storage::layout::admin_url_path`]),
+//! atomically (a temporary file renamed over it), and removes it when it
+//! stops cleanly ([`publish_url`], [`withdraw_url`]). So `inspect-coverage
+//! --data DIR` and `segment-export --data DIR` find the archiver that holds
+//! the store without being told; they trust the file only while the store
+//! is locked (an archiver that was killed leaves it behind).
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -176,6 +185,38 @@ async fn listen(addr: SocketAddr, admin: Admin, mut shutdown: watch::Receiver<bo
 /// file descriptors neither spins nor stays deaf for long once they free.
 pub fn accept_backoff(previous: Duration) -> Duration {
     (previous * 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// The base URL of an admin API bound to `bound`: an unspecified address
+/// (`0.0.0.0`, `[::]`) is reached on loopback.
+pub fn base_url(bound: SocketAddr) -> String {
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Writes `DATA/admin.url` (the base URL of `bound`, one line) atomically;
+/// returns its path.
+pub fn publish_url(data: &std::path::Path, bound: SocketAddr) -> std::io::Result<std::path::PathBuf> {
+    let path = gapless_storage::layout::admin_url_path(data);
+    let tmp = path.with_extension("url.tmp");
+    std::fs::write(&tmp, format!("{}\n", base_url(bound)))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Removes what [`publish_url`] wrote (a clean stop).
+pub fn withdraw_url(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "admin API: could not remove the URL file"),
+    }
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -509,6 +550,20 @@ mod tests {
         assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
         // A success starts over (the loop sets the wait back to zero).
         assert_eq!(accept_backoff(Duration::ZERO), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn the_published_url_is_reachable_and_atomic() {
+        assert_eq!(base_url("0.0.0.0:9477".parse().unwrap()), "http://127.0.0.1:9477");
+        assert_eq!(base_url("[::]:9477".parse().unwrap()), "http://[::1]:9477");
+        assert_eq!(base_url("127.0.0.1:8787".parse().unwrap()), "http://127.0.0.1:8787");
+        let dir = tempfile::tempdir().unwrap();
+        let path = publish_url(dir.path(), "127.0.0.1:8787".parse().unwrap()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "http://127.0.0.1:8787\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        withdraw_url(&path);
+        assert!(!path.exists());
+        withdraw_url(&path);
     }
 
     #[test]

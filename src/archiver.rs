@@ -137,9 +137,21 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         ),
         None => None,
     };
+    // Where the tools find the admin API while this process holds the store.
+    let url_file = admin.and_then(|bound| match crate::admin::publish_url(&opts.config.data, bound) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin API: could not write admin.url (the tools then need --admin URL)");
+            None
+        }
+    });
     let task = tokio::spawn(async move {
         let mut rx = rx;
         let _ = rx.wait_for(|s| *s).await;
+        // The admin API stops with the shutdown: nothing answers there now.
+        if let Some(path) = &url_file {
+            crate::admin::withdraw_url(path);
+        }
         tracing::info!("stopping: committing and recording coverage");
         for t in tasks {
             let _ = t.await;

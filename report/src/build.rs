@@ -2,13 +2,13 @@
 //! archiver can call [`build`] on its open map to serve `/coverage` with
 //! exactly the schema `inspect-coverage --json` prints.
 
-use anyhow::{anyhow, Context, Result};
 use gapless_storage::coverage::{Coverage, CoverageMap, JobState, Overlay};
 use gapless_storage::Minute;
+use gapless_time::rfc3339;
 
 use crate::query::Query;
 use crate::schema::*;
-use crate::time::rfc3339;
+use crate::Error;
 
 /// Minutes either side whose volume a full minute is compared with.
 pub const SUSPECT_NEIGHBOURS: i64 = 30;
@@ -17,13 +17,16 @@ pub const SUSPECT_MIN_MEDIAN: u64 = 10;
 
 /// Builds the report of `q` from `map`. `source` is `"store"` or
 /// `"archiver"`; `version` the caller's version.
-pub fn build(map: &CoverageMap, q: &Query, source: &str, version: &str) -> Result<Report> {
-    let now = q.now_secs.unwrap_or_else(|| crate::time::now_ms().div_euclid(1000));
+pub fn build(map: &CoverageMap, q: &Query, source: &str, version: &str) -> Result<Report, Error> {
+    let now = q.now_secs.unwrap_or_else(|| chrono::Utc::now().timestamp());
     let streams = if q.streams.is_empty() { map.streams()? } else { q.streams.clone() };
     let (from, to) = q.minute_window();
     let mut out = Vec::new();
     for s in &streams {
-        out.push(stream_report(map, q, s, now, from, to).with_context(|| format!("stream {s:?}"))?);
+        out.push(stream_report(map, q, s, now, from, to).map_err(|e| match e {
+            e @ gapless_storage::Error::UnknownStream(_) => Error::Storage(e),
+            e => Error::Stream { stream: s.clone(), source: e },
+        })?);
     }
     Ok(assemble(out, q, now, from, to, source, version))
 }
@@ -80,8 +83,15 @@ fn overlaps(runs: &[(i64, i64)], s: i64, e: i64) -> bool {
     runs.iter().any(|r| r.0 < e && s < r.1)
 }
 
-fn stream_report(map: &CoverageMap, q: &Query, stream: &str, now: i64, from: i64, to: i64) -> Result<StreamReport> {
-    let parts = map.partitions(stream)?.ok_or_else(|| anyhow!("no such stream in the coverage map"))?;
+fn stream_report(
+    map: &CoverageMap,
+    q: &Query,
+    stream: &str,
+    now: i64,
+    from: i64,
+    to: i64,
+) -> Result<StreamReport, gapless_storage::Error> {
+    let parts = map.partitions(stream)?.ok_or_else(|| gapless_storage::Error::UnknownStream(stream.to_string()))?;
     let minutes = Minute(from / 60)..Minute(to / 60);
     let reports = map.minute_states(stream, minutes, now, q.pending_secs)?;
     let pending_after = now.saturating_sub(q.pending_secs);
@@ -261,7 +271,11 @@ fn stream_report(map: &CoverageMap, q: &Query, stream: &str, now: i64, from: i64
 
     let mut totals = Totals { minutes: rows.len() as u64, ..Totals::default() };
     for row in &rows {
-        if row.state != State::Full && row.minute * 60 + 60 <= owed_start {
+        let owed = row.minute * 60 + 60 > owed_start;
+        if owed {
+            totals.owed += 1;
+            totals.full_owed += u64::from(row.state == State::Full);
+        } else if row.state != State::Full {
             totals.not_owed += 1;
         }
         match row.state {

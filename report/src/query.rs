@@ -12,8 +12,16 @@
 //!
 //! `inspect-coverage --admin` without `--from`/`--to` leaves `from` and
 //! `to` out: the server picks the window (its clock may be scaled).
+//!
+//! Values are percent-encoded (the `percent-encoding` crate): every byte
+//! but ASCII letters, digits and `-_.~`; a `+` reads as a space.
 
-use anyhow::{anyhow, bail, Result};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::Error;
+
+/// What a query value keeps as it is: the unreserved characters of RFC 3986.
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 pub const DEFAULT_PENDING_SECS: i64 = 120;
 pub const DEFAULT_RECOVERY_WINDOW_SECS: i64 = 5 * 86_400;
@@ -59,7 +67,7 @@ impl Query {
         );
         for s in &self.streams {
             q.push_str("&stream=");
-            q.push_str(&percent_encode(s));
+            q.extend(utf8_percent_encode(s, VALUE));
         }
         if let Some(n) = self.now_secs {
             q.push_str(&format!("&now={n}"));
@@ -80,14 +88,14 @@ impl Query {
     /// Parses a query string (without the `?`); unknown parameters are
     /// ignored. Without `from` and `to` the window is left to the caller:
     /// `from_secs == to_secs == 0`.
-    pub fn from_query_string(q: &str) -> Result<Query> {
+    pub fn from_query_string(q: &str) -> Result<Query, Error> {
         let mut from = None;
         let mut to = None;
         let mut query = Query::new(0, 0);
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_decode(v)?;
-            let int = |v: &str| v.parse::<i64>().map_err(|_| anyhow!("{k}={v}: an integer expected"));
+            let int = |v: &str| v.parse::<i64>().map_err(|_| Error::Query(format!("{k}={v}: an integer expected")));
             match k {
                 "from" => from = Some(int(&v)?),
                 "to" => to = Some(int(&v)?),
@@ -95,7 +103,8 @@ impl Query {
                 "pending_secs" => query.pending_secs = int(&v)?,
                 "recovery_window_secs" => query.recovery_window_secs = int(&v)?,
                 "suspect_ratio" => {
-                    query.suspect_ratio = v.parse().map_err(|_| anyhow!("suspect_ratio={v}: a number expected"))?
+                    query.suspect_ratio =
+                        v.parse().map_err(|_| Error::Query(format!("suspect_ratio={v}: a number expected")))?
                 }
                 "now" => query.now_secs = Some(int(&v)?),
                 _ => {}
@@ -108,46 +117,19 @@ impl Query {
             }
             // Neither: the server picks the window (then from_secs == to_secs == 0).
             (None, None) => {}
-            _ => bail!("give both from and to (Unix seconds), or neither"),
+            _ => return Err(Error::Query("give both from and to (Unix seconds), or neither".into())),
         }
         Ok(query)
     }
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(h.ok_or_else(|| anyhow!("bad percent escape in {s:?}"))?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| anyhow!("{s:?} is not UTF-8"))
+/// A query value: `+` is a space, then percent escapes (UTF-8).
+fn percent_decode(s: &str) -> Result<String, Error> {
+    let spaced = s.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|v| v.into_owned())
+        .map_err(|_| Error::Query(format!("{s:?} is not UTF-8")))
 }
 
 #[cfg(test)]
@@ -157,7 +139,7 @@ mod tests {
     #[test]
     fn query_strings_round_trip() {
         let mut q = Query::new(1_500_000_000, 1_500_086_400);
-        q.streams = vec!["decahose".into(), "odd label".into()];
+        q.streams = vec!["decahose".into(), "odd label+été/&=%".into()];
         q.now_secs = Some(1_500_090_000);
         q.suspect_ratio = 0.25;
         assert_eq!(Query::from_query_string(&q.to_query_string()).unwrap(), q);
@@ -166,5 +148,12 @@ mod tests {
         let w = Query::from_query_string(&q.to_query_string_without_window()).unwrap();
         assert_eq!((w.from_secs, w.to_secs, w.streams.clone()), (0, 0, q.streams.clone()));
         assert!(q.to_query_string_without_window().contains("stream=decahose"));
+        assert!(
+            q.to_query_string().contains("&stream=odd%20label%2B%C3%A9t%C3%A9%2F%26%3D%25"),
+            "{}",
+            q.to_query_string()
+        );
+        assert_eq!(Query::from_query_string("stream=a+b%2Bc").unwrap().streams, vec!["a b+c".to_string()]);
+        assert!(Query::from_query_string("stream=%FF").is_err());
     }
 }

@@ -266,8 +266,8 @@ pub struct Span {
 impl Span {
     pub fn new(start_secs: i64, end_secs: i64) -> Span {
         Span {
-            start: crate::time::rfc3339(start_secs),
-            end: crate::time::rfc3339(end_secs),
+            start: gapless_time::rfc3339(start_secs),
+            end: gapless_time::rfc3339(end_secs),
             start_secs,
             end_secs,
             length_secs: end_secs - start_secs,
@@ -338,7 +338,18 @@ pub struct Totals {
     /// `partial`/`none` too).
     #[serde(default)]
     pub not_owed: u64,
-    /// `full / minutes`: the share of the window that is full.
+    /// Minutes owed coverage: those not entirely before `owed_from` (all of
+    /// them when the stream records no `owed_from`).
+    #[serde(default)]
+    pub owed: u64,
+    /// Full minutes among the owed ones.
+    #[serde(default)]
+    pub full_owed: u64,
+    /// `full_owed / owed`: the share of what the archive owes that it
+    /// holds. The percentage the tools show ("N% full of M owed minutes").
+    #[serde(default)]
+    pub full_share_owed: f64,
+    /// `full / minutes`: the share of the window that is full, owed or not.
     pub full_share: f64,
     /// `full / (minutes - pending - not_owed)`: the share of what can be judged.
     pub full_share_judged: f64,
@@ -369,6 +380,8 @@ impl Totals {
         self.recovering += o.recovering;
         self.lost += o.lost;
         self.not_owed += o.not_owed;
+        self.owed += o.owed;
+        self.full_owed += o.full_owed;
         self.holes += o.holes;
         self.hole_secs += o.hole_secs;
         self.recoverable_secs += o.recoverable_secs;
@@ -386,6 +399,7 @@ impl Totals {
     /// Recomputes the shares from the counts.
     pub fn finish(&mut self) {
         self.full_share = if self.minutes == 0 { 0.0 } else { self.full as f64 / self.minutes as f64 };
+        self.full_share_owed = if self.owed == 0 { 0.0 } else { self.full_owed as f64 / self.owed as f64 };
         let judged = self.minutes.saturating_sub(self.pending + self.not_owed);
         self.full_share_judged = if judged == 0 { 0.0 } else { self.full as f64 / judged as f64 };
     }

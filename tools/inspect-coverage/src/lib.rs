@@ -1,12 +1,8 @@
-//! `inspect-coverage` as a library: the renderers (terminal, SVG), the
-//! admin client and the segment check, over the report of the
-//! `gapless-report` crate (re-exported here as [`schema`], [`query`],
-//! [`build`], [`time`]).
+//! `inspect-coverage` as a library: the renderers (terminal, SVG) and the
+//! segment check, over the report of the `gapless-report` crate. Opening
+//! the store or finding the running archiver, the admin client and the
+//! exit-status table are `gapless-client`'s, shared with `segment-export`.
 
-pub use gapless_report::{build, query, schema, time};
-
-pub mod admin;
-pub mod open;
 pub mod render;
 pub mod svg;
 pub mod verify;

@@ -1,36 +1,40 @@
 //! `inspect-coverage`: the coverage of a gapless archive, for people
 //! (heatmap and summary), for programs (`--json`), for monitoring (the
 //! exit status) and as an image (`--svg`). See the README.
+//!
+//! With `--data` alone it works whether or not the archiver runs: it opens
+//! the coverage store read-only, or, while an archiver holds it, asks that
+//! archiver at the URL it left in the data directory (`gapless-client`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
-use inspect_coverage::open::{newest_segment_end, open_coverage, OpenError};
-use inspect_coverage::query::{Query, DEFAULT_PENDING_SECS, DEFAULT_RECOVERY_WINDOW_SECS, DEFAULT_SUSPECT_RATIO};
+use gapless_client::exit::{Exit, Usage};
+use gapless_client::open::{locate, Archiver, Source};
+use gapless_client::segments::newest_segment_end;
+use gapless_report::query::{Query, DEFAULT_PENDING_SECS, DEFAULT_RECOVERY_WINDOW_SECS, DEFAULT_SUSPECT_RATIO};
+use gapless_time::{parse_duration_secs, parse_time_ms};
 use inspect_coverage::render::{render, Style};
-use inspect_coverage::time::{now_ms, parse_duration, parse_time_ms};
-use inspect_coverage::{admin, build, svg, verify, VERSION};
+use inspect_coverage::{svg, verify, VERSION};
 
-/// Exit status for errors (bad arguments, unreadable store, ...).
-const EXIT_ERROR: u8 = 3;
-/// Exit status when the store is held by the running archiver and no
-/// `--admin` was given.
-const EXIT_LOCKED: u8 = 4;
+/// The grammar of `T` and `DURATION` (gapless-time's, as everywhere).
+const GRAMMAR: &str = "Times (UTC): RFC 3339 (2017-07-18T23:25:04Z), 2017-07-18T23:25, 2017-07-18T23, 2017-07-18, \
+@UNIXSECONDS, now, now-6h (or -6h), now+1h. Durations: 90 (seconds), 250ms, 45s, 30m, 6h, 5d, 1w, 1h30m, 1.5h.";
 
 #[derive(Parser)]
 #[command(
     name = "inspect-coverage",
     version,
     about = "Shows which minutes a gapless archive provably holds: heatmap, holes, jobs, lost minutes, audit",
-    after_help = "Exit status: 0 complete, 1 recoverable holes, 2 lost data, 3 error, 4 store in use by the archiver (use --admin).\n\
-Times: RFC 3339, 2017-07-18T23:25, 2017-07-18, @UNIXSECONDS, now, now-6h. Durations: 90, 45s, 30m, 6h, 5d, 1h30m."
+    after_help = format!("{}\n{GRAMMAR}", Exit::HELP)
 )]
 struct Cli {
-    /// The archive's data directory (read while the archiver is stopped).
+    /// The archive's data directory. While an archiver holds it, the tool
+    /// asks that archiver (at the URL in DIR/admin.url).
     #[arg(long, value_name = "DIR", required_unless_present = "admin")]
     data: Option<PathBuf>,
     /// Ask the running archiver's admin API instead of opening the store.
@@ -92,31 +96,26 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
+            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(code.code());
         }
     };
     match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        // The reader went away (`| head`): end quietly, as a SIGPIPE would.
-        Err(e)
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) =>
-        {
-            ExitCode::from(141)
-        }
+        Ok(code) => ExitCode::from(code.code()),
         Err(e) => {
-            let locked = e.downcast_ref::<OpenError>().is_some_and(|o| matches!(o, OpenError::Locked(_)));
-            eprintln!("inspect-coverage: error: {e:#}");
-            ExitCode::from(if locked { EXIT_LOCKED } else { EXIT_ERROR })
+            let code = Exit::of_error(e.chain());
+            // The reader went away (`| head`): end quietly, as a SIGPIPE would.
+            if code != Exit::BrokenPipe {
+                eprintln!("inspect-coverage: error: {e:#}");
+            }
+            ExitCode::from(code.code())
         }
     }
 }
 
-fn run(cli: Cli) -> Result<u8> {
-    let wall_ms = now_ms();
+fn run(cli: Cli) -> Result<Exit> {
+    let wall_ms = gapless_client::now_ms();
     let now_ms = match &cli.now {
         Some(t) => parse_time_ms(t, wall_ms).context("--now")?,
         None => wall_ms,
@@ -124,27 +123,36 @@ fn run(cli: Cli) -> Result<u8> {
     let mut q = Query::new(0, 0);
     q.streams = cli.stream.clone();
     q.pending_secs = match &cli.pending {
-        Some(d) => parse_duration(d).context("--pending")?,
+        Some(d) => parse_duration_secs(d).context("--pending")?,
         None => DEFAULT_PENDING_SECS,
     };
     q.recovery_window_secs = match &cli.recovery_window {
-        Some(d) => parse_duration(d).context("--recovery-window")?,
+        Some(d) => parse_duration_secs(d).context("--recovery-window")?,
         None => DEFAULT_RECOVERY_WINDOW_SECS,
     };
     q.suspect_ratio = cli.suspect_ratio;
     if !(0.0..=1.0).contains(&q.suspect_ratio) {
-        bail!("--suspect-ratio must be between 0 and 1");
+        return Err(Usage("--suspect-ratio must be between 0 and 1".into()).into());
     }
     if cli.now.is_some() {
         q.now_secs = Some(now_ms.div_euclid(1000));
     }
     let to_given = cli.to.as_deref().map(|t| parse_time_ms(t, now_ms).context("--to")).transpose()?;
     let from_given = cli.from.as_deref().map(|t| parse_time_ms(t, now_ms).context("--from")).transpose()?;
+    let window_given = to_given.is_some() || from_given.is_some();
+
+    // The store, or the archiver that holds it (named, or found).
+    let source = match (&cli.admin, &cli.data) {
+        (Some(url), _) => Source::Archiver(Archiver { url: url.clone(), found_in: None }),
+        (None, Some(data)) => locate(data)?,
+        (None, None) => return Err(Usage("give --data DIR or --admin URL".into()).into()),
+    };
+
     let mut to_ms = to_given.unwrap_or(now_ms);
-    if to_given.is_none() && from_given.is_none() && cli.admin.is_none() {
+    if let (false, Source::Store(_), Some(data)) = (window_given, &source, &cli.data) {
         // No window given: the last 24 hours, or the 24 hours up to the
         // newest data when there is none in the last 24 hours.
-        if let Some(newest) = cli.data.as_deref().and_then(newest_segment_end) {
+        if let Some(newest) = newest_segment_end(data)? {
             if newest * 1000 < now_ms - 86_400_000 {
                 to_ms = (newest + 3599).div_euclid(3600) * 3600 * 1000;
             }
@@ -152,33 +160,29 @@ fn run(cli: Cli) -> Result<u8> {
     }
     let from_ms = from_given.unwrap_or(to_ms - 86_400_000);
     if from_ms >= to_ms {
-        bail!("--from must be before --to");
+        return Err(Usage("--from must be before --to".into()).into());
     }
     q.from_secs = from_ms.div_euclid(1000);
     q.to_secs = (to_ms + 999).div_euclid(1000);
     if (q.to_secs - q.from_secs) > 400 * 86_400 {
-        bail!("the window is longer than 400 days; narrow it with --from and --to");
+        return Err(Usage("the window is longer than 400 days; narrow it with --from and --to".into()).into());
     }
 
-    let mut report = match (&cli.data, &cli.admin) {
-        // No window given: the archiver picks it, by its own clock (which
-        // may run scaled, as in the demo).
-        (_, Some(url)) if to_given.is_none() && from_given.is_none() => admin::fetch_report_server_window(url, &q)?,
-        (_, Some(url)) => admin::fetch_report(url, &q)?,
-        (Some(data), None) => {
-            let map = open_coverage(data)?;
-            let r = build::build(&map, &q, "store", VERSION)?;
-            drop(map); // let go of the store as early as possible
-            r
-        }
-        (None, None) => unreachable!("clap requires --data or --admin"),
-    };
+    // No window given to an archiver: it picks it, by its own clock (which
+    // may run scaled, as in the demo).
+    let mut report = source.report(&q, !window_given, VERSION)?;
+    drop(source); // let go of the store as early as possible
 
     if let (true, Some(data)) = (cli.verify_segments, &cli.data) {
         verify::verify(&mut report, data)?;
     }
     if report.streams.is_empty() {
-        bail!("no stream is registered in the coverage map: nothing has been archived with coverage here (`gapless import` claims none)");
+        return Err(gapless_client::Error::NoStream(
+            "no stream is registered in the coverage map: nothing has been archived with coverage here \
+             (`gapless import` claims none)"
+                .into(),
+        )
+        .into());
     }
     if let Some(path) = &cli.svg {
         std::fs::write(path, svg::render(&report)).with_context(|| format!("write {}", path.display()))?;
@@ -198,5 +202,5 @@ fn run(cli: Cli) -> Result<u8> {
         out.write_all(render(&report, style).as_bytes())?;
     }
     out.flush()?;
-    Ok(report.exit_code.clamp(0, 2) as u8)
+    Ok(Exit::of_verdict(report.exit_code))
 }

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::schema::*;
-use crate::time::{human, rfc3339};
+use gapless_report::schema::*;
+use gapless_time::{human, rfc3339};
 
 /// How to draw.
 #[derive(Clone, Copy, Debug)]
@@ -112,11 +112,10 @@ pub fn render(report: &Report, style: Style) -> String {
     };
     let _ = writeln!(
         out,
-        "status: {verdict} (exit {})  {} streams, {:.2}% of {} minutes full, {} holes ({} recoverable, {} lost)",
+        "status: {verdict} (exit {})  {} streams, {}), {} holes ({} recoverable, {} lost)",
         report.exit_code,
         report.streams.len(),
-        100.0 * t.full_share,
-        t.minutes,
+        share(t),
         t.holes,
         human(t.recoverable_secs),
         human(t.lost_secs)
@@ -180,15 +179,25 @@ fn heatmap(out: &mut String, s: &StreamReport, style: Style) {
     }
 }
 
+/// The share of the owed minutes that are full: `98.36% full (120 of 122
+/// owed minutes`, and how many minutes of the window were never owed (the
+/// parenthesis is closed by the caller).
+pub fn share(t: &Totals) -> String {
+    let before = t.minutes - t.owed;
+    let before = if before > 0 { format!(", {before} before coverage was owed") } else { String::new() };
+    if t.owed == 0 {
+        return format!("no minute owed (0 owed minutes{before}");
+    }
+    format!("{:.2}% full ({} of {} owed minutes{before}", 100.0 * t.full_share_owed, t.full_owed, t.owed)
+}
+
 fn summary(out: &mut String, s: &StreamReport, report: &Report, c: bool) {
     let t = &s.totals;
     let _ = writeln!(
         out,
-        "{}: {:.2}% full ({} of {} minutes; partial {}, none {}, pending {}, recovering {}, lost {})",
+        "{}: {}; partial {}, none {}, pending {}, recovering {}, lost {})",
         paint(&s.stream, "1", c),
-        100.0 * t.full_share,
-        t.full,
-        t.minutes,
+        share(t),
         t.partial,
         t.none,
         t.pending,

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::schema::*;
-use crate::time::{human, rfc3339};
+use gapless_report::schema::*;
+use gapless_time::{human, rfc3339};
 
 const CELL: i64 = 10;
 const LABEL_W: i64 = 130;
@@ -36,9 +36,10 @@ pub fn render(report: &Report) -> String {
     let width = LABEL_W + 60 * CELL + 20;
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" font-size="14" font-weight="bold">gapless coverage: {} ({:.2}% full)</text>"#,
+        r#"<text x="10" y="{y}" font-size="14" font-weight="bold">gapless coverage: {} ({:.2}% of {} owed minutes full)</text>"#,
         report.status.as_str(),
-        100.0 * report.totals.full_share
+        100.0 * report.totals.full_share_owed,
+        report.totals.owed
     );
     y += 16;
     let _ = writeln!(
@@ -75,11 +76,12 @@ pub fn render(report: &Report) -> String {
         y += 20;
         let _ = writeln!(
             body,
-            r#"<text x="10" y="{y}" font-size="13" font-weight="bold">{} ({} partition{}): {:.2}% full, {} holes, {} lost minutes</text>"#,
+            r#"<text x="10" y="{y}" font-size="13" font-weight="bold">{} ({} partition{}): {:.2}% of {} owed minutes full, {} holes, {} lost minutes</text>"#,
             esc(&s.stream),
             s.partitions,
             if s.partitions == 1 { "" } else { "s" },
-            100.0 * s.totals.full_share,
+            100.0 * s.totals.full_share_owed,
+            s.totals.owed,
             s.holes.len(),
             s.totals.lost
         );

@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use gapless_storage::store::{segment_path, stream_dir};
+use gapless_storage::layout::{segment_path, stream_dir};
 use gapless_storage::Minute;
 
-use crate::schema::{AuditMinute, Report};
+use gapless_report::schema::{AuditMinute, Report};
 
 /// Records in the segment of `minute`, or 0 when there is none.
 pub fn segment_records(data: &Path, stream: &str, minute: Minute) -> Result<u64> {

@@ -1,6 +1,8 @@
 //! The real `inspect-coverage` binary on archives built in tempdirs.
 
 mod common;
+#[path = "common/archiver.rs"]
+mod live;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -209,18 +211,25 @@ fn exit_status_is_0_complete_1_recoverable_2_lost() {
     assert_eq!(v["streams"][0]["minutes"][5]["state"], "pending");
 }
 
+/// The one exit table (`gapless_client::exit`): 64 bad arguments, 66 no
+/// data directory / store / stream, 69 an archiver holds the store and
+/// cannot be asked, 70 any other error.
 #[test]
-fn errors_are_exit_3_and_a_locked_store_is_exit_4_naming_admin() {
+fn errors_follow_the_one_exit_table() {
     let missing = tool(&["--data", "/nonexistent/gapless"]);
-    assert_eq!(missing.status.code(), Some(3));
+    assert_eq!(missing.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such data directory"));
-    assert_eq!(tool(&["--bogus"]).status.code(), Some(3));
-    assert_eq!(tool(&["--help"]).status.code(), Some(0));
+    assert_eq!(tool(&["--bogus"]).status.code(), Some(64));
+    let help = tool(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("69 the archiver holds the data directory"), "{help}");
+    assert!(help.contains("Durations: 90 (seconds), 250ms"), "the grammar: {help}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("streams")).unwrap();
     let empty = tool(&["--data", dir.path().to_str().unwrap()]);
-    assert_eq!(empty.status.code(), Some(3), "not an archive");
-    // Segments but no coverage (as `gapless import` leaves it): an error, not "complete".
+    assert_eq!(empty.status.code(), Some(66), "not an archive");
+    // Segments but no coverage (as `gapless import` leaves it): no stream, not "complete".
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
@@ -229,26 +238,31 @@ fn errors_are_exit_3_and_a_locked_store_is_exit_4_naming_admin() {
         w.commit().unwrap();
     }
     let out = tool(&["--data", dir.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no stream is registered"));
     let dir = tempfile::tempdir().unwrap();
     build_complete(dir.path(), 5, 2);
-    let unknown = tool(&[
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--stream",
-        "nope",
-        "--from",
-        &at(BASE),
-        "--to",
-        &at(BASE + 300),
-    ]);
-    assert_eq!(unknown.status.code(), Some(3));
+    let d = dir.path().to_str().unwrap();
+    let window = ["--data", d, "--from", &at(BASE), "--to", &at(BASE + 300), "--now", &at(BASE + 3600)];
+    let unknown = tool(&[&window[..], &["--stream", "nope"]].concat());
+    assert_eq!(unknown.status.code(), Some(66), "{}", String::from_utf8_lossy(&unknown.stderr));
+    let bad_time = tool(&["--data", d, "--from", "yesterday"]);
+    assert_eq!(bad_time.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("@UNIXSECONDS"));
+    assert_eq!(tool(&["--data", d, "--from", &at(BASE + 60), "--to", &at(BASE)]).status.code(), Some(64));
+    assert_eq!(tool(&[&window[..], &["--pending", "5 parsecs"]].concat()).status.code(), Some(64));
+    // Any other failure: the SVG cannot be written.
+    let svg = dir.path().join("no/such/dir/x.svg");
+    let out = tool(&[&window[..], &["--svg", svg.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(70), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tool(&window).status.code(), Some(0));
+    // Held by another process that has not said where to ask it: 69, saying how.
     let _store = reopen(dir.path());
-    let out = tool(&["--data", dir.path().to_str().unwrap(), "--from", &at(BASE), "--to", &at(BASE + 300)]);
-    assert_eq!(out.status.code(), Some(4));
+    let out = tool(&window);
+    assert_eq!(out.status.code(), Some(69));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--admin URL") && err.contains("in use"), "{err}");
+    assert!(err.contains("--admin URL") && err.contains("an archiver is running"), "{err}");
+    assert!(err.contains("admin.url"), "{err}");
 }
 
 #[test]
@@ -258,7 +272,7 @@ fn admin_api_gives_the_same_report_as_the_store() {
     let mut args = window_args(dir.path());
     args.push("--json".into());
     let from_store = json_of(&run(&args));
-    let map = std::sync::Arc::new(inspect_coverage::open::open_coverage(dir.path()).unwrap());
+    let map = std::sync::Arc::new(gapless_client::open::open_coverage(dir.path()).unwrap());
     let (url, server) = serve_admin(map, 3);
     let out = tool(&[
         "--admin",
@@ -301,11 +315,13 @@ fn admin_api_gives_the_same_report_as_the_store() {
     assert!(!seen[2].contains("from="), "{seen:?}");
     assert!(seen[0].starts_with(&format!("/coverage?from={BASE}&to={}", BASE + 3 * 3600)), "{seen:?}");
     assert!(seen[1].contains("&stream=likes"), "{seen:?}");
-    // Nobody listening: an error, exit 3.
+    // Nobody listening: the archiver cannot be asked, exit 69.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    assert_eq!(tool(&["--admin", &url]).status.code(), Some(3));
+    let out = tool(&["--admin", &url]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not answer"));
 }
 
 #[test]
@@ -488,4 +504,89 @@ fn minutes_before_the_archive_owed_coverage_are_not_holes() {
         store.coverage().uncover("decahose", BASE + 900..BASE + 960).unwrap();
     }
     assert_eq!(tool(&args).status.code(), Some(1));
+}
+
+/// Runs `args` until the exit status is not 69 (the store still locked a
+/// moment after the archiver let go: sled's threads end a little later),
+/// for at most 30 s.
+fn settled(args: &[&str]) -> Output {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = tool(args);
+        if out.status.code() != Some(69) || Instant::now() > deadline {
+            return out;
+        }
+    }
+}
+
+/// With only `--data` while the real archiver runs, the tool asks it, at
+/// the URL the archiver wrote to `DATA/admin.url`; after a clean stop the
+/// file is gone and the tool reads the store itself.
+#[test]
+fn with_only_data_it_asks_the_running_archiver() {
+    let mut live = live::Live::start(20.0);
+    live.until_stored(20);
+    let data = live.data();
+    let d = data.to_str().unwrap();
+    let url_file = gapless_storage::layout::admin_url_path(&data);
+    let url = std::fs::read_to_string(&url_file).unwrap();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('\n'), "{url:?}");
+    let out = tool(&["--data", d, "--json"]);
+    assert!(matches!(out.status.code(), Some(0..=2)), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["source"], "archiver");
+    assert_eq!(v["streams"][0]["stream"], "decahose");
+    let out = tool(&["--data", d, "--summary"]);
+    assert!(matches!(out.status.code(), Some(0..=2)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("decahose: "));
+    live.stop();
+    assert!(!url_file.exists(), "removed on a clean stop");
+    let out = settled(&["--data", d, "--json"]);
+    assert!(matches!(out.status.code(), Some(0..=2)), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["source"], "store");
+}
+
+/// A new archive: a day's window of which only the last 122 minutes were
+/// ever owed. Percentages count owed minutes ("100.00% full (122 of 122
+/// owed minutes"), not the window ("8.47% full").
+#[test]
+fn percentages_count_owed_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let owed_from = BASE + 1318 * 60 + 30; // mid-minute: minute 1318 is owed
+    {
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let mut w = store.stream("decahose").unwrap();
+        store.coverage().set_partitions("decahose", 1).unwrap();
+        for m in 1318..1440 {
+            fill_minute(&mut w, BASE + m * 60, 2);
+        }
+        cover(&store, &mut w, "decahose", 1, BASE + 1318 * 60, BASE + 1440 * 60);
+        store.coverage().owe_from("decahose", owed_from).unwrap();
+        store.coverage().uncover("decahose", BASE + 1400 * 60..BASE + 1400 * 60 + 10).unwrap();
+        store.coverage().flush().unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let args = ["--data", d, "--from", &at(BASE), "--to", &at(BASE + 86_400), "--now", &at(BASE + 86_400 + 3600)];
+    let out = tool(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(1), "one recoverable hole: {}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    let t = &v["streams"][0]["totals"];
+    assert_eq!(
+        (t["minutes"].as_u64(), t["owed"].as_u64(), t["full_owed"].as_u64()),
+        (Some(1440), Some(122), Some(121))
+    );
+    assert!((t["full_share_owed"].as_f64().unwrap() - 121.0 / 122.0).abs() < 1e-9, "{t}");
+    assert_eq!(v["totals"]["owed"], 122);
+    let text = String::from_utf8(tool(&[&args[..], &["--summary"]].concat()).stdout).unwrap();
+    assert!(
+        text.contains("decahose: 99.18% full (121 of 122 owed minutes, 1318 before coverage was owed; partial 1,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 streams, 99.18% full (121 of 122 owed minutes, 1318 before coverage was owed), 1 holes"),
+        "{text}"
+    );
+    let svg = dir.path().join("c.svg");
+    tool(&[&args[..], &["--svg", svg.to_str().unwrap()]].concat());
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("99.18% of 122 owed minutes full"));
 }

@@ -2,6 +2,12 @@
 //! deduplicated and in time order, as NDJSON (the raw bytes as received,
 //! optionally zstd-compressed) or Parquet (typed columns and the raw JSON),
 //! with a manifest beside it that says what is complete. See the README.
+//!
+//! Coverage comes from the store, opened read-only, or, while an archiver
+//! holds it, from that archiver (the URL it left in the data directory, or
+//! `--admin`): `gapless-client`. Segments are plain files, read directly
+//! whether or not the archiver runs; which minutes have one is asked of
+//! `gapless_storage::layout`.
 
 mod fields;
 mod manifest;
@@ -14,33 +20,34 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use gapless_client::exit::{Exit, Refused, Usage};
+use gapless_client::open::{locate, Archiver, Source};
+use gapless_report::query::Query;
+use gapless_report::schema::{Report, State};
+use gapless_storage::activity::LATEST_MS;
 use gapless_storage::reader::RangeReader;
-use gapless_storage::{ActivityKind, Key, Minute};
-
-use inspect_coverage::open::{open_coverage, OpenError};
-use inspect_coverage::query::Query;
-use inspect_coverage::schema::{Report, State};
-use inspect_coverage::time::{now_ms, parse_duration, parse_time_ms, rfc3339_ms};
+use gapless_storage::{layout, ActivityKind, Key, Minute};
+use gapless_time::{parse_duration_secs, parse_time_ms, rfc3339_ms};
 
 use crate::manifest::{CoverageInfo, Manifest};
 
-/// Exit status when `--require-full` refuses the range.
-const EXIT_REFUSED: u8 = 3;
-/// Exit status for errors (including bad arguments).
-const EXIT_ERROR: u8 = 1;
+/// The grammar of `T` and `DURATION` (gapless-time's, as everywhere).
+const GRAMMAR: &str = "Times (UTC): RFC 3339 (2017-07-18T23:25:04Z), 2017-07-18T23:25, 2017-07-18T23, 2017-07-18, \
+@UNIXSECONDS, now, now-6h (or -6h), now+1h; the range is half-open: [from, to). \
+Durations: 90 (seconds), 250ms, 45s, 30m, 6h, 5d, 1w, 1h30m, 1.5h.";
 
 #[derive(Parser)]
 #[command(
     name = "segment-export",
     version,
     about = "Exports a time range of a gapless archive to NDJSON or Parquet, deduplicated and in time order, with a coverage manifest",
-    after_help = "Exit status: 0 exported, 1 error, 3 refused by --require-full (the range has holes or its coverage is unknown).\n\
-Times: RFC 3339, 2017-07-18T23:25, 2017-07-18, @UNIXSECONDS, now, now-6h. The range is half-open: [from, to)."
+    after_help = format!("{}\n{GRAMMAR}", Exit::HELP)
 )]
 struct Cli {
-    /// The archive's data directory.
+    /// The archive's data directory. While an archiver holds it, coverage
+    /// comes from that archiver (at the URL in DIR/admin.url).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// The stream's label.
@@ -84,7 +91,7 @@ struct Cli {
     /// Minutes ending within this of now are pending (not full yet).
     #[arg(long, value_name = "DURATION")]
     pending: Option<String>,
-    /// No progress bar (it is drawn only on a terminal anyway).
+    /// No progress on stderr (a bar on a terminal, else one line per step).
     #[arg(long)]
     quiet: bool,
 }
@@ -102,40 +109,24 @@ enum Compress {
     None,
 }
 
-/// An error that decides the exit status.
-#[derive(Debug)]
-struct Refused(String);
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Refused {}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
+            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(code.code());
         }
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        // The reader went away (`| head`): end quietly, as a SIGPIPE would.
-        Err(e)
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) =>
-        {
-            ExitCode::from(141)
-        }
         Err(e) => {
-            eprintln!("segment-export: {e:#}");
-            ExitCode::from(if e.downcast_ref::<Refused>().is_some() { EXIT_REFUSED } else { EXIT_ERROR })
+            let code = Exit::of_error(e.chain());
+            // The reader went away (`| head`): end quietly, as a SIGPIPE would.
+            if code != Exit::BrokenPipe {
+                eprintln!("segment-export: {e:#}");
+            }
+            ExitCode::from(code.code())
         }
     }
 }
@@ -215,7 +206,12 @@ fn parse_kinds(names: &[String]) -> Result<Vec<ActivityKind>> {
         match ActivityKind::from_name(n) {
             Some(k) if !out.contains(&k) => out.push(k),
             Some(_) => {}
-            None => bail!("--kinds {n:?}: use posts, deletes, likes, unlikes, compliance, activities (or all)"),
+            None => {
+                return Err(Usage(format!(
+                    "--kinds {n:?}: use posts, deletes, likes, unlikes, compliance, activities (or all)"
+                ))
+                .into())
+            }
         }
     }
     Ok(out)
@@ -226,70 +222,23 @@ fn parse_kinds(names: &[String]) -> Result<Vec<ActivityKind>> {
 /// headers only.
 fn deleted_posts(data: &Path, stream: &str, from_minute: Minute) -> Result<HashSet<u64>> {
     let mut ids = HashSet::new();
-    let segs = gapless_storage::store::stream_dir(data, stream).join("segments");
-    let from_day = from_minute.day_dir();
-    let from_stem = from_minute.file_stem();
-    let Ok(days) = std::fs::read_dir(&segs) else { return Ok(ids) };
-    let mut days: Vec<String> =
-        days.flatten().filter_map(|d| d.file_name().into_string().ok()).filter(|d| *d >= from_day).collect();
-    days.sort();
-    for day in days {
-        let Ok(files) = std::fs::read_dir(segs.join(&day)) else { continue };
-        for f in files.flatten() {
-            let name = f.file_name().into_string().unwrap_or_default();
-            let Some(stem) = name.strip_suffix(".seg") else { continue };
-            if stem < from_stem.as_str() {
-                continue;
-            }
-            let frames = match gapless_storage::segment::read_headers(&f.path()) {
-                Ok((_, frames)) => frames,
-                Err(gapless_storage::Error::NotASegment { .. }) => continue, // being created right now
-                Err(e) => return Err(e).with_context(|| format!("read {}", f.path().display())),
-            };
-            for fr in frames {
-                for e in &fr.header.entries {
-                    if let Key::PostDelete(id) = e.key {
-                        ids.insert(id);
-                    }
+    let dir = layout::stream_dir(data, stream);
+    for m in layout::minutes_with_segments(&dir, from_minute, Minute::of_ms(LATEST_MS))? {
+        let path = layout::segment_path(&dir, m);
+        let frames = match gapless_storage::segment::read_headers(&path) {
+            Ok((_, frames)) => frames,
+            Err(gapless_storage::Error::NotASegment { .. }) => continue, // being created right now
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        for fr in frames {
+            for e in &fr.header.entries {
+                if let Key::PostDelete(id) = e.key {
+                    ids.insert(id);
                 }
             }
         }
     }
     Ok(ids)
-}
-
-/// The minutes in `[first, last]` that have a segment file, in order.
-fn segment_minutes(data: &Path, stream: &str, first: Minute, last: Minute) -> Result<Vec<Minute>> {
-    let segs = gapless_storage::store::stream_dir(data, stream).join("segments");
-    let (first_day, last_day) = (first.day_dir(), last.day_dir());
-    let (first_stem, last_stem) = (first.file_stem(), last.file_stem());
-    let days = match std::fs::read_dir(&segs) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{}: no such stream in {}", stream, data.display()),
-        Err(e) => return Err(e).with_context(|| format!("list {}", segs.display())),
-    };
-    let mut days: Vec<String> = days
-        .flatten()
-        .filter_map(|d| d.file_name().into_string().ok())
-        .filter(|d| d.len() == 10 && *d >= first_day && *d <= last_day)
-        .collect();
-    days.sort();
-    let mut out = Vec::new();
-    for day in days {
-        let dir = segs.join(&day);
-        for f in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))?.flatten() {
-            let name = f.file_name().into_string().unwrap_or_default();
-            let Some(stem) = name.strip_suffix(".seg") else { continue };
-            if stem < first_stem.as_str() || stem > last_stem.as_str() {
-                continue;
-            }
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%MZ") {
-                out.push(Minute::of_secs(t.and_utc().timestamp()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Longest range whose coverage is reported minute by minute (as inspect-coverage).
@@ -302,27 +251,19 @@ fn coverage(cli: &Cli, q: &Query) -> Result<CoverageInfo> {
             "unknown (the range is longer than 400 days: export it in parts for per-minute coverage)".to_string(),
         ));
     }
-    if let Some(url) = &cli.admin {
-        return Ok(CoverageInfo::Known(Box::new(inspect_coverage::admin::fetch_report(url, q)?)));
-    }
-    match open_coverage(&cli.data) {
-        Ok(map) => {
-            if map.partitions(&cli.stream)?.is_none() {
-                return Ok(CoverageInfo::Unknown(format!(
-                    "unknown (stream {:?} is not in the coverage map: no coverage was ever claimed for it)",
-                    cli.stream
-                )));
-            }
-            Ok(CoverageInfo::Known(Box::new(inspect_coverage::build::build(
-                &map,
-                q,
-                "store",
-                inspect_coverage::VERSION,
-            )?)))
+    let source = match &cli.admin {
+        Some(url) => Source::Archiver(Archiver { url: url.clone(), found_in: None }),
+        None => locate(&cli.data)?,
+    };
+    if let Source::Store(map) = &source {
+        if map.partitions(&cli.stream)?.is_none() {
+            return Ok(CoverageInfo::Unknown(format!(
+                "unknown (stream {:?} is not in the coverage map: no coverage was ever claimed for it)",
+                cli.stream
+            )));
         }
-        Err(OpenError::Locked(_)) => Ok(CoverageInfo::Unknown("unknown (archiver running; use --admin)".to_string())),
-        Err(e) => Err(e.into()),
     }
+    Ok(CoverageInfo::Known(Box::new(source.report(q, false, env!("CARGO_PKG_VERSION"))?)))
 }
 
 fn describe_gaps(r: &Report) -> String {
@@ -352,7 +293,7 @@ fn describe_gaps(r: &Report) -> String {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let wall = now_ms();
+    let wall = gapless_client::now_ms();
     let now = match &cli.now {
         Some(t) => parse_time_ms(t, wall).context("--now")?,
         None => wall,
@@ -360,16 +301,16 @@ fn run(cli: Cli) -> Result<()> {
     let from_ms = parse_time_ms(&cli.from, now).context("--from")?;
     let to_ms = parse_time_ms(&cli.to, now).context("--to")?;
     if from_ms >= to_ms {
-        bail!("--from must be before --to");
+        return Err(Usage("--from must be before --to".into()).into());
     }
-    gapless_storage::store::check_label(&cli.stream)?;
+    layout::check_label(&cli.stream)?;
     if !cli.data.is_dir() {
-        bail!("{}: no such data directory", cli.data.display());
+        return Err(gapless_client::Error::NoDataDir(cli.data.clone()).into());
     }
     let kinds = parse_kinds(&cli.kinds)?;
     let compress = match (cli.format, cli.compress) {
         (Format::Parquet, Compress::Zstd) => {
-            bail!("--compress applies to NDJSON; Parquet pages are always zstd-compressed")
+            return Err(Usage("--compress applies to NDJSON; Parquet pages are always zstd-compressed".into()).into())
         }
         (Format::Parquet, _) => false,
         (_, Compress::Zstd) => true,
@@ -382,7 +323,7 @@ fn run(cli: Cli) -> Result<()> {
     q.streams = vec![cli.stream.clone()];
     q.now_secs = Some(now.div_euclid(1000));
     if let Some(p) = &cli.pending {
-        q.pending_secs = parse_duration(p).context("--pending")?;
+        q.pending_secs = parse_duration_secs(p).context("--pending")?;
     }
     let cov = coverage(&cli, &q)?;
     if cli.require_full {
@@ -425,7 +366,13 @@ fn run(cli: Cli) -> Result<()> {
 
     // Only the minutes that have a segment: a range of years costs a
     // directory listing, not a look-up per minute.
-    let minutes = segment_minutes(&cli.data, &cli.stream, Minute::of_ms(from_ms), Minute::of_ms(to_ms - 1))?;
+    let stream_dir = layout::stream_dir(&cli.data, &cli.stream);
+    if !stream_dir.is_dir() {
+        let why = format!("{}: no such stream in {}", cli.stream, cli.data.display());
+        return Err(gapless_client::Error::NoStream(why).into());
+    }
+    let minutes =
+        layout::minutes_with_segments(&stream_dir, Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1))?;
     let mut progress = progress::Progress::new(minutes.len() as u64, !cli.quiet);
     let mut exported: BTreeMap<i64, u64> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();

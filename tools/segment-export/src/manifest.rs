@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use gapless_report::schema::{Counts, Hole, Report, State, Status};
 use gapless_storage::ActivityKind;
-use inspect_coverage::schema::{Counts, Hole, Report, State, Status};
-use inspect_coverage::time::{rfc3339, rfc3339_ms};
+use gapless_time::{rfc3339, rfc3339_ms};
 use serde::Serialize;
 
 pub const SCHEMA: &str = "gapless.export-manifest/1";
@@ -83,7 +83,12 @@ pub struct CoverageSummary {
     pub complete: Option<bool>,
     /// `complete`, `holes` or `lost` for the range; null when unknown.
     pub status: Option<Status>,
+    /// Full minutes / minutes of the range, owed or not.
     pub full_share: Option<f64>,
+    /// Minutes of the range the archive owes (not before its `owed_from`).
+    pub owed_minutes: Option<u64>,
+    /// Full minutes / owed minutes.
+    pub full_share_owed: Option<f64>,
     pub judged_at: Option<String>,
     pub holes: Vec<Hole>,
 }
@@ -144,6 +149,8 @@ impl Manifest {
                         complete: Some(complete),
                         status: s.map(|s| s.status),
                         full_share: s.map(|s| s.totals.full_share),
+                        owed_minutes: s.map(|s| s.totals.owed),
+                        full_share_owed: s.map(|s| s.totals.full_share_owed),
                         judged_at: Some(r.now.clone()),
                         holes,
                     },
@@ -157,6 +164,8 @@ impl Manifest {
                     complete: None,
                     status: None,
                     full_share: None,
+                    owed_minutes: None,
+                    full_share_owed: None,
                     judged_at: None,
                     holes: Vec::new(),
                 },
@@ -184,7 +193,7 @@ impl Manifest {
             schema: SCHEMA,
             tool: "segment-export",
             version: env!("CARGO_PKG_VERSION"),
-            created_at: rfc3339_ms(inspect_coverage::time::now_ms()),
+            created_at: rfc3339_ms(gapless_client::now_ms()),
             data: a.data.display().to_string(),
             stream: a.stream.to_string(),
             range: Range { from: rfc3339_ms(a.from_ms), to: rfc3339_ms(a.to_ms), from_ms: a.from_ms, to_ms: a.to_ms },

@@ -2,6 +2,8 @@
 
 #[path = "../../inspect-coverage/tests/common/mod.rs"]
 mod common;
+#[path = "../../inspect-coverage/tests/common/archiver.rs"]
+mod live;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -158,7 +160,7 @@ fn zstd_output_kinds_and_compliance() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
     let mut args = range_args(d, &from, &to);
     args.extend(["--kinds", "bogus"]);
-    assert_eq!(export(&args).status.code(), Some(1));
+    assert_eq!(export(&args).status.code(), Some(64), "bad arguments");
 
     // Compliance: the Post deleted in minute 8 is dropped, even from a
     // range that ends before its delete.
@@ -216,8 +218,12 @@ fn require_full_refuses_a_range_with_holes() {
     assert_eq!(m["minutes"][6]["state"], "partial");
 }
 
+/// While an archiver holds the store, coverage comes from it: at the URL
+/// it left in `DATA/admin.url`, without `--admin`. Without that file (or
+/// with nothing answering there) the export stops with exit 69, saying
+/// how to reach it; it never exports with coverage it cannot know.
 #[test]
-fn while_the_archiver_holds_the_store_segments_export_and_coverage_is_unknown() {
+fn while_the_archiver_holds_the_store_coverage_comes_from_it() {
     let dir = tempfile::tempdir().unwrap();
     let want = build(dir.path());
     let store = reopen(dir.path());
@@ -230,19 +236,70 @@ fn while_the_archiver_holds_the_store_segments_export_and_coverage_is_unknown() 
     let (from, to) = (at(BASE), at(BASE + 600));
     let mut args = range_args(d, &from, &to);
     args.extend(["--out", out_path.to_str().unwrap()]);
+    let out = export(&args);
+    assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("an archiver is running") && err.contains("--admin URL"), "{err}");
+    assert!(!out_path.exists());
+
+    let (url, server) = serve_admin(store.coverage().clone(), 3);
+    std::fs::write(gapless_storage::layout::admin_url_path(dir.path()), format!("{url}\n")).unwrap();
     ok(&export(&args));
     assert_eq!(std::fs::read_to_string(&out_path).unwrap().lines().count(), want.len());
     let m = manifest(&out_path);
-    assert_eq!(m["coverage"]["source"], "unknown");
-    assert_eq!(m["coverage"]["summary"], "unknown (archiver running; use --admin)");
-    assert_eq!(m["minutes"][0]["state"], "unknown");
+    assert_eq!(m["coverage"]["source"], "archiver");
+    assert_eq!(m["coverage"]["complete"], true);
+    assert_eq!(m["minutes"][0]["state"], "full");
     let mut args = range_args(d, &from, &to);
     args.push("--require-full");
-    assert_eq!(export(&args).status.code(), Some(3));
+    ok(&export(&args));
     w.commit().unwrap();
-    ok(&export(&range_args(d, &from, &to)));
     let out = export(&range_args(d, &from, &to));
+    ok(&out);
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), want.len() + 1, "durable now");
+    assert_eq!(server.join().unwrap().len(), 3);
+    // The file names a URL where nothing answers any more: 69 again.
+    let out = export(&range_args(d, &from, &to));
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing answers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The one exit table (`gapless_client::exit`), as segment-export uses it.
+#[test]
+fn exit_status_follows_the_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let (from, to) = (at(BASE), at(BASE + 600));
+    assert_eq!(export(&range_args(d, &from, &to)).status.code(), Some(0));
+    assert_eq!(export(&["--bogus"]).status.code(), Some(64));
+    assert_eq!(export(&range_args(d, "yesterday", &to)).status.code(), Some(64));
+    assert_eq!(export(&range_args(d, &to, &from)).status.code(), Some(64), "an empty range");
+    let missing = export(&range_args("/nonexistent/gapless", &from, &to));
+    assert_eq!(missing.status.code(), Some(66));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such data directory"));
+    let mut args = range_args(d, &from, &to);
+    args[3] = "nope";
+    assert_eq!(export(&args).status.code(), Some(66), "no such stream");
+    {
+        let store = reopen(dir.path());
+        store.coverage().uncover("decahose", BASE + 60..BASE + 61).unwrap();
+    }
+    let mut args = range_args(d, &from, &to);
+    args.push("--require-full");
+    assert_eq!(export(&args).status.code(), Some(3), "refused");
+    let mut args = range_args(d, &from, &to);
+    let nowhere = dir.path().join("no/such/dir/out.ndjson");
+    args.extend(["--out", nowhere.to_str().unwrap()]);
+    assert_eq!(export(&args).status.code(), Some(70), "any other error");
+    let help = export(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("3 refused by --require-full") && help.contains("Durations: 90 (seconds)"), "{help}");
 }
 
 #[test]
@@ -504,7 +561,7 @@ fn a_failed_export_leaves_no_partial_file() {
     let mut args = range_args(d, &from, &to);
     args.extend(["--out", out_path.to_str().unwrap()]);
     let out = export(&args);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(70));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rename"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dir.path().join("taken.ndjson.partial").exists());
     assert!(!dir.path().join("taken.ndjson.manifest.json").exists());
@@ -543,4 +600,64 @@ fn a_frame_that_does_not_verify_is_reported_not_skipped() {
     assert_eq!(u.len(), 1, "{m}");
     assert_eq!(u[0]["offset"], frames[0].offset);
     assert_eq!(m["coverage"]["complete"], false);
+}
+
+/// With only `--data` while the real archiver runs, coverage comes from
+/// it (the URL it wrote to `DATA/admin.url`), and the segments it has
+/// committed are exported.
+#[test]
+fn with_only_data_coverage_comes_from_the_running_archiver() {
+    let live = live::Live::start(20.0);
+    live.until_stored(20);
+    let data = live.data();
+    let out_path = live.dir.path().join("live.ndjson");
+    let out = export(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--stream",
+        "decahose",
+        "--from",
+        "now-1h",
+        "--to",
+        "now+1m",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let m = manifest(&out_path);
+    assert_eq!(m["coverage"]["source"], "archiver", "{m}");
+    let minutes = m["minutes"].as_array().unwrap().len();
+    assert!((61..=62).contains(&minutes), "every minute of the range, from the archiver's report: {minutes}");
+    let lines = std::fs::read_to_string(&out_path).unwrap().lines().count() as u64;
+    assert_eq!(m["records"], lines);
+}
+
+/// Progress with stderr in a file (not a terminal): plain lines, one per
+/// step (here one per minute), no carriage return, no escape.
+#[test]
+fn progress_to_a_file_is_one_line_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let (from, to) = (at(BASE), at(BASE + 600));
+    let out_path = dir.path().join("out.ndjson");
+    let log = dir.path().join("stderr.log");
+    let mut args = range_args(d, &from, &to);
+    args.extend(["--out", out_path.to_str().unwrap()]);
+    let status = Command::new(env!("CARGO_BIN_EXE_segment-export"))
+        .args(&args)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+    let steps: Vec<&str> = text.lines().filter(|l| l.contains(" minutes ")).collect();
+    assert_eq!(steps.len(), 10, "one line per minute: {text}");
+    assert!(steps[9].contains("100.0%  10/10 minutes"), "{text}");
+    // --quiet: none.
+    args.push("--quiet");
+    let out = export(&args);
+    ok(&out);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -175,13 +175,13 @@ pub fn serve_admin(
             // Like the archiver: no window given, the server picks one (here the
             // first hour from BASE, as a scaled clock might).
             let parsed = if qs.contains("from=") {
-                inspect_coverage::query::Query::from_query_string(qs)
+                gapless_report::query::Query::from_query_string(qs)
             } else {
-                inspect_coverage::query::Query::from_query_string(&format!("{qs}&from={BASE}&to={}", BASE + 3600))
+                gapless_report::query::Query::from_query_string(&format!("{qs}&from={BASE}&to={}", BASE + 3600))
             };
             let (code, body) = match (path, parsed) {
                 ("/coverage", Ok(q)) => {
-                    let r = inspect_coverage::build::build(&map, &q, "archiver", "test").unwrap();
+                    let r = gapless_report::build::build(&map, &q, "archiver", "test").unwrap();
                     ("200 OK", serde_json::to_string(&r).unwrap())
                 }
                 (_, Err(e)) => ("400 Bad Request", e.to_string()),
