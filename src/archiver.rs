@@ -112,6 +112,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             coverage: coverage.clone(),
             shutdown: rx.clone(),
             limits: Limits::default(),
+            refill: watch::channel(None).0,
         });
         let parts: Vec<Option<u32>> =
             if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };

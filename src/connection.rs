@@ -61,6 +61,11 @@ pub struct StreamCtx {
     pub coverage: Arc<CoverageMap>,
     pub shutdown: watch::Receiver<bool>,
     pub limits: Limits,
+    /// A closed hole that Backfill can still reach, on a stream without
+    /// Recovery: the planner asks here, and every connection whose
+    /// partition misses part of it reconnects with a backfill from its
+    /// start.
+    pub refill: watch::Sender<Option<Range<i64>>>,
 }
 
 impl StreamCtx {
@@ -85,6 +90,13 @@ impl StreamCtx {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// True when `partition`'s coverage misses part of `secs`.
+    pub fn misses(&self, partition: Option<u32>, secs: &Range<i64>) -> bool {
+        let covered = self.coverage.covered_ranges(&self.cfg.label, partition.unwrap_or(1), secs.clone());
+        // When in doubt (the map cannot be read), it is a hole.
+        covered.map_or(true, |c| c.iter().map(|r| r.end - r.start).sum::<i64>() < secs.end - secs.start)
     }
 
     /// Waits for the connection limiter; false if shutdown came first.
@@ -125,6 +137,10 @@ pub enum End {
     /// `Recovery Request Completed`, but the data had gaps longer than the
     /// data-silence bound: they stay holes.
     CompletedWithGaps,
+    /// The planner asked for a backfill from this second (Unix seconds):
+    /// a closed hole Backfill can still reach, on a stream without
+    /// Recovery.
+    Refill(i64),
     /// Storage took no data for the silence bound (its disk is full and
     /// its pending cap reached): the connection is closed rather than held
     /// open unread; what it would have delivered is a hole, which Backfill
@@ -202,10 +218,17 @@ pub async fn read_body(
     };
     let mut shutdown = ctx.shutdown.clone();
     let data_bound_ms = ctx.cfg.data_silence_end().map(|d| d.as_millis() as i64);
+    let mut refill = ctx.refill.subscribe();
     loop {
         let next = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return End::Shutdown,
-            r = tokio::time::timeout(ctx.clock.wall(silence), body.next()) => r,
+            Ok(()) = refill.changed() => Err(refill.borrow_and_update().clone()),
+            r = tokio::time::timeout(ctx.clock.wall(silence), body.next()) => Ok(r),
+        };
+        let next = match next {
+            Ok(r) => r,
+            Err(Some(r)) if ctx.misses(partition, &r) => return reader.finish(End::Refill(r.start)).await,
+            Err(_) => continue,
         };
         let chunk = match next {
             Err(_) => return reader.finish(End::Stalled).await,
@@ -587,6 +610,18 @@ async fn keep_connected(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32, 
         };
         if end == End::Shutdown {
             break;
+        }
+        // A hole the planner asks to backfill, asked for while this slot
+        // was connected (its connection ended for it) or between two
+        // connections.
+        let asked = ctx.refill.borrow().clone();
+        if let Some(r) = asked.filter(|r| ctx.misses(partition, r)) {
+            hole_from = Some(hole_from.map_or(r.start, |h| h.min(r.start)));
+        }
+        if let End::Refill(from) = end {
+            tracing::info!(from = %gapless_time::rfc3339(from), "reconnecting to backfill a hole");
+            ctx.metrics.reconnected("refill");
+            continue;
         }
         let cause = end.cause();
         ctx.metrics.reconnected(cause.label());

@@ -160,6 +160,8 @@ async fn plan(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
     let mut running: Running = HashMap::new();
     let mut backoff = Backoff::new(ctx.clock.now_ms() as u64 ^ 0x5eed);
     let mut not_before_ms = i64::MIN;
+    // The starts of the holes the connections were asked to backfill.
+    let mut asked: Vec<i64> = Vec::new();
     let period = Duration::from_secs(5);
     while !ctx.stopping() {
         // Reap finished jobs.
@@ -187,7 +189,7 @@ async fn plan(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
                 }
             }
         }
-        if let Err(e) = pass(&ctx, &slots, &mut running, not_before_ms).await {
+        if let Err(e) = pass(&ctx, &slots, &mut running, not_before_ms, &mut asked).await {
             tracing::error!(error = %e, "planner pass failed");
         }
         ctx.sleep(period).await;
@@ -202,6 +204,7 @@ async fn pass(
     slots: &Arc<Semaphore>,
     running: &mut Running,
     not_before_ms: i64,
+    asked: &mut Vec<i64>,
 ) -> anyhow::Result<()> {
     let label = &ctx.cfg.label;
     let now = ctx.clock.now_secs();
@@ -240,9 +243,9 @@ async fn pass(
         if ctx.cfg.recovery.is_none() {
             let closed = h.end < edge;
             let from = h.start.max(window_start);
-            let to = if closed || !ctx.cfg.backfill {
+            let to = if !ctx.cfg.backfill {
                 h.end
-            } else if all_up {
+            } else if !closed && all_up {
                 from
             } else {
                 h.end.min(unreachable_before)
@@ -250,8 +253,23 @@ async fn pass(
             if from < to {
                 newly_lost.push(from..to);
             }
+            // A closed hole that Backfill still reaches: the connections
+            // missing it reconnect with a backfill from its start (once
+            // per hole; what is still a hole when it leaves Backfill's
+            // reach is lost, above).
+            let reachable = h.start.max(backfill_reach)..h.end;
+            if ctx.cfg.backfill && closed && reachable.start < reachable.end && !asked.contains(&reachable.start) {
+                tracing::info!(
+                    from = %gapless_time::rfc3339(reachable.start),
+                    to = %gapless_time::rfc3339(reachable.end),
+                    "a hole Backfill can still reach: asking the connections to backfill it"
+                );
+                asked.push(reachable.start);
+                ctx.refill.send_replace(Some(reachable));
+            }
         }
     }
+    asked.retain(|&s| s >= backfill_reach);
     for l in &newly_lost {
         ctx.coverage.mark_lost(label, l.clone())?;
         // A loss that grows pass after pass (a connection down for long)

@@ -148,3 +148,37 @@ stream = "likes/prod"
     h.assert_complete("decahose", 1, end);
     eprintln!("{} minutes checked during the run; {:.1} s wall", w.verified.len(), t0.elapsed().as_secs_f64());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_likes_hole_inside_an_open_connection_is_backfilled_not_lost() {
+    let _g = serial().await;
+    capture_logs();
+    clear_logs();
+    let t0 = Instant::now();
+    // The server skips 20 s of likes while every connection stays up (and
+    // heartbeats go on): a closed hole inside Backfill's reach. Likes have
+    // no Recovery; a reconnect with `backfillMinutes` is what repairs it.
+    let faults = r#"
+[[fault]]
+at = "+4m"
+duration = "20s"
+kind = "skip"
+stream = "likes/prod"
+"#;
+    let h = Arc::new(Harness::launch(Setup::new(43, 10.0, 50.0).faults(faults).likes()).await);
+    let running = h.archiver().await;
+    let admin = running.admin.unwrap();
+    let end = 9;
+    h.until_minute(end as f64).await;
+    until_full(&h, admin, "likes", 1, end, Duration::from_secs(20)).await;
+    let reconnects = running.metrics.streams[1].reconnects.lock().unwrap().clone();
+    running.stop().await.unwrap();
+    assert!(
+        log_lines_with(&["DATA LOST"]).is_empty(),
+        "nothing is lost:\n{}",
+        log_lines_with(&["DATA LOST"]).join("\n")
+    );
+    assert!(reconnects.get("refill").copied().unwrap_or(0) >= 1, "a backfill reconnect: {reconnects:?}");
+    h.assert_complete("likes", 1, end);
+    eprintln!("{:.1} s wall", t0.elapsed().as_secs_f64());
+}

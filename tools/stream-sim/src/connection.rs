@@ -56,6 +56,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<StreamState>, job: Real
     let mut caught_up = false;
     // Set by a stall-skip fault: when it ends, the cursor jumps to now.
     let mut skipping = false;
+    // The `skip` faults seen while this connection was open.
+    let mut skips: Vec<crate::faults::Fault> = Vec::new();
     let mut last_lag_warning = i64::MIN / 2;
     let p = Some(partition);
     // Send the gzip header at once so the client sees a live body.
@@ -115,6 +117,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<StreamState>, job: Real
         cursor = upto;
         if !faults.is_empty() {
             batch.retain(|a| !faults.realtime_dropped(spec, a.partition, a.time_ms));
+            if let Some(f) = faults.active_on(FaultKind::Skip, spec, p, Some(ordinal), now) {
+                if !skips.contains(&f) {
+                    info!(stream = %spec.name(), partition, fault = f.id, "fault: skip");
+                    skips.push(f);
+                }
+            }
+            // The activities of a skip's window are never sent on a
+            // connection that was open during it (also those whose delivery
+            // falls due after it).
+            batch.retain(|a| !skips.iter().any(|f| (f.start_ms..f.end_ms).contains(&a.time_ms)));
         }
         if !batch.is_empty() {
             if let Some(f) = faults.active_on(FaultKind::CutLine, spec, p, Some(ordinal), now) {

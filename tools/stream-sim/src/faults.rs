@@ -13,6 +13,7 @@
 //! | `slow_drip` | bytes leave in 64-byte pieces with pauses |
 //! | `cut_line` | a connection sends half of a line, then is cut |
 //! | `corrupt_gzip` | a connection sends bytes that are not valid deflate, then is cut |
+//! | `skip` | connections open during the window stay up (heartbeats go on) but never send the activities whose activity time is in it; a later connection's Backfill has them |
 //! | `drop_realtime` | activities whose activity time is in the window are never sent on realtime or backfill; Recovery has them |
 //! | `duplicate` | every batch is sent twice |
 //! | `break_recovery` | Recovery connections are cut while the window is open |
@@ -44,6 +45,7 @@ pub enum FaultKind {
     SlowDrip,
     CutLine,
     CorruptGzip,
+    Skip,
     DropRealtime,
     Duplicate,
     BreakRecovery,
@@ -61,6 +63,7 @@ impl FaultKind {
             FaultKind::SlowDrip => "slow_drip",
             FaultKind::CutLine => "cut_line",
             FaultKind::CorruptGzip => "corrupt_gzip",
+            FaultKind::Skip => "skip",
             FaultKind::DropRealtime => "drop_realtime",
             FaultKind::Duplicate => "duplicate",
             FaultKind::BreakRecovery => "break_recovery",

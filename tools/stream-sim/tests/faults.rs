@@ -205,6 +205,56 @@ async fn drop_realtime_only_recovery_has_them_and_duplicates() {
 }
 
 #[tokio::test]
+async fn skip_keeps_the_connection_up_and_backfill_has_the_window() {
+    let cfg = with_faults(
+        20.0,
+        10.0,
+        r#"
+        [[fault]]
+        at = "+10s"
+        duration = "20s"
+        kind = "skip"
+        stream = "sample10/prod"
+        "#,
+    );
+    let clock = cfg.clock.clone();
+    let s = server(cfg).await;
+    let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
+    let mut keys = Vec::new();
+    let mut beats_in_window = 0;
+    let (w0, w1) = (start_ms() + 10_000, start_ms() + 30_000);
+    loop {
+        match rd.next(clock.until(start_ms() + 45_000)).await {
+            Item::Line(l, _) => keys.push(key_of(&l)),
+            Item::Heartbeat if (w0 + 2_000..w1).contains(&clock.now_ms()) => beats_in_window += 1,
+            Item::Heartbeat => {}
+            Item::Timeout => break,
+            other => panic!("the connection stays up: {other:?}"),
+        }
+    }
+    assert!(beats_in_window > 0, "heartbeats go on during the window");
+    assert!(!keys.iter().any(|k| k.1 >= w0 && k.1 < w1), "nothing of the window on realtime");
+    assert!(keys.iter().any(|k| k.1 < w0) && keys.iter().any(|k| k.1 >= w1));
+    // A connection made after the window backfills it.
+    let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1&backfillMinutes=1")).await);
+    let mut window = 0;
+    loop {
+        match rd.next(Duration::from_secs(3)).await {
+            Item::Line(l, _) => {
+                let k = key_of(&l);
+                window += usize::from(k.1 >= w0 && k.1 < w1);
+                if k.1 >= w1 {
+                    break;
+                }
+            }
+            Item::Heartbeat => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(window > 50, "the backfill has the window: {window}");
+}
+
+#[tokio::test]
 async fn break_recovery_cuts_without_completion() {
     let mut cfg = with_faults(
         10.0,
