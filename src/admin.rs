@@ -204,7 +204,7 @@ pub fn base_url(bound: SocketAddr) -> String {
 /// returns its path.
 pub fn publish_url(data: &std::path::Path, bound: SocketAddr) -> std::io::Result<std::path::PathBuf> {
     let path = gapless_storage::layout::admin_url_path(data);
-    let tmp = path.with_extension("url.tmp");
+    let tmp = gapless_storage::layout::tmp_path(&path);
     std::fs::write(&tmp, format!("{}\n", base_url(bound)))?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)

@@ -10,6 +10,9 @@
 //! recorded only after the data it covers is durable. A failed commit (a
 //! full disk) keeps both data and claims pending: coverage stops advancing,
 //! loudly, until a commit succeeds.
+//!
+//! The thread runs inside the `stream` span of the caller of [`spawn`]: its
+//! events say which stream without repeating it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
@@ -101,9 +104,12 @@ pub fn spawn(
             if full != blocked {
                 blocked = full;
                 if full {
-                    tracing::error!(stream = %label, pending_bytes = writer.pending_bytes(), "STORAGE BLOCKED: commits fail and the pending cap is reached; the stream stops reading");
+                    tracing::error!(
+                        pending_bytes = writer.pending_bytes(),
+                        "STORAGE BLOCKED: commits fail and the pending cap is reached; the stream stops reading"
+                    );
                 } else {
-                    tracing::warn!(stream = %label, "storage unblocked; the stream reads again");
+                    tracing::warn!("storage unblocked; the stream reads again");
                 }
             }
             let msg = if !open {
@@ -136,7 +142,7 @@ pub fn spawn(
                                 // be read to deduplicate): kept in the
                                 // quarantine, and its minute is not claimed
                                 // until a later copy is stored.
-                                tracing::error!(stream = %label, error = %e, "a line could not be stored; its minute stays a hole");
+                                tracing::error!(error = %e, "a line could not be stored; its minute stays a hole");
                                 if let Some(a) = activity {
                                     withheld.add(a.minute(), a.key);
                                 }
@@ -166,10 +172,10 @@ pub fn spawn(
                     let _ = tx.send(ok);
                 }
                 if ok && open {
-                    seal_quiet_minutes(&mut writer, &mut unsealed, clock.now_ms(), &label);
+                    seal_quiet_minutes(&mut writer, &mut unsealed, clock.now_ms());
                 }
                 if !open && (!ok || !claims.is_empty()) {
-                    tracing::error!(stream = %label, claims = claims.len(), "last commit failed: these claims are not recorded");
+                    tracing::error!(claims = claims.len(), "last commit failed: these claims are not recorded");
                     break;
                 }
             }
@@ -244,15 +250,15 @@ fn check_window(writer: &mut StreamWriter, coverage: &CoverageMap, label: &str, 
             for f in findings {
                 match f.outcome {
                     Repaired::Yes => {
-                        tracing::error!(stream = %label, minute = %f.minute, "a damaged segment was repaired; its minute is a hole again")
+                        tracing::error!(minute = %f.minute, "a damaged segment was repaired; its minute is a hole again")
                     }
                     Repaired::No(why) => {
-                        tracing::error!(stream = %label, minute = %f.minute, error = %why, "a damaged segment could not be repaired")
+                        tracing::error!(minute = %f.minute, error = %why, "a damaged segment could not be repaired")
                     }
                 }
             }
         }
-        Err(e) => tracing::error!(stream = %label, error = %e, "checking the segments of the recovery window failed"),
+        Err(e) => tracing::error!(error = %e, "checking the segments of the recovery window failed"),
     }
 }
 
@@ -271,12 +277,7 @@ fn recv_timeout(rt: &tokio::runtime::Runtime, rx: &mut mpsc::Receiver<Msg>, time
 }
 
 /// Seals a few minutes that nothing was written to for a while.
-fn seal_quiet_minutes(
-    writer: &mut StreamWriter,
-    unsealed: &mut std::collections::BTreeMap<Minute, i64>,
-    now_ms: i64,
-    label: &str,
-) {
+fn seal_quiet_minutes(writer: &mut StreamWriter, unsealed: &mut std::collections::BTreeMap<Minute, i64>, now_ms: i64) {
     let quiet: Vec<Minute> = unsealed
         .iter()
         .filter(|(m, last)| now_ms - **last >= SEAL_AFTER_MS && m.next().start_ms() <= now_ms - SEAL_AFTER_MS)
@@ -287,12 +288,12 @@ fn seal_quiet_minutes(
         unsealed.remove(&minute);
         match writer.seal(minute) {
             Ok(Some(s)) => {
-                tracing::debug!(stream = %label, %minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed")
+                tracing::debug!(%minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed")
             }
             Ok(None) => {}
             // Not fatal: the minute stays readable in its frames.
             Err(e) => {
-                tracing::warn!(stream = %label, %minute, error = %e, "sealing a minute failed")
+                tracing::warn!(%minute, error = %e, "sealing a minute failed")
             }
         }
     }
@@ -311,7 +312,7 @@ fn count(m: &StreamMetrics, outcome: &Outcome) {
         Outcome::Quarantined { reason } => {
             StreamMetrics::add(&m.received, 1);
             StreamMetrics::add(&m.quarantined, 1);
-            tracing::warn!(stream = %m.label, %reason, "quarantined a line");
+            tracing::warn!(%reason, "quarantined a line");
         }
         Outcome::Heartbeat => StreamMetrics::add(&m.heartbeats, 1),
         Outcome::System(_) => StreamMetrics::add(&m.system_messages, 1),
@@ -333,13 +334,13 @@ fn commit_and_cover(
         Ok((proof, _stats)) => proof,
         Err(e) => {
             StreamMetrics::add(&metrics.commit_errors, 1);
-            tracing::error!(stream = %label, error = %e, "COMMIT FAILED: data is not durable, coverage does not advance");
+            tracing::error!(error = %e, "COMMIT FAILED: data is not durable, coverage does not advance");
             return false;
         }
     };
     StreamMetrics::add(&metrics.commits, 1);
     for damaged in writer.take_damaged_minutes() {
-        tracing::error!(stream = %label, minute = %damaged, "a damaged segment was repaired; its minute is a hole again");
+        tracing::error!(minute = %damaged, "a damaged segment was repaired; its minute is a hole again");
     }
     // Minutes whose records could not be written yet (their segment
     // fails): the parts of claims over them wait for a later commit.
@@ -359,7 +360,7 @@ fn commit_and_cover(
             for s in &now {
                 if let Err(e) = coverage.cover(&proof, label, p, s.clone()) {
                     ok = false;
-                    tracing::error!(stream = %label, partition = p, error = %e, "recording coverage failed");
+                    tracing::error!(partition = p, error = %e, "recording coverage failed");
                 }
             }
         }

@@ -130,7 +130,9 @@ async fn logs_say_which_stream_and_connection_through_spans() {
     // Recovery job.
     capture_logs();
     clear_logs();
-    let h = Harness::launch(Setup::new(52, 40.0, 60.0).faults(&drop_for("6m"))).await;
+    // And a line cut in half (the storage thread quarantines it).
+    let faults = drop_for("6m") + "[[fault]]\nat = \"+30s\"\nduration = \"10s\"\nkind = \"cut_line\"\nstream = \"sample10/prod\"\npartition = 1\n";
+    let h = Harness::launch(Setup::new(52, 40.0, 60.0).faults(&faults)).await;
     let running = h.archiver().await;
     wait_for("a completed Recovery", Duration::from_secs(180), || logs().contains("recovery completed")).await;
     running.stop().await.unwrap();
@@ -148,6 +150,13 @@ async fn logs_say_which_stream_and_connection_through_spans() {
         }
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["partition-1/0", "partition-2/0"]);
+    // The storage thread's events are in the stream's span.
+    let quarantined = lines("quarantined a line");
+    assert!(!quarantined.is_empty(), "no quarantined line in\n{logs}");
+    for l in quarantined {
+        assert!(l.contains("stream{stream=decahose}"), "{l}");
+        assert!(!l.contains(" stream="), "a field repeated by hand: {l}");
+    }
     // The planner's jobs carry the stream and the job.
     for l in lines("recovery completed").iter().chain(&lines("recovery started")) {
         assert!(l.contains("stream{stream=decahose}:planner:recovery{job="), "{l}");

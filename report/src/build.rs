@@ -160,7 +160,7 @@ fn stream_report(
             };
             pstates.push(st);
         }
-        let counts = Counts::from(r.counts);
+        let counts = r.counts;
         rows.push(MinuteRow {
             t: rfc3339(s),
             minute: r.minute.0,

@@ -120,37 +120,9 @@ impl State {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Lines received whose activity time (or, for quarantined lines, the
-    /// time received) is in the minute.
-    pub received: u64,
-    /// Activities stored.
-    pub stored: u64,
-    /// Copies dropped by the ID index.
-    pub duplicates: u64,
-    /// Lines quarantined.
-    pub quarantined: u64,
-}
-
-impl Counts {
-    pub fn balanced(&self) -> bool {
-        Some(self.received) == self.stored.checked_add(self.duplicates).and_then(|s| s.checked_add(self.quarantined))
-    }
-
-    pub fn add(&mut self, o: &Counts) {
-        self.received = self.received.saturating_add(o.received);
-        self.stored = self.stored.saturating_add(o.stored);
-        self.duplicates = self.duplicates.saturating_add(o.duplicates);
-        self.quarantined = self.quarantined.saturating_add(o.quarantined);
-    }
-}
-
-impl From<gapless_storage::coverage::Counts> for Counts {
-    fn from(c: gapless_storage::coverage::Counts) -> Counts {
-        Counts { received: c.received, stored: c.stored, duplicates: c.duplicates, quarantined: c.quarantined }
-    }
-}
+/// A minute's counters (received, stored, duplicates, quarantined): the
+/// store's own type, serialized as it is.
+pub use gapless_storage::coverage::Counts;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamReport {

@@ -6,10 +6,15 @@
 //! DATA/admin.url                                   where that process's admin API listens
 //! DATA/coverage/                                   sled: coverage map, counters, jobs
 //! DATA/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ.seg
+//!                                    ….seg.damaged  bytes a repair moved aside
 //! DATA/streams/LABEL/dict/XXXXXXXX.zdict           zstd dictionaries
 //! DATA/streams/LABEL/quarantine.log                rejected lines, with reasons
+//!                    quarantine.log.torn-OFFSET    a torn tail cut off on open
 //! DATA/streams/LABEL/system.log                    system messages, as received
 //! ```
+//!
+//! A file replaced atomically is written to `NAME.tmp` beside it, fsynced
+//! and renamed over it ([`tmp_path`]).
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +55,43 @@ pub fn check_label(label: &str) -> Result<()> {
 /// Where a stream's files live.
 pub fn stream_dir(root: &Path, label: &str) -> PathBuf {
     root.join("streams").join(label)
+}
+
+/// A stream's zstd dictionaries.
+pub fn dict_dir(stream_dir: &Path) -> PathBuf {
+    stream_dir.join("dict")
+}
+
+/// A stream's quarantine (rejected lines, with reasons).
+pub fn quarantine_path(stream_dir: &Path) -> PathBuf {
+    stream_dir.join("quarantine.log")
+}
+
+/// A stream's system messages, as received.
+pub fn system_log_path(stream_dir: &Path) -> PathBuf {
+    stream_dir.join("system.log")
+}
+
+/// Where a file's replacement is written before it is renamed over it.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".tmp")
+}
+
+/// Where a repair keeps the damaged bytes it moved out of a segment.
+pub fn damaged_path(segment: &Path) -> PathBuf {
+    with_suffix(segment, ".damaged")
+}
+
+/// Where the torn tail of an append-only file (cut off at `offset` on
+/// open) is kept.
+pub fn torn_path(path: &Path, offset: u64) -> PathBuf {
+    with_suffix(path, &format!(".torn-{offset}"))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Where the segment of `minute` lives.

@@ -61,6 +61,7 @@ use std::sync::Arc;
 
 use crate::error::{IoContext, Result};
 use crate::io::{FileHandle, Filesystem, Mode, StdFs};
+use crate::layout::torn_path;
 
 /// The magic and version that start every entry's header.
 const MAGIC: &[u8] = b"Q1 ";
@@ -515,12 +516,6 @@ fn create_torn_file(fs: &dyn Filesystem, path: &Path, offset: u64) -> Result<(Pa
             Err(e) => return Err(e).ctx("create", &candidate),
         }
     }
-}
-
-fn torn_path(path: &Path, offset: u64) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".torn-{offset}"));
-    path.with_file_name(name)
 }
 
 #[cfg(test)]

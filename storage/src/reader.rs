@@ -18,7 +18,7 @@ use crate::dict::Dictionaries;
 use crate::frame::Entry;
 use crate::io::Filesystem;
 use crate::key::Key;
-use crate::layout::{segment_path, stream_dir};
+use crate::layout::{self, segment_path, stream_dir};
 use crate::segment::SegmentReader;
 use crate::{frame, Error};
 use crate::{Minute, Result};
@@ -72,7 +72,7 @@ pub struct RangeReader {
 impl RangeReader {
     pub fn new(root: &Path, stream: &str, range: Range<i64>) -> RangeReader {
         let dir = stream_dir(root, stream);
-        let dicts = Dictionaries::new(&dir.join("dict"));
+        let dicts = Dictionaries::new(&layout::dict_dir(&dir));
         let first = Minute::of_ms(range.start);
         let end = if range.end <= range.start { first } else { Minute::of_ms(range.end - 1).next() };
         RangeReader { dir, dicts, days: None, minutes: Vec::new(), first, end, range }

@@ -132,7 +132,7 @@ impl SegmentWriter {
         let existed = path.exists();
         // A temporary file left by a crash during a seal or a repair: the
         // segment itself is complete (old or new), the copy is not needed.
-        let tmp = tmp_path(path);
+        let tmp = crate::layout::tmp_path(path);
         if tmp.exists() {
             fs.remove_file(&tmp).ctx("remove stale temporary file", &tmp)?;
         }
@@ -307,9 +307,7 @@ fn scan(bytes: &[u8]) -> (Vec<FrameRef>, Vec<Range<u64>>, u64) {
 /// Saves damaged byte ranges beside the segment, so that nothing is
 /// deleted by a repair.
 fn keep_damaged(fs: &dyn Filesystem, path: &Path, bytes: &[u8], damaged: &[Range<u64>]) -> Result<()> {
-    let mut out = path.as_os_str().to_owned();
-    out.push(".damaged");
-    let out = PathBuf::from(out);
+    let out = crate::layout::damaged_path(path);
     let created = !out.exists();
     let mut f = fs.open(&out, Mode::Append).ctx("open damaged file", &out)?;
     for r in damaged {
@@ -327,18 +325,11 @@ fn keep_damaged(fs: &dyn Filesystem, path: &Path, bytes: &[u8], damaged: &[Range
     Ok(())
 }
 
-/// Where a segment's replacement is written before it is renamed over it.
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    PathBuf::from(tmp)
-}
-
 /// Replaces `path` with what `write` writes, as [`replace_atomically`]
 /// does, streaming (the new contents are never all in memory). If `write`
 /// fails, the temporary file is removed and `path` is untouched.
 pub fn replace_with(fs: &dyn Filesystem, path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let tmp = tmp_path(path);
+    let tmp = crate::layout::tmp_path(path);
     let written = (|| {
         let f = fs.open(&tmp, Mode::Create).ctx("create", &tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
@@ -362,7 +353,7 @@ pub fn replace_with(fs: &dyn Filesystem, path: &Path, write: impl FnOnce(&mut dy
 /// rename it over `path`, fsync the directory. A crash at any point leaves
 /// either the old file or the new one.
 pub fn replace_atomically(fs: &dyn Filesystem, path: &Path, contents: &[u8]) -> Result<()> {
-    replace_with(fs, path, |out| out.write_all(contents).ctx("write", tmp_path(path)))
+    replace_with(fs, path, |out| out.write_all(contents).ctx("write", crate::layout::tmp_path(path)))
 }
 
 /// The frames of a segment whose header *and payload* verify, wherever they

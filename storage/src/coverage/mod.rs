@@ -175,6 +175,11 @@ impl Counts {
         *self == Counts::default()
     }
 
+    /// Adds `d` to these counts (saturating).
+    pub fn add(&mut self, d: &Counts) {
+        *self = self.saturating_add(*d);
+    }
+
     fn saturating_add(self, d: Counts) -> Counts {
         Counts {
             received: self.received.saturating_add(d.received),

@@ -41,6 +41,7 @@ use crate::error::IoContext;
 use crate::frame::{self};
 use crate::id_index::IdIndex;
 use crate::io::{Filesystem, StdFs};
+use crate::layout;
 use crate::segment::{self};
 use crate::{ActivityKind, Durable, Error, Minute, Result};
 
@@ -214,7 +215,7 @@ impl StreamWriter {
         let ingest = Ingest {
             label: label.to_string(),
             dir: dir.clone(),
-            dicts: Dictionaries::with_fs(&dir.join("dict"), fs.clone()),
+            dicts: Dictionaries::with_fs(&layout::dict_dir(&dir), fs.clone()),
             fs,
             config,
             index: IdIndex::new(),

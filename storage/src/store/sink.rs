@@ -19,7 +19,7 @@ use crate::segment::{self, SegmentWriter};
 use crate::{Durable, Error, Minute, Result};
 
 use super::{CommitStats, Pending, SealStats, StoreConfig};
-use crate::layout::segment_path;
+use crate::layout::{self, segment_path};
 use crate::reader::for_each_frame;
 
 /// The back of a stream's ingest path: compresses pending records into
@@ -56,9 +56,9 @@ impl Sink {
         appended: Arc<AtomicU64>,
         fs: Arc<dyn Filesystem>,
     ) -> Result<Sink> {
-        let mut quarantine = Quarantine::open_in(fs.clone(), &dir.join("quarantine.log"))?;
+        let mut quarantine = Quarantine::open_in(fs.clone(), &layout::quarantine_path(dir))?;
         quarantine.set_cap(config.quarantine_max_bytes);
-        let mut dicts = Dictionaries::with_fs(&dir.join("dict"), fs.clone());
+        let mut dicts = Dictionaries::with_fs(&layout::dict_dir(dir), fs.clone());
         let dict = dicts.latest()?;
         let with_dict = match dict {
             Some(id) => Some(
@@ -192,7 +192,7 @@ impl Sink {
     }
 
     pub(super) fn log_system(&mut self, lines: &[u8]) -> Result<()> {
-        let path = self.dir.join("system.log");
+        let path = layout::system_log_path(&self.dir);
         if self.system_log.is_none() {
             self.system_log = Some(self.fs.open(&path, Mode::Append).ctx("open system log", &path)?);
         }
@@ -237,7 +237,7 @@ impl Sink {
         }
         self.quarantine.sync()?;
         if let Some(f) = self.system_log.as_mut() {
-            f.sync_data().ctx("fsync system log", self.dir.join("system.log"))?;
+            f.sync_data().ctx("fsync system log", layout::system_log_path(&self.dir))?;
         }
         Ok(())
     }
