@@ -61,6 +61,38 @@ impl Exit {
 141 output closed early.";
 }
 
+/// The `main` of a tool: parses its arguments (`--help` and `--version`
+/// exit 0, bad arguments [`Exit::Usage`]), runs it, and maps what it
+/// returns onto the table; an error is printed as `TOOL: error: …` with its
+/// causes, except when standard output was closed early.
+pub fn run_tool<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> anyhow::Result<Exit>) -> std::process::ExitCode {
+    let cli = match C::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    match run(cli) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            let code = Exit::of_error(e.chain());
+            // The reader went away (`| head`): end quietly, as a SIGPIPE would.
+            if code != Exit::BrokenPipe {
+                eprintln!("{tool}: error: {e:#}");
+            }
+            code.into()
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}
+
 /// Bad arguments found after parsing (a window that is empty, a ratio out
 /// of range, ...): exit [`Exit::Usage`].
 #[derive(Debug, thiserror::Error)]

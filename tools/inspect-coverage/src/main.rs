@@ -93,25 +93,7 @@ enum ColorChoice {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
-            let _ = e.print();
-            return ExitCode::from(code.code());
-        }
-    };
-    match run(cli) {
-        Ok(code) => ExitCode::from(code.code()),
-        Err(e) => {
-            let code = Exit::of_error(e.chain());
-            // The reader went away (`| head`): end quietly, as a SIGPIPE would.
-            if code != Exit::BrokenPipe {
-                eprintln!("inspect-coverage: error: {e:#}");
-            }
-            ExitCode::from(code.code())
-        }
-    }
+    gapless_client::exit::run_tool("inspect-coverage", run)
 }
 
 fn run(cli: Cli) -> Result<Exit> {

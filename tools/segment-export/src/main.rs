@@ -110,25 +110,7 @@ enum Compress {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
-            let _ = e.print();
-            return ExitCode::from(code.code());
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = Exit::of_error(e.chain());
-            // The reader went away (`| head`): end quietly, as a SIGPIPE would.
-            if code != Exit::BrokenPipe {
-                eprintln!("segment-export: {e:#}");
-            }
-            ExitCode::from(code.code())
-        }
-    }
+    gapless_client::exit::run_tool("segment-export", |cli| run(cli).map(|()| Exit::Ok))
 }
 
 /// Removes a file when dropped, unless its path was taken out.
