@@ -12,7 +12,14 @@
 //! - a hole that left the recovery window, or, on a stream without
 //!   Recovery (Likes), a hole that Backfill can no longer reach, is marked
 //!   `lost` and logged loudly;
-//! - the other holes become jobs: chunked (about an hour), oldest first
+//! - on a stream without Recovery, a closed hole that Backfill still
+//!   reaches makes the connections that miss it reconnect with a backfill
+//!   from its start (once per hole, through [`StreamCtx::refill`]);
+//! - the other holes become jobs, each for the partitions that miss its
+//!   range: one job for all partitions where all miss it, else one job per
+//!   partition ([`requests`]), so that a hole in one of the Firehose's 20
+//!   partitions costs one partition's traffic;
+//! - jobs are chunked (about an hour), oldest first
 //!   (they expire first), at most two running at once across the archive
 //!   (the service's limit per account), each within the stream's
 //!   connection limiter; a job that breaks keeps its progress, and the
@@ -69,6 +76,39 @@ pub fn subtract(a: &[Range<i64>], b: &[Range<i64>]) -> Vec<Range<i64>> {
     out
 }
 
+/// `a` ∩ `b`; both sorted and disjoint.
+pub fn intersect(a: &[Range<i64>], b: &[Range<i64>]) -> Vec<Range<i64>> {
+    let mut out = Vec::new();
+    for r in a {
+        for c in b.iter().filter(|c| c.end > r.start && c.start < r.end) {
+            out.push(r.start.max(c.start)..r.end.min(c.end));
+        }
+    }
+    out
+}
+
+/// A request of Recovery: one partition, or every partition (`None`).
+pub type Piece = (Option<u32>, Range<i64>);
+
+/// What Recovery is asked for, given what each partition still needs
+/// (`needs[p - 1]`: the ranges partition `p` misses, sorted, disjoint):
+/// where every partition needs a range, one request for all of them serves
+/// them all; elsewhere one request per partition that needs it, so that a
+/// hole in one of the Firehose's 20 partitions costs the traffic of that
+/// partition only. Oldest first.
+pub fn requests(needs: &[Vec<Range<i64>>]) -> Vec<Piece> {
+    let Some(first) = needs.first() else { return Vec::new() };
+    let common = needs[1..].iter().fold(first.clone(), |acc, n| intersect(&acc, n));
+    let mut out: Vec<Piece> = common.iter().map(|r| (None, r.clone())).collect();
+    if needs.len() > 1 {
+        for (i, n) in needs.iter().enumerate() {
+            out.extend(subtract(n, &common).into_iter().map(|r| (Some(i as u32 + 1), r)));
+        }
+    }
+    out.sort_by_key(|(p, r)| (r.start, *p));
+    out
+}
+
 /// The recorded jobs after a pass: `keep` is one queued job per piece of
 /// `todo`, in order (with `new` set for a job to be given an id: ids start
 /// at 0), `remove` the ids of recorded jobs to delete.
@@ -82,12 +122,14 @@ pub struct Reconciled {
 /// Matches the recorded jobs of a stream with the pieces of hole to repair
 /// (`todo`: sorted, disjoint, without the ranges of running jobs). See the
 /// module doc.
-pub fn reconcile(stream: &str, recorded: &[JobRecord], running: &[u64], todo: &[Range<i64>]) -> Reconciled {
+pub fn reconcile(stream: &str, recorded: &[JobRecord], running: &[u64], todo: &[Piece]) -> Reconciled {
     let mut free: Vec<&JobRecord> = recorded.iter().filter(|j| !running.contains(&j.id)).collect();
     free.sort_by_key(|j| (j.resume_secs, j.id));
     let mut out = Reconciled::default();
-    for piece in todo {
-        let pos = free.iter().position(|j| j.resume_secs < piece.end && piece.start < j.end_secs);
+    for (partition, piece) in todo {
+        let pos = free
+            .iter()
+            .position(|j| j.partition == *partition && j.resume_secs < piece.end && piece.start < j.end_secs);
         let existing = pos.map(|i| free.remove(i));
         out.new.push(existing.is_none());
         let job = match existing {
@@ -101,7 +143,7 @@ pub fn reconcile(stream: &str, recorded: &[JobRecord], running: &[u64], todo: &[
             None => JobRecord {
                 id: u64::MAX,
                 stream: stream.to_string(),
-                partition: None,
+                partition: *partition,
                 start_secs: piece.start,
                 end_secs: piece.end,
                 resume_secs: piece.start,
@@ -139,8 +181,8 @@ pub fn pending_secs(ctx: &StreamCtx) -> i64 {
     ctx.cfg.liveness.latency_allowance.0.as_secs() as i64 + 5 + commit_stream_secs
 }
 
-/// Jobs in flight: id -> (range, task).
-type Running = HashMap<u64, (Range<i64>, JoinHandle<(JobRecord, End)>)>;
+/// Jobs in flight: id -> (what it requests, task).
+type Running = HashMap<u64, (Piece, JoinHandle<(JobRecord, End)>)>;
 
 /// Plans and runs the stream's Recovery jobs until shutdown. Its events,
 /// and its jobs', are in a `planner` span (inside the caller's `stream`
@@ -301,17 +343,23 @@ async fn pass(
         .filter(|h| !(h.end >= edge && ((ctx.cfg.backfill && h.start >= backfill_reach) || all_up)))
         .cloned()
         .collect();
-    let in_flight: Vec<Range<i64>> = {
-        let mut v: Vec<Range<i64>> = running.values().map(|(r, _)| r.clone()).collect();
-        v.sort_by_key(|r| r.start);
-        v
-    };
+    // What each partition still needs: its own holes inside what is
+    // eligible, less what a running job (for it, or for all) brings.
+    let mut needs = Vec::new();
+    for p in 1..=ctx.cfg.coverage_partitions() {
+        let holes = subtract(std::slice::from_ref(&(owed..edge)), &ctx.coverage.covered_ranges(label, p, owed..edge)?);
+        let mut in_flight: Vec<Range<i64>> =
+            running.values().filter(|((q, _), _)| q.is_none_or(|q| q == p)).map(|((_, r), _)| r.clone()).collect();
+        in_flight.sort_by_key(|r| r.start);
+        needs.push(subtract(&intersect(&holes, &eligible), &in_flight));
+    }
     // A piece at the live edge shorter than a minute is the tail of a hole
     // that is still growing (a job already has the rest of it): wait until
     // it is worth a request of its own, or until the hole closes.
-    let todo: Vec<Range<i64>> = chunk(&subtract(&eligible, &in_flight), rec.chunk.as_secs() as i64)
+    let todo: Vec<Piece> = requests(&needs)
         .into_iter()
-        .filter(|r| !(r.end >= edge && r.end - r.start < MIN_TAIL_SECS))
+        .flat_map(|(p, r)| chunk(&[r], rec.chunk.as_secs() as i64).into_iter().map(move |c| (p, c)))
+        .filter(|(_, r)| !(r.end >= edge && r.end - r.start < MIN_TAIL_SECS))
         .collect();
     // The recorded jobs follow the holes, also while in backoff.
     let recorded = ctx.coverage.jobs(label)?;
@@ -339,7 +387,7 @@ async fn pass(
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else { break };
         let job_id = job.id;
-        let range = job.resume_secs..job.end_secs;
+        let range = (job.partition, job.resume_secs..job.end_secs);
         let c = ctx.clone();
         let handle = tokio::spawn(
             async move {
@@ -393,15 +441,15 @@ mod tests {
 
     #[test]
     fn a_growing_hole_extends_its_queued_job() {
-        let r = reconcile("d", &[job(7, 100..200, 100)], &[], &[100..260]);
+        let r = reconcile("d", &[job(7, 100..200, 100)], &[], &[(None, 100..260)]);
         assert_eq!(ranges(&r), vec![(Some(7), 100..260)]);
         assert_eq!(r.keep[0].attempts, 1, "a job keeps its attempts");
         assert!(r.remove.is_empty());
         // A broken job whose first part got covered resumes where the hole is.
-        let r = reconcile("d", &[job(7, 100..200, 130)], &[], &[130..200]);
+        let r = reconcile("d", &[job(7, 100..200, 130)], &[], &[(None, 130..200)]);
         assert_eq!(ranges(&r), vec![(Some(7), 130..200)]);
         // Job ids start at 0: job 0 is a job like any other.
-        let r = reconcile("d", &[job(0, 100..200, 100)], &[], &[100..260]);
+        let r = reconcile("d", &[job(0, 100..200, 100)], &[], &[(None, 100..260)]);
         assert_eq!((ranges(&r), r.remove), (vec![(Some(0), 100..260)], vec![]));
     }
 
@@ -410,7 +458,7 @@ mod tests {
         // As reported: many queued jobs from the same second with growing
         // ends, left behind by refused attempts.
         let recorded: Vec<JobRecord> = (0..18).map(|i| job(i, 100..200 + i as i64 * 10, 100)).collect();
-        let r = reconcile("d", &recorded, &[], &[100..400]);
+        let r = reconcile("d", &recorded, &[], &[(None, 100..400)]);
         assert_eq!(ranges(&r), vec![(Some(0), 100..400)]);
         assert_eq!(r.remove, (1..18).collect::<Vec<u64>>());
         // Then every minute is full: nothing is left recorded.
@@ -423,12 +471,12 @@ mod tests {
     fn running_jobs_are_left_alone_and_new_pieces_get_new_jobs() {
         let recorded = [job(5, 0..100, 40), job(6, 300..400, 300)];
         // Job 5 runs (its range is not in todo); 6 is stale; two new pieces.
-        let r = reconcile("d", &recorded, &[5], &[100..200, 500..600]);
+        let r = reconcile("d", &recorded, &[5], &[(None, 100..200), (None, 500..600)]);
         assert_eq!(ranges(&r), vec![(None, 100..200), (None, 500..600)]);
         assert_eq!(r.remove, vec![6]);
         // No two recorded jobs overlap: one job per piece, at most; a job
         // is kept only for a piece it overlaps.
-        let r = reconcile("d", &[job(1, 0..3600, 0), job(2, 0..3600, 0)], &[], &[0..3600, 3600..7200]);
+        let r = reconcile("d", &[job(1, 0..3600, 0), job(2, 0..3600, 0)], &[], &[(None, 0..3600), (None, 3600..7200)]);
         assert_eq!(ranges(&r), vec![(Some(1), 0..3600), (None, 3600..7200)]);
         assert_eq!(r.remove, vec![2]);
     }
@@ -438,5 +486,46 @@ mod tests {
         assert_eq!(subtract(&[0..100, 200..300], &[50..60, 90..210, 299..400]), vec![0..50, 60..90, 210..299]);
         assert_eq!(subtract(&[0..10], &[]), vec![0..10]);
         assert_eq!(chunk(&[3500..7300], 3600), vec![3500..3600, 3600..7200, 7200..7300]);
+        assert_eq!(intersect(&[0..100, 200..300], &[50..250, 290..400]), vec![50..100, 200..250, 290..300]);
+        assert_eq!(intersect(&[0..10], &[]), Vec::<Range<i64>>::new());
+    }
+
+    #[test]
+    fn a_hole_in_one_partition_is_requested_for_that_partition_only() {
+        // Of 20 partitions, only partition 7 misses 100..200.
+        let mut needs = vec![Vec::new(); 20];
+        needs[6] = vec![100..200];
+        assert_eq!(requests(&needs), vec![(Some(7), 100..200)]);
+        // Where every partition misses a range, one request serves all;
+        // what only some miss is asked for each of them.
+        let needs = vec![vec![0..100, 500..600], vec![50..100, 550..700], vec![0..100, 500..700]];
+        assert_eq!(
+            requests(&needs),
+            vec![
+                (Some(1), 0..50),
+                (Some(3), 0..50),
+                (None, 50..100),
+                (Some(1), 500..550),
+                (Some(3), 500..550),
+                (None, 550..600),
+                (Some(2), 600..700),
+                (Some(3), 600..700),
+            ]
+        );
+        // A stream without partitions: one request, for the stream.
+        assert_eq!(requests(&[vec![0..60]]), vec![(None, 0..60)]);
+        assert!(requests(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_job_is_kept_only_for_a_piece_of_its_own_partition() {
+        let mut j = job(4, 100..200, 100);
+        j.partition = Some(2);
+        let r = reconcile("d", &[j], &[], &[(Some(1), 100..200), (Some(2), 100..200)]);
+        assert_eq!(
+            r.keep.iter().map(|j| (j.id, j.partition)).collect::<Vec<_>>(),
+            vec![(u64::MAX, Some(1)), (4, Some(2))]
+        );
+        assert!(r.remove.is_empty());
     }
 }

@@ -95,9 +95,11 @@ fn request_time(secs: i64) -> String {
 
 /// Runs one attempt of a job from its resume point. Returns how it ended;
 /// `job.resume_secs` holds the progress, claimed and recorded. Its events
-/// are in a `recovery` span with the job's id.
+/// are in a `recovery` span with the job's id and partition (`all`, or
+/// its number).
 pub async fn run_job(ctx: &StreamCtx, job: &mut JobRecord) -> End {
-    let span = tracing::info_span!("recovery", job = job.id);
+    let partition = job.partition.map_or_else(|| "all".to_string(), |p| p.to_string());
+    let span = tracing::info_span!("recovery", job = job.id, %partition);
     attempt(ctx, job).instrument(span).await
 }
 

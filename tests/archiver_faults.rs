@@ -18,7 +18,7 @@ use common::*;
 
 struct Scenario {
     seed: u64,
-    faults: &'static str,
+    faults: String,
     /// Minutes after START that must be full at the end: `[1, end)`.
     end: i64,
     /// Wall time allowed for the repair after the stream reaches `end`.
@@ -27,8 +27,8 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn new(seed: u64, end: i64, faults: &'static str) -> Scenario {
-        Scenario { seed, faults, end, repair: Duration::from_secs(15), recovery_pace: 0.0 }
+    fn new(seed: u64, end: i64, faults: &str) -> Scenario {
+        Scenario { seed, faults: faults.to_string(), end, repair: Duration::from_secs(15), recovery_pace: 0.0 }
     }
 }
 
@@ -57,7 +57,7 @@ async fn run(s: Scenario) -> Outcome {
     capture_logs();
     clear_logs();
     let t0 = Instant::now();
-    let setup = Setup::new(s.seed, RATE, SPEED).faults(s.faults).recovery_pace(s.recovery_pace);
+    let setup = Setup::new(s.seed, RATE, SPEED).faults(&s.faults).recovery_pace(s.recovery_pace);
     let h = Arc::new(Harness::launch(setup).await);
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");
@@ -98,10 +98,16 @@ fn log_lines(words: &[&str]) -> Vec<String> {
 /// START.
 fn truth_times(seed: u64, from: i64, to: i64) -> Vec<i64> {
     let start = chrono::DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis();
+    truth_times_between(seed, start + from * 60_000, start + to * 60_000, None)
+}
+
+/// The activity times (ms) of the truth in `[from_ms, to_ms)`, of one
+/// partition or all.
+fn truth_times_between(seed: u64, from_ms: i64, to_ms: i64, partition: Option<u32>) -> Vec<i64> {
     let mut spec = stream_sim::StreamSpec::new(stream_sim::StreamKind::Sample10, "prod");
     spec.rate = RATE;
     let gen = stream_sim::Generator::new(seed, &spec);
-    gen.range(start + from * 60_000, start + to * 60_000, None).map(|a| a.time_ms).collect()
+    gen.range(from_ms, to_ms, partition).map(|a| a.time_ms).collect()
 }
 
 /// An RFC 3339 time of a log line, as ms since the epoch.
@@ -119,18 +125,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_90_second_disconnect_is_backfilled() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        21,
-        20,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "90s"
-kind = "drop"
-stream = "sample10/prod"
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } = run(Scenario::new(21, 20, &script(&[fault("drop", "+10m", "90s")]))).await;
     assert!(reconnects(&m, "network") >= 2, "{:?}", m.streams[0].reconnects);
     // The hole of ~100 s is closed by a reconnect with backfillMinutes=2 (or
     // 3), not by Recovery.
@@ -144,24 +139,8 @@ stream = "sample10/prod"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_25_minute_outage_is_recovered() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        22,
-        42,
-        r#"
-[[fault]]
-at = "+5m"
-duration = "5s"
-kind = "drop"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+5m"
-duration = "25m"
-kind = "unavailable"
-stream = "sample10/prod"
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(22, 42, &script(&[fault("drop", "+5m", "5s"), fault("unavailable", "+5m", "25m")]))).await;
     assert!(reconnects(&m, "server_error") >= 3, "{:?}", m.streams[0].reconnects);
     assert!(!log_lines(&["recovery completed"]).is_empty(), "the outage is repaired by Recovery:\n{}", log_tail(30));
 }
@@ -169,19 +148,8 @@ stream = "sample10/prod"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_without_heartbeats_is_detected_and_repaired() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        23,
-        20,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "70s"
-kind = "stall"
-stream = "sample10/prod"
-partition = 1
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(23, 20, &script(&[fault("stall", "+10m", "70s").partition(1)]))).await;
     assert!(reconnects(&m, "network") >= 1, "{:?}", m.streams[0].reconnects);
     assert!(
         !log_lines(&["partition-1/0", "reason=Stalled"]).is_empty(),
@@ -193,24 +161,8 @@ partition = 1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_storm_is_ridden_out() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        24,
-        24,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "5s"
-kind = "drop"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+10m"
-duration = "3m"
-kind = "unavailable"
-stream = "sample10/prod"
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(24, 24, &script(&[fault("drop", "+10m", "5s"), fault("unavailable", "+10m", "3m")]))).await;
     assert!(reconnects(&m, "server_error") >= 3, "{:?}", m.streams[0].reconnects);
     let sim_503 = log_lines(&["HTTP 503"]).len();
     assert!(sim_503 >= 3, "503s seen: {sim_503}");
@@ -219,42 +171,15 @@ stream = "sample10/prod"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_is_ridden_out() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        25,
-        26,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "5s"
-kind = "drop"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+10m"
-duration = "3m"
-kind = "rate_limit"
-stream = "sample10/prod"
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(25, 26, &script(&[fault("drop", "+10m", "5s"), fault("rate_limit", "+10m", "3m")]))).await;
     assert!(reconnects(&m, "rate_limited") >= 2, "{:?}", m.streams[0].reconnects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activities_missing_from_realtime_are_recovered() {
     let _g = serial().await;
-    run(Scenario::new(
-        26,
-        20,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "2m"
-kind = "drop_realtime"
-stream = "sample10/prod"
-"#,
-    ))
-    .await;
+    run(Scenario::new(26, 20, &script(&[fault("drop_realtime", "+10m", "2m")]))).await;
     // The archive holds every withheld activity (`run` compared it with the
     // truth, and the minutes are full). Realtime and Backfill never sent
     // them, so each one came by a Recovery job whose range holds its
@@ -275,21 +200,50 @@ stream = "sample10/prod"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_in_one_partition_is_recovered_for_that_partition_only() {
+    let _g = serial().await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(29, 16, &script(&[fault("drop_realtime", "+8m", "3m").partition(1)]))).await;
+    // Every job asked for partition 1 alone: partition 2 lacked nothing.
+    let started = log_lines(&["recovery started"]);
+    assert!(!started.is_empty(), "no Recovery job:\n{}", log_tail(30));
+    for l in &started {
+        assert_eq!(field(l, "partition"), Some("1"), "a job for more than the partition that missed data: {l}");
+    }
+    // So the traffic was partition 1's: stream-sim says what each Recovery
+    // request sent. A request for both partitions would have sent
+    // partition 2's activities of those minutes too (each a duplicate).
+    let sent: Vec<(String, u64)> = log_lines(&["recovery completed", "activities="])
+        .iter()
+        .filter_map(|l| Some((field(l, "partition")?.to_string(), field(l, "activities")?.parse().ok()?)))
+        .collect();
+    assert!(sent.iter().all(|(p, _)| p == "Some(1)"), "{sent:?}");
+    let recovered: u64 = sent.iter().map(|(_, n)| n).sum();
+    // What the same requests would have sent for both partitions.
+    let start = chrono::DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis();
+    let minutes = |ms: i64| (ms - start) as f64 / 60_000.0;
+    let mut both = 0;
+    for l in &started {
+        let (from, to) = (parse_ms(field(l, "from").unwrap()).unwrap(), parse_ms(field(l, "to").unwrap()).unwrap());
+        both += truth_times_between(29, from, to, None).len() as u64;
+        eprintln!("a job for partition 1: minutes {:.2} to {:.2}", minutes(from), minutes(to));
+    }
+    let duplicates = counter(&m.streams[0].duplicates);
+    eprintln!(
+        "one-partition hole of 3 minutes: Recovery sent {recovered} activities ({duplicates} duplicates in the run); \
+         the same requests for both partitions: {both}"
+    );
+    assert!(
+        recovered > 0 && (recovered as f64) < 0.7 * both as f64,
+        "Recovery sent {recovered}; for both partitions: {both}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_cut_in_half_is_quarantined_and_delivered_again() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        27,
-        15,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "3m"
-kind = "cut_line"
-stream = "sample10/prod"
-partition = 2
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(27, 15, &script(&[fault("cut_line", "+10m", "3m").partition(2)]))).await;
     // The connection was cut after half a line: the half line is kept in
     // quarantine (the archiver decodes gzip itself, so nothing decoded
     // before the cut is dropped), never stored as an activity (the exact
@@ -301,19 +255,8 @@ partition = 2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_gzip_body_ends_the_connection_and_loses_nothing() {
     let _g = serial().await;
-    let Outcome { metrics: m, .. } = run(Scenario::new(
-        28,
-        15,
-        r#"
-[[fault]]
-at = "+10m"
-duration = "3m"
-kind = "corrupt_gzip"
-stream = "sample10/prod"
-partition = 2
-"#,
-    ))
-    .await;
+    let Outcome { metrics: m, .. } =
+        run(Scenario::new(28, 15, &script(&[fault("corrupt_gzip", "+10m", "3m").partition(2)]))).await;
     assert!(reconnects(&m, "network") >= 1, "{:?}", m.streams[0].reconnects);
     assert!(!log_lines(&["partition-2/", "connection ended", "decod"]).is_empty(), "{}", log_tail(20));
 }
@@ -321,18 +264,7 @@ partition = 2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_bursts_are_stored_once() {
     let _g = serial().await;
-    let out = run(Scenario::new(
-        29,
-        15,
-        r#"
-[[fault]]
-at = "+8m"
-duration = "2m"
-kind = "duplicate"
-stream = "sample10/prod"
-"#,
-    ))
-    .await;
+    let out = run(Scenario::new(29, 15, &script(&[fault("duplicate", "+8m", "2m")]))).await;
     // `run` found every activity stored once. Copies came, and were dropped
     // by the ID index; how many arrived depends on how long the connections
     // were up during the burst (a busy machine reconnects, and Backfill
@@ -354,37 +286,13 @@ async fn a_recovery_broken_mid_way_resumes_from_its_progress() {
     let mut s = Scenario::new(
         30,
         36,
-        r#"
-[[fault]]
-at = "+5m"
-duration = "5s"
-kind = "drop"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+5m"
-duration = "8m"
-kind = "unavailable"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+18m"
-duration = "20s"
-kind = "break_recovery"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+21m"
-duration = "20s"
-kind = "break_recovery"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+24m"
-duration = "20s"
-kind = "break_recovery"
-stream = "sample10/prod"
-"#,
+        &script(&[
+            fault("drop", "+5m", "5s"),
+            fault("unavailable", "+5m", "8m"),
+            fault("break_recovery", "+18m", "20s"),
+            fault("break_recovery", "+21m", "20s"),
+            fault("break_recovery", "+24m", "20s"),
+        ]),
     );
     s.recovery_pace = 0.9;
     run(s).await;

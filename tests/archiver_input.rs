@@ -34,13 +34,10 @@ async fn backfill_that_never_comes_is_a_hole_repaired_by_recovery() {
     let _g = serial().await;
     capture_logs();
     clear_logs();
-    let faults = r#"
-[[fault]]
-at = "+10m"
-duration = "3m"
-kind = "stall_skip"
-stream = "sample10/prod"
-"#;
+    // Longer than Backfill's five minutes: a reconnect after the stall
+    // cannot backfill all of it (one during it gets nothing), so Recovery
+    // has to repair its start, however the reconnects fall.
+    let faults = &script(&[fault("stall_skip", "+10m", "7m")]);
     let mut h = Harness::launch(Setup::new(31, RATE, SPEED).faults(faults)).await;
     h.config_text = h.config_text.replace(r#"liveness = { silence = "30s", data_silence = "5s" }"#, "");
     assert!(!h.config_text.contains("data_silence"), "{}", h.config_text);
@@ -48,7 +45,7 @@ stream = "sample10/prod"
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");
     let metrics = running.metrics.clone();
-    let end = 20;
+    let end = 24;
     let watch = Watch::start(&h, admin, &["decahose"], 1, end);
     h.until_minute(end as f64).await;
     until_full(&h, admin, "decahose", 1, end, Duration::from_secs(30)).await;
@@ -276,19 +273,7 @@ async fn refused_recovery_leaves_no_overlapping_or_stale_jobs() {
     let _g = serial().await;
     capture_logs();
     clear_logs();
-    let faults = r#"
-[[fault]]
-at = "+10m"
-duration = "2m"
-kind = "drop_realtime"
-stream = "sample10/prod"
-
-[[fault]]
-at = "+660s"
-duration = "10m"
-kind = "rate_limit"
-stream = "sample10/prod"
-"#;
+    let faults = &script(&[fault("drop_realtime", "+10m", "2m"), fault("rate_limit", "+660s", "10m")]);
     let h = Arc::new(Harness::launch(Setup::new(32, RATE, SPEED).faults(faults)).await);
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");

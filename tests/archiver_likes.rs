@@ -20,19 +20,8 @@ async fn a_likes_hole_beyond_backfill_is_lost_and_says_so() {
     let t0 = Instant::now();
     // The likes stream is down for 10 minutes (cut, then 503): its realtime
     // connections come back 10-15 minutes later; Backfill reaches 5 of them.
-    let faults = r#"
-[[fault]]
-at = "+5m"
-duration = "5s"
-kind = "drop"
-stream = "likes/prod"
-
-[[fault]]
-at = "+5m"
-duration = "10m"
-kind = "unavailable"
-stream = "likes/prod"
-"#;
+    let faults =
+        &script(&[fault("drop", "+5m", "5s").on("likes/prod"), fault("unavailable", "+5m", "10m").on("likes/prod")]);
     // Likes have no Recovery: any hole that Backfill does not close within
     // five stream minutes is lost for good. At 150x that is 2 s of wall
     // time, and a loaded machine's scheduling hiccups (a data silence of
@@ -119,13 +108,7 @@ async fn a_short_likes_disconnect_is_backfilled_and_nothing_is_lost() {
     // 90 s of cuts (every reconnect is cut too, and the connection limiter
     // makes some of them wait): Backfill must be sized when the request
     // leaves, not before the wait, or its far end is lost for good.
-    let faults = r#"
-[[fault]]
-at = "+5m"
-duration = "90s"
-kind = "drop"
-stream = "likes/prod"
-"#;
+    let faults = &script(&[fault("drop", "+5m", "90s").on("likes/prod")]);
     // 50x, not faster: see above (nothing may be lost here).
     let h = Arc::new(Harness::launch(Setup::new(42, 10.0, 50.0).faults(faults).likes()).await);
     let running = h.archiver().await;
@@ -158,13 +141,7 @@ async fn a_likes_hole_inside_an_open_connection_is_backfilled_not_lost() {
     // The server skips 20 s of likes while every connection stays up (and
     // heartbeats go on): a closed hole inside Backfill's reach. Likes have
     // no Recovery; a reconnect with `backfillMinutes` is what repairs it.
-    let faults = r#"
-[[fault]]
-at = "+4m"
-duration = "20s"
-kind = "skip"
-stream = "likes/prod"
-"#;
+    let faults = &script(&[fault("skip", "+4m", "20s").on("likes/prod")]);
     let h = Arc::new(Harness::launch(Setup::new(43, 10.0, 50.0).faults(faults).likes()).await);
     let running = h.archiver().await;
     let admin = running.admin.unwrap();

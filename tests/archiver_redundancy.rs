@@ -13,18 +13,10 @@ use gapless::metrics::StreamMetrics;
 use gapless_storage::coverage::Coverage;
 use gapless_storage::Minute;
 
-const FAULTS: &str = r#"
-[[fault]]
-at = "+2m"
-duration = "3m"
-kind = "stall"
-stream = "sample10/prod"
-connection = 1
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redundant_connections_merge_and_cover_for_each_other() {
-    let h = Harness::launch(Setup::new(31, 30.0, 60.0).faults(FAULTS)).await;
+    let h =
+        Harness::launch(Setup::new(31, 30.0, 60.0).faults(&script(&[fault("stall", "+2m", "3m").connection(1)]))).await;
     let text = h.config_text.replace("kind = \"decahose\"", "kind = \"decahose\"\nconnections_per_partition = 2");
     let mut config = Config::parse(&text, h.dir.path()).unwrap();
     config.data = h.data();

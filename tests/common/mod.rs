@@ -37,6 +37,68 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// One scripted fault of stream-sim (a `[[fault]]` table of its fault
+/// file; see `tools/stream-sim/README.md`), on the Decahose
+/// (`sample10/prod`) unless [`Fault::on`] or [`Fault::everywhere`] says
+/// otherwise.
+pub struct Fault {
+    kind: &'static str,
+    at: &'static str,
+    duration: &'static str,
+    stream: Option<&'static str>,
+    partition: Option<u32>,
+    connection: Option<u64>,
+}
+
+/// A fault of `kind` from `at` (`+10m`: after START) for `duration`.
+pub fn fault(kind: &'static str, at: &'static str, duration: &'static str) -> Fault {
+    Fault { kind, at, duration, stream: Some("sample10/prod"), partition: None, connection: None }
+}
+
+impl Fault {
+    /// On another stream (`likes/prod`).
+    pub fn on(mut self, stream: &'static str) -> Fault {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// On every stream.
+    pub fn everywhere(mut self) -> Fault {
+        self.stream = None;
+        self
+    }
+
+    pub fn partition(mut self, p: u32) -> Fault {
+        self.partition = Some(p);
+        self
+    }
+
+    /// Only the n-th connection accepted on the stream (1-based).
+    pub fn connection(mut self, n: u64) -> Fault {
+        self.connection = Some(n);
+        self
+    }
+}
+
+/// The fault file (TOML) of `faults`.
+pub fn script(faults: &[Fault]) -> String {
+    let mut out = String::new();
+    for f in faults {
+        out.push_str(&format!("[[fault]]\nat = \"{}\"\nduration = \"{}\"\nkind = \"{}\"\n", f.at, f.duration, f.kind));
+        if let Some(s) = f.stream {
+            out.push_str(&format!("stream = \"{s}\"\n"));
+        }
+        if let Some(p) = f.partition {
+            out.push_str(&format!("partition = {p}\n"));
+        }
+        if let Some(c) = f.connection {
+            out.push_str(&format!("connection = {c}\n"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// What a test runs against.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -497,7 +559,8 @@ pub fn capture_logs() {
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let w = LogWriter(buf.clone());
-        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "gapless=info,stream_sim=warn".into());
+        let filter = std::env::var("RUST_LOG")
+            .unwrap_or_else(|_| "gapless=info,stream_sim=warn,stream_sim::recovery=info".into());
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_ansi(false)
