@@ -242,7 +242,7 @@ fn run_one(rt: &tokio::runtime::Runtime, args: &Args, rate: f64) -> Result<Row, 
     let stream_rate = rate / speed;
     let origin = unix_now() + 1.0;
     let mut cfg = stream_sim::SimConfig::new(args.seed).with_rate(stream_rate);
-    cfg.clock = stream_sim::Clock::scaled(Some(start), speed, Some(origin));
+    cfg.clock = stream_sim::Clock::scaled(Some(start), speed, Some(origin))?;
     let mut spec = stream_sim::StreamSpec::new(stream_sim::StreamKind::Sample10, "prod");
     spec.rate = stream_rate;
     cfg.streams = vec![spec.clone()];

@@ -42,7 +42,7 @@ impl SimConfig {
     pub fn new(seed: u64) -> Self {
         SimConfig {
             seed,
-            clock: Clock::real(),
+            clock: Clock::system(),
             user: DEFAULT_USER.to_string(),
             password: DEFAULT_PASSWORD.to_string(),
             streams: vec![StreamSpec::new(StreamKind::Sample10, "prod"), StreamSpec::new(StreamKind::Likes, "prod")],

@@ -34,7 +34,7 @@ impl Prepared {
     /// Generate and compress `seconds` of every configured stream partition.
     pub fn build(cfg: &SimConfig, seconds: u32) -> std::io::Result<Prepared> {
         let mut out = Prepared::default();
-        let from = cfg.clock.start_ms();
+        let from = crate::clock::run_start_ms(&cfg.clock);
         let to = from + i64::from(seconds) * 1000;
         for spec in &cfg.streams {
             let gen = Generator::new(cfg.seed, spec);

@@ -65,3 +65,38 @@ async fn serve_binary_with_env_credentials_and_clock_flags() {
         }
     }
 }
+
+/// A clock speed the clock cannot run at is a usage error naming the flag,
+/// before anything is served: not a silent speed of 1.
+#[test]
+fn a_bad_clock_speed_is_a_usage_error() {
+    for (cmd, speed) in [("serve", "0"), ("serve", "-2"), ("serve", "NaN"), ("bench", "inf"), ("serve", "fast")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stream-sim"));
+        command.arg(cmd).arg(format!("--clock-speed={speed}"));
+        if cmd == "serve" {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = Child(
+            command
+                .env("RUST_LOG", "off")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn stream-sim"),
+        );
+        // A server that accepted the speed would run until killed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "{cmd} --clock-speed {speed} did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut err).expect("read");
+        assert_eq!(status.code(), Some(2), "{cmd} --clock-speed {speed}: {err}");
+        assert!(err.contains("--clock-speed"), "{err}");
+    }
+}

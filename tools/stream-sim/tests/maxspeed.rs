@@ -24,6 +24,25 @@ async fn max_speed_serves_truth_and_ends() {
     assert_eq!(got, want);
 }
 
+/// On the system clock (whose start is the epoch), max-speed content begins
+/// at the stream time the server starts, not in 1970.
+#[tokio::test]
+async fn max_speed_on_the_system_clock_serves_the_present() {
+    let mut cfg = stream_sim::SimConfig::new(42).with_rate(50.0);
+    cfg.user = "u".into();
+    cfg.password = "p".into();
+    let before = chrono::Utc::now().timestamp_millis();
+    let s = stream_sim::maxspeed::start(cfg, "127.0.0.1:0".parse().unwrap(), 5).await.unwrap();
+    let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
+    let (items, end) = rd.collect(Duration::from_secs(20)).await;
+    assert_eq!(end, Item::End);
+    let times: Vec<i64> = lines_of(&items).iter().map(|l| key_of(l).1).collect();
+    assert!(!times.is_empty());
+    for t in times {
+        assert!((before - 60_000..before + 60_000).contains(&t), "activity time {t}, server started at {before}");
+    }
+}
+
 /// `stream-sim bench`: the discarding clients of the binary read the whole
 /// max-speed body, compressed.
 #[test]

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use stream_sim::clock::Clock;
+use stream_sim::clock::{run_start_ms, Clock};
 use stream_sim::config::{SimConfig, DEFAULT_PASSWORD, DEFAULT_USER};
 use stream_sim::faults::FaultPlan;
 use stream_sim::generator::Generator;
@@ -28,10 +28,10 @@ struct Cli {
 struct ClockArgs {
     /// Stream time at the clock origin (e.g. 2026-03-01T12:00:00Z, 2026-03-01T12:00,
     /// now-1h); default: wall time at the origin.
-    #[arg(long)]
-    clock_start: Option<String>,
-    /// Stream seconds per wall second.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = gapless_time::parse_time)]
+    clock_start: Option<DateTime<Utc>>,
+    /// Stream seconds per wall second (a positive number).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     clock_speed: f64,
     /// Unix time (seconds, fractions allowed) at which stream time equals --clock-start; default: now.
     #[arg(long)]
@@ -40,18 +40,15 @@ struct ClockArgs {
 
 impl ClockArgs {
     fn clock(&self) -> Result<Clock> {
-        let start = match &self.clock_start {
-            Some(s) => {
-                let ms = parse_time(s).context("--clock-start")?;
-                Some(DateTime::<Utc>::from_timestamp_millis(ms).context("--clock-start: out of range")?)
-            }
-            None => None,
-        };
-        if !(self.clock_speed > 0.0 && self.clock_speed.is_finite()) {
-            bail!("--clock-speed must be a positive number");
-        }
-        Ok(Clock::scaled(start, self.clock_speed, self.clock_origin))
+        Clock::scaled(self.clock_start, self.clock_speed, self.clock_origin).context("--clock-speed")
     }
+}
+
+/// `--clock-speed`: a number the clock takes (positive and finite), checked
+/// when the flags are read, so that a bad one is a usage error.
+fn parse_speed(s: &str) -> std::result::Result<f64, String> {
+    let speed: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    Clock::scaled(None, speed, Some(0.0)).map(|_| speed).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -126,10 +123,9 @@ enum Cmd {
 }
 
 /// A time on the command line, in the project's one grammar
-/// ([`gapless_time`]); `now` is wall time.
-fn parse_time(s: &str) -> Result<i64> {
-    let now = Clock::real().now_ms();
-    Ok(gapless_time::parse_time_ms(s, now)?)
+/// ([`gapless_time`]; `now` is wall time), as Unix milliseconds.
+fn parse_time_ms(s: &str) -> Result<i64> {
+    Ok(gapless_time::parse_time(s)?.timestamp_millis())
 }
 
 fn load_config(seed: u64, config: Option<&std::path::Path>, rate: Option<f64>) -> Result<SimConfig> {
@@ -178,7 +174,7 @@ fn main() -> Result<()> {
             }
             if let Some(path) = faults {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                cfg.faults = FaultPlan::from_toml(&text, cfg.clock.start_ms(), seed)?;
+                cfg.faults = FaultPlan::from_toml(&text, run_start_ms(&cfg.clock), seed)?;
             }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -217,8 +213,8 @@ fn main() -> Result<()> {
                 parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let cfg = load_config(seed, config.as_deref(), rate)?;
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
-            let from_ms = parse_time(&from).context("--from")?;
-            let to_ms = parse_time(&to).context("--to")?;
+            let from_ms = parse_time_ms(&from).context("--from")?;
+            let to_ms = parse_time_ms(&to).context("--to")?;
             if let Some(p) = partition {
                 if spec.partitions == 0 || p == 0 || p > spec.partitions {
                     bail!("--partition {p}: {stream} has {} partitions", spec.partitions);
