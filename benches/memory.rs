@@ -253,7 +253,11 @@ fn run_one(rt: &tokio::runtime::Runtime, args: &Args, rate: f64) -> Result<Row, 
         cfg.rate_limit = u32::MAX;
         let t = Instant::now();
         eprintln!("  pre-generating {} s of stream at {rate} Posts/s ...", args.burst_seconds);
-        let sim = rt.block_on(stream_sim::maxspeed::start(cfg, listen, args.burst_seconds))?;
+        let sim = rt.block_on(stream_sim::maxspeed::start(
+            cfg,
+            listen,
+            std::time::Duration::from_secs(u64::from(args.burst_seconds)),
+        ))?;
         eprintln!(
             "  served from this process's memory: RSS {}",
             mb(status_kb(std::process::id(), "VmRSS:").unwrap_or(0))

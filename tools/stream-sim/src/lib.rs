@@ -27,8 +27,9 @@
 //!   API's time formats), [`gzip`], [`rng`] (SplitMix64 and FNV-1a: output never
 //!   changes with a crate version).
 //!
-//! Times and durations in flags and fault scripts use the project's one
-//! grammar, `gapless_time`; the protocol's own parameters keep the API's.
+//! Times and durations in flags, the config file and fault scripts use the
+//! project's one grammar, `gapless_time`; the protocol's own parameters keep
+//! the API's.
 
 pub mod activity_streams;
 pub(crate) mod admin;

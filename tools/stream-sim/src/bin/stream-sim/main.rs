@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use gapless_time::Dur;
 use stream_sim::clock::{run_start_ms, Clock};
 use stream_sim::config::{SimConfig, DEFAULT_PASSWORD, DEFAULT_USER};
 use stream_sim::faults::FaultPlan;
@@ -74,10 +75,10 @@ enum Cmd {
         /// Recovery pace: archive seconds replayed per stream second (0 = unlimited).
         #[arg(long)]
         recovery_pace: Option<f64>,
-        /// Max-speed mode: pre-generate this many seconds of every partition
-        /// from the clock start and serve them as fast as the socket takes.
-        #[arg(long)]
-        max_speed_seconds: Option<u32>,
+        /// Max-speed mode: pre-generate this span of stream time (e.g. 60s, 5m; a bare number is
+        /// seconds) of every partition from the clock start and serve it as fast as the socket takes.
+        #[arg(long, value_name = "DURATION", alias = "max-speed-seconds")]
+        max_speed: Option<Dur>,
     },
     /// Measure max-speed serving into discarding clients on loopback.
     Bench {
@@ -86,9 +87,9 @@ enum Cmd {
         /// KIND/LABEL of the stream to serve.
         #[arg(long, default_value = "sample10/prod")]
         stream: String,
-        /// Seconds of stream time to pre-generate.
-        #[arg(long, default_value_t = 60)]
-        seconds: u32,
+        /// Stream time to pre-generate (e.g. 60s, 5m; a bare number is seconds).
+        #[arg(long, value_name = "DURATION", default_value = "60s", alias = "seconds")]
+        span: Dur,
         #[arg(long)]
         rate: Option<f64>,
         #[command(flatten)]
@@ -164,7 +165,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { listen, seed, clock, faults, config, rate, recovery_pace, max_speed_seconds } => {
+        Cmd::Serve { listen, seed, clock, faults, config, rate, recovery_pace, max_speed } => {
             let mut cfg = load_config(seed, config.as_deref(), rate)?;
             cfg.clock = clock.clock()?;
             cfg.user = std::env::var("STREAM_SIM_USER").unwrap_or_else(|_| DEFAULT_USER.to_string());
@@ -178,8 +179,8 @@ fn main() -> Result<()> {
             }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
-                let server = match max_speed_seconds {
-                    Some(secs) => stream_sim::maxspeed::start(cfg, listen, secs).await?,
+                let server = match max_speed {
+                    Some(span) => stream_sim::maxspeed::start(cfg, listen, span.as_duration()).await?,
                     None => stream_sim::Server::start(cfg, listen).await?,
                 };
                 eprintln!("stream-sim listening on http://{}", server.addr());
@@ -188,7 +189,7 @@ fn main() -> Result<()> {
                 Ok::<(), anyhow::Error>(())
             })?;
         }
-        Cmd::Bench { seed, stream, seconds, rate, clock } => {
+        Cmd::Bench { seed, stream, span, rate, clock } => {
             let (kind, label) =
                 parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let mut cfg = load_config(seed, None, rate)?;
@@ -196,7 +197,7 @@ fn main() -> Result<()> {
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
             cfg.streams = vec![spec];
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let r = rt.block_on(bench::bench(cfg, seconds))?;
+            let r = rt.block_on(bench::bench(cfg, span.as_duration()))?;
             println!(
                 "{} activities, {:.1} MB raw, {:.1} MB gzip on the wire, in {:.3} s: {:.0} activities/s, {:.1} MB/s raw, {:.1} MB/s wire",
                 r.activities,
