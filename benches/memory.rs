@@ -242,7 +242,7 @@ fn run_one(rt: &tokio::runtime::Runtime, args: &Args, rate: f64) -> Result<Row, 
     let stream_rate = rate / speed;
     let origin = unix_now() + 1.0;
     let mut cfg = stream_sim::SimConfig::new(args.seed).with_rate(stream_rate);
-    cfg.clock = stream_sim::Clock::scaled(Some(start), speed, Some(origin));
+    cfg.clock = stream_sim::Clock::scaled(Some(start), speed, Some(origin))?;
     let mut spec = stream_sim::StreamSpec::new(stream_sim::StreamKind::Sample10, "prod");
     spec.rate = stream_rate;
     cfg.streams = vec![spec.clone()];
@@ -253,7 +253,11 @@ fn run_one(rt: &tokio::runtime::Runtime, args: &Args, rate: f64) -> Result<Row, 
         cfg.rate_limit = u32::MAX;
         let t = Instant::now();
         eprintln!("  pre-generating {} s of stream at {rate} Posts/s ...", args.burst_seconds);
-        let sim = rt.block_on(stream_sim::maxspeed::start(cfg, listen, args.burst_seconds))?;
+        let sim = rt.block_on(stream_sim::maxspeed::start(
+            cfg,
+            listen,
+            std::time::Duration::from_secs(u64::from(args.burst_seconds)),
+        ))?;
         eprintln!(
             "  served from this process's memory: RSS {}",
             mb(status_kb(std::process::id(), "VmRSS:").unwrap_or(0))

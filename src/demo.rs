@@ -105,8 +105,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     let start: chrono::DateTime<chrono::Utc> = "2026-03-01T12:00:00Z".parse()?;
     let start_ms = start.timestamp_millis();
 
+    // One clock for both sides, so that they agree on the stream time.
+    let clock = Clock::scaled(Some(start), args.speed, Some(origin)).context("--speed")?;
     let mut sim_cfg = stream_sim::SimConfig::new(args.seed).with_rate(args.rate);
-    sim_cfg.clock = stream_sim::Clock::scaled(Some(start), args.speed, Some(origin));
+    sim_cfg.clock = clock;
     let mut decahose = stream_sim::StreamSpec::new(stream_sim::StreamKind::Sample10, "prod");
     decahose.rate = args.rate;
     let mut likes = stream_sim::StreamSpec::new(stream_sim::StreamKind::Likes, "prod");
@@ -139,7 +141,6 @@ liveness = {{ silence = "30s", data_silence = "10s" }}
     );
     let mut config = Config::parse(&config_text, tmp.path())?;
     config.data = data.clone();
-    let clock = Clock::scaled(Some(start), args.speed, Some(origin))?;
 
     println!(
         "gapless demo: stream-sim on {addr}, {}x speed, {} Posts/s, archive in {}",

@@ -176,7 +176,7 @@ impl Harness {
         let origin = unix_now();
         let start: chrono::DateTime<chrono::Utc> = START.parse().unwrap();
         let mut cfg = SimConfig::new(seed).with_rate(rate);
-        cfg.clock = stream_sim::Clock::scaled(Some(start), speed, Some(origin));
+        cfg.clock = Clock::scaled(Some(start), speed, Some(origin)).unwrap();
         cfg.streams = vec![spec(StreamKind::Sample10, rate)];
         if likes {
             cfg.streams.push(spec(StreamKind::Likes, rate));

@@ -213,7 +213,10 @@ impl Serialize for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
         #[derive(Deserialize)]
-        #[serde(untagged)]
+        #[serde(
+            untagged,
+            expecting = "a duration: a string such as \"250ms\", \"45s\", \"1h30m\", or a whole number of seconds"
+        )]
         enum Spec {
             Secs(u64),
             Text(String),

@@ -11,7 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::clock::rfc3339;
+use crate::clock::api_time;
 use crate::snowflake::snowflake_ms;
 
 fn s(v: &Value) -> Value {
@@ -22,8 +22,8 @@ fn twitter_time_to_rfc3339(created_at: &Value, fallback_ms: i64) -> String {
     created_at
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_str(t, "%a %b %d %H:%M:%S %z %Y").ok())
-        .map(|t| rfc3339(t.timestamp_millis()))
-        .unwrap_or_else(|| rfc3339(fallback_ms))
+        .map(|t| api_time(t.timestamp_millis()))
+        .unwrap_or_else(|| api_time(fallback_ms))
 }
 
 fn actor(u: &Value) -> Value {
@@ -162,7 +162,7 @@ pub fn convert(native: &str) -> String {
         let out = json!({
             "verb": "delete",
             "objectType": "activity",
-            "postedTime": rfc3339(ms),
+            "postedTime": api_time(ms),
             "timestamp_ms": ms.to_string(),
             "actor": {"objectType": "person", "id": format!("id:twitter.com:{uid}")},
             "object": {"objectType": "activity", "id": format!("tag:search.twitter.com,2005:{id}")},

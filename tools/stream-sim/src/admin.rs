@@ -15,7 +15,7 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 use tracing::info;
 
-use crate::clock::rfc3339;
+use crate::clock::Clock;
 use crate::faults::FaultPlan;
 use crate::http::{authorized, json as json_response, refusal, Resp};
 use crate::protocol::{self, Refusal};
@@ -44,8 +44,8 @@ pub(crate) async fn handle(shared: &Shared, req: hyper::Request<Incoming>) -> Re
                         .map(|f| {
                             json!({
                                 "kind": f.kind.name(),
-                                "start": rfc3339(f.start_ms),
-                                "end": rfc3339(f.end_ms),
+                                "start": gapless_time::rfc3339_ms(f.start_ms),
+                                "end": gapless_time::rfc3339_ms(f.end_ms),
                                 "stream": f.stream,
                                 "partition": f.partition,
                                 "connection": f.connection,
@@ -62,6 +62,20 @@ pub(crate) async fn handle(shared: &Shared, req: hyper::Request<Incoming>) -> Re
         }
         _ => refusal(&Refusal::new(404, "Admin endpoints: GET /sim/status, POST /sim/faults.")),
     }
+}
+
+/// The clock's three values, which a client passes to agree on stream
+/// time. The system clock (whose start and origin are the epoch) is shown
+/// with `start` and `origin_unix` null: no flags, wall time.
+fn clock_json(clock: &Clock) -> serde_json::Value {
+    if *clock == Clock::system() {
+        return json!({"start": null, "speed": 1.0, "origin_unix": null});
+    }
+    json!({
+        "start": gapless_time::rfc3339_ms(clock.start_ms()),
+        "speed": clock.speed(),
+        "origin_unix": clock.origin_unix(),
+    })
 }
 
 fn status(shared: &Shared) -> serde_json::Value {
@@ -89,8 +103,8 @@ fn status(shared: &Shared) -> serde_json::Value {
     let refused: serde_json::Map<String, serde_json::Value> =
         shared.refusal_counts().into_iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
     json!({
-        "now": rfc3339(clock.now_ms()),
-        "clock": {"start": rfc3339(clock.start_ms()), "speed": clock.speed(), "origin_unix": clock.origin_unix()},
+        "now": gapless_time::rfc3339_ms(clock.now_ms()),
+        "clock": clock_json(clock),
         "seed": shared.cfg.seed,
         "streams": streams,
         "recovery_jobs": jobs,

@@ -1,4 +1,4 @@
-//! The scaled clock.
+//! Stream time.
 //!
 //! Every duration of the protocol (heartbeats, the rate-limit window, backfill,
 //! the recovery window and pace) is measured in *stream time*, so that a test
@@ -6,92 +6,42 @@
 //!
 //! `stream time = start + (now − origin) × speed`
 //!
-//! `origin` is a Unix time in seconds (fractional allowed) so that two
-//! processes started apart (the simulator and the archiver) agree on the
-//! stream time when given the same three values.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! The clock itself is the project's one stream clock,
+//! [`gapless_time::clock::Clock`] (re-exported here): the archiver uses the
+//! same type, so that two processes started apart (the simulator and the
+//! archiver) agree on the stream time when given the same three values.
+//! [`Clock::system`] is wall time; its `start_ms()` and `origin_unix()` are
+//! both 0 (the epoch), so a run that needs "where stream time begins" asks
+//! [`run_start_ms`], not `start_ms()`.
+//!
+//! What stays here is stream-sim's own: [`StreamMs`], and the API's time
+//! formats, which are the protocol's and not the project's grammar:
+//! [`twitter_date`] (`created_at`), [`api_time`] (RFC 3339, always with
+//! milliseconds, as Gnip writes `postedTime` and its messages) and
+//! [`parse_api_time`] (a Recovery request's `startTime`/`endTime`: RFC 3339,
+//! or `YYYYMMDDhhmm`, which `gapless_time` would read as Unix seconds).
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+pub use gapless_time::clock::{BadSpeed, Clock};
 
 /// Stream time as milliseconds since the Unix epoch.
 pub type StreamMs = i64;
 
-#[derive(Clone, Debug)]
-pub struct Clock {
-    start_ms: f64,
-    speed: f64,
-    origin_unix: f64,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-impl Clock {
-    /// A clock equal to wall time.
-    pub fn real() -> Self {
-        let now = unix_now();
-        Clock { start_ms: now * 1000.0, speed: 1.0, origin_unix: now }
-    }
-
-    /// `start` (None = wall time at `origin`), `speed` (> 0), `origin` (None = now).
-    pub fn scaled(start: Option<DateTime<Utc>>, speed: f64, origin_unix: Option<f64>) -> Self {
-        let origin = origin_unix.unwrap_or_else(unix_now);
-        let start_ms = match start {
-            Some(s) => s.timestamp_millis() as f64,
-            None => origin * 1000.0,
-        };
-        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
-        Clock { start_ms, speed, origin_unix: origin }
-    }
-
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
-
-    pub fn origin_unix(&self) -> f64 {
-        self.origin_unix
-    }
-
-    pub fn start_ms(&self) -> StreamMs {
-        self.start_ms as StreamMs
-    }
-
-    /// Current stream time in milliseconds.
-    pub fn now_ms(&self) -> StreamMs {
-        self.at_unix(unix_now())
-    }
-
-    /// Stream time at a given Unix wall time.
-    pub fn at_unix(&self, unix: f64) -> StreamMs {
-        (self.start_ms + (unix - self.origin_unix) * 1000.0 * self.speed).floor() as StreamMs
-    }
-
-    /// Wall-clock duration that corresponds to `stream_ms` of stream time.
-    pub fn real_duration(&self, stream_ms: i64) -> Duration {
-        if stream_ms <= 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_secs_f64(stream_ms as f64 / 1000.0 / self.speed)
-    }
-
-    /// Wall-clock duration from now until stream time `t` (zero if past).
-    pub fn until(&self, t: StreamMs) -> Duration {
-        self.real_duration(t - self.now_ms())
-    }
-
-    /// Sleep until stream time `t`.
-    pub async fn sleep_until(&self, t: StreamMs) {
-        let d = self.until(t);
-        if !d.is_zero() {
-            tokio::time::sleep(d).await;
-        }
+/// Where a run's stream time begins: the clock's start, or, for the system
+/// clock (whose start is the epoch, meaningless to a run), the stream time
+/// now. Max-speed content and fault scripts count from here.
+pub fn run_start_ms(clock: &Clock) -> StreamMs {
+    if *clock == Clock::system() {
+        clock.now_ms()
+    } else {
+        clock.start_ms()
     }
 }
 
-/// Format stream milliseconds as RFC 3339 with milliseconds and `Z`.
-pub fn rfc3339(ms: StreamMs) -> String {
+/// Stream milliseconds as the API writes them: RFC 3339 with milliseconds
+/// and `Z` (`2016-12-01T22:27:39.000Z`, the fraction even on a whole second).
+pub fn api_time(ms: StreamMs) -> String {
     match Utc.timestamp_millis_opt(ms).single() {
         Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
         None => String::from("1970-01-01T00:00:00.000Z"),
@@ -106,10 +56,9 @@ pub fn twitter_date(ms: StreamMs) -> String {
     }
 }
 
-/// Parse an RFC 3339 / ISO 8601 UTC timestamp (also accepts a missing
-/// fractional part and `YYYY-MM-DDTHH:MM:SSZ`, and `YYYYMMDDhhmm` as Gnip's
-/// older endpoints did).
-pub fn parse_time(s: &str) -> Option<StreamMs> {
+/// Parses a time parameter of the API: RFC 3339 (with or without a
+/// fraction), or `YYYYMMDDhhmm` as Gnip's older endpoints took it.
+pub fn parse_api_time(s: &str) -> Option<StreamMs> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
     }
@@ -125,19 +74,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scaled_clock_math() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
-        let c = Clock::scaled(Some(start), 60.0, Some(1000.0));
-        assert_eq!(c.at_unix(1000.0), start.timestamp_millis());
-        assert_eq!(c.at_unix(1001.0), start.timestamp_millis() + 60_000);
-        assert_eq!(c.real_duration(60_000), Duration::from_secs(1));
+    fn formats() {
+        assert_eq!(twitter_date(1480631259353), "Thu Dec 01 22:27:39 +0000 2016");
+        assert_eq!(api_time(1480631259353), "2016-12-01T22:27:39.353Z");
+        assert_eq!(api_time(1480631259000), "2016-12-01T22:27:39.000Z");
+        assert_eq!(parse_api_time("2023-07-05T17:09:12.070Z"), Some(1688576952070));
+        assert_eq!(parse_api_time("202307051709"), Some(1688576940000));
     }
 
     #[test]
-    fn formats() {
-        assert_eq!(twitter_date(1480631259353), "Thu Dec 01 22:27:39 +0000 2016");
-        assert_eq!(rfc3339(1480631259353), "2016-12-01T22:27:39.353Z");
-        assert_eq!(parse_time("2023-07-05T17:09:12.070Z"), Some(1688576952070));
-        assert_eq!(parse_time("202307051709"), Some(1688576940000));
+    fn a_run_starts_at_the_clock_start_or_now_on_the_system_clock() {
+        let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().expect("time");
+        let scaled = Clock::scaled(Some(start), 60.0, Some(1000.0)).expect("clock");
+        assert_eq!(run_start_ms(&scaled), start.timestamp_millis());
+        // The system clock's start_ms() is the epoch; a run on it starts now.
+        let now = Utc::now().timestamp_millis();
+        let system = run_start_ms(&Clock::system());
+        assert!((system - now).abs() < 60_000, "{}", api_time(system));
     }
 }

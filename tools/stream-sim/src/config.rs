@@ -1,5 +1,17 @@
 //! Server configuration: what `serve` flags and the optional config file set.
+//!
+//! Durations in the config file take the project's one grammar
+//! ([`gapless_time::Dur`]: `"10s"`, `"1h30m"`, `"500ms"`, or a whole number
+//! of seconds) and have no unit in their names (`heartbeat`, `rate_window`,
+//! `recovery_window`). `heartbeat_seconds` and `rate_window_seconds` are
+//! still read, as deprecated aliases (a whole number of seconds means what
+//! it meant); `recovery_window_hours` is refused with a pointer to
+//! `recovery_window`, since its numbers were hours and a bare number is now
+//! seconds. In memory, durations are stream milliseconds.
 
+use std::time::Duration;
+
+use gapless_time::Dur;
 use serde::Deserialize;
 
 use crate::clock::Clock;
@@ -42,7 +54,7 @@ impl SimConfig {
     pub fn new(seed: u64) -> Self {
         SimConfig {
             seed,
-            clock: Clock::real(),
+            clock: Clock::system(),
             user: DEFAULT_USER.to_string(),
             password: DEFAULT_PASSWORD.to_string(),
             streams: vec![StreamSpec::new(StreamKind::Sample10, "prod"), StreamSpec::new(StreamKind::Likes, "prod")],
@@ -84,14 +96,14 @@ impl SimConfig {
     /// Apply a TOML config file (see the README).
     pub fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
         let f: FileConfig = toml::from_str(text)?;
-        if let Some(v) = f.heartbeat_seconds {
-            self.heartbeat_ms = (v * 1000.0) as i64;
+        if let Some(v) = f.heartbeat {
+            self.heartbeat_ms = stream_ms("heartbeat", v)?;
         }
         if let Some(v) = f.rate_limit {
             self.rate_limit = v;
         }
-        if let Some(v) = f.rate_window_seconds {
-            self.rate_window_ms = (v * 1000.0) as i64;
+        if let Some(v) = f.rate_window {
+            self.rate_window_ms = stream_ms("rate_window", v)?;
         }
         if let Some(v) = f.max_recovery_jobs {
             self.max_recovery_jobs = v;
@@ -106,6 +118,9 @@ impl SimConfig {
             self.streams.clear();
         }
         for s in f.stream {
+            if s.recovery_window_hours.is_some() {
+                return Err(ConfigError::Renamed { old: "recovery_window_hours", new: "recovery_window" });
+            }
             let (kind, label) = parse_stream_name(&s.name).ok_or_else(|| ConfigError::Stream(s.name.clone()))?;
             let mut spec = StreamSpec::new(kind, &label);
             if let Some(r) = s.rate.or(self.rate_override) {
@@ -122,8 +137,9 @@ impl SimConfig {
                 Some("activity_streams") => spec.format = crate::stream::Format::ActivityStreams,
                 Some(other) => return Err(ConfigError::Format(other.to_string())),
             }
-            if let Some(h) = s.recovery_window_hours {
-                spec.recovery_window_ms = if h > 0.0 { Some((h * 3_600_000.0) as i64) } else { None };
+            if let Some(w) = s.recovery_window {
+                let ms = stream_ms("recovery_window", w)?;
+                spec.recovery_window_ms = (ms > 0).then_some(ms);
             }
             self.streams.push(spec);
         }
@@ -131,10 +147,20 @@ impl SimConfig {
     }
 }
 
+/// A duration of the config file in stream milliseconds.
+fn stream_ms(key: &'static str, d: Dur) -> Result<i64, ConfigError> {
+    i64::try_from(d.as_duration().as_millis()).map_err(|_| ConfigError::TooLong { key, value: d.as_duration() })
+}
+
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("config file: {0}")]
     Toml(#[from] toml::de::Error),
+    #[error("config file: {key} = {value:?} is too long")]
+    TooLong { key: &'static str, value: Duration },
+    #[error("config file: {old} is now {new}, a duration (\"120h\", \"5d\"; a bare number is seconds; 0 = none)")]
+    Renamed { old: &'static str, new: &'static str },
     #[error("config file: unknown format {0:?} (native or activity_streams)")]
     Format(String),
     #[error("config file: bad stream name {0:?} (KIND/LABEL, KIND one of sample10, firehose, powertrack, likes)")]
@@ -144,9 +170,12 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    heartbeat_seconds: Option<f64>,
+    /// Heartbeat after this much silence.
+    #[serde(alias = "heartbeat_seconds")]
+    heartbeat: Option<Dur>,
     rate_limit: Option<u32>,
-    rate_window_seconds: Option<f64>,
+    #[serde(alias = "rate_window_seconds")]
+    rate_window: Option<Dur>,
     max_recovery_jobs: Option<u32>,
     recovery_pace: Option<f64>,
     auto_streams: Option<bool>,
@@ -162,7 +191,9 @@ struct FileStream {
     partitions: Option<u32>,
     max_connections: Option<u32>,
     /// 0 = no Recovery.
-    recovery_window_hours: Option<f64>,
+    recovery_window: Option<Dur>,
+    /// Refused (its numbers were hours): see `ConfigError::Renamed`.
+    recovery_window_hours: Option<toml::Value>,
     /// `native` (default) or `activity_streams`.
     format: Option<String>,
 }
@@ -175,9 +206,9 @@ mod tests {
     #[test]
     fn readme_example_parses() {
         let text = r#"
-heartbeat_seconds = 10       # heartbeat after this much silence
+heartbeat = "10s"            # heartbeat after this much silence
 rate_limit = 10              # connection requests per window, per stream
-rate_window_seconds = 60
+rate_window = "1m"
 max_recovery_jobs = 2        # per account
 recovery_pace = 0.9
 auto_streams = true
@@ -187,7 +218,7 @@ name = "sample10/prod"
 rate = 600
 partitions = 2
 max_connections = 2          # redundant connections per partition
-recovery_window_hours = 120  # 0 = no Recovery
+recovery_window = "5d"       # 0 = no Recovery
 format = "native"            # or "activity_streams"
 
 [[stream]]
@@ -199,7 +230,43 @@ rate = 50
         assert_eq!(cfg.streams.len(), 2);
         assert_eq!(cfg.streams[1].rate, 50.0);
         assert_eq!(cfg.streams[0].recovery_window_ms, Some(120 * 3_600_000));
+        assert_eq!((cfg.heartbeat_ms, cfg.rate_window_ms), (10_000, 60_000));
         assert!(cfg.apply_file("[[stream]]\nname = \"nope/x\"").is_err());
         assert!(cfg.apply_file("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn durations_take_the_one_grammar() {
+        let mut cfg = SimConfig::new(1);
+        let text = "heartbeat = \"500ms\"\nrate_window = \"1h30m\"\n\
+                    [[stream]]\nname = \"sample10/prod\"\nrecovery_window = 90\n\
+                    [[stream]]\nname = \"likes/prod\"\nrecovery_window = \"0s\"\n";
+        cfg.apply_file(text).expect("config");
+        assert_eq!(cfg.heartbeat_ms, 500);
+        assert_eq!(cfg.rate_window_ms, 5_400_000);
+        assert_eq!(cfg.streams[0].recovery_window_ms, Some(90_000));
+        assert_eq!(cfg.streams[1].recovery_window_ms, None);
+    }
+
+    #[test]
+    fn old_seconds_keys_are_deprecated_aliases() {
+        let mut cfg = SimConfig::new(1);
+        cfg.apply_file("heartbeat_seconds = 5\nrate_window_seconds = 30").expect("config");
+        assert_eq!((cfg.heartbeat_ms, cfg.rate_window_ms), (5_000, 30_000));
+    }
+
+    #[test]
+    fn a_bad_duration_is_an_error_naming_the_key() {
+        let cases = [
+            ("heartbeat = \"5 parsecs\"", "heartbeat"),
+            ("rate_window = \"-1m\"", "rate_window"),
+            ("heartbeat = 2.5", "a whole number of seconds"),
+            ("[[stream]]\nname = \"sample10/prod\"\nrecovery_window = \"soon\"", "recovery_window"),
+            ("[[stream]]\nname = \"sample10/prod\"\nrecovery_window_hours = 120", "recovery_window"),
+        ];
+        for (text, key) in cases {
+            let err = SimConfig::new(1).apply_file(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) struct Realtime {
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<StreamState>, job: Realtime, tx: Tx, _guard: ConnGuard) {
     let Realtime { partition, backfill_minutes, ordinal, kill } = job;
-    let clock = shared.cfg.clock.clone();
+    let clock = shared.cfg.clock;
     let spec = &stream.spec;
     let hb = shared.cfg.heartbeat_ms;
     let tick = tick(&clock, hb);

@@ -22,12 +22,14 @@
 //!   (IDs that carry their time), [`activity_streams`] (the optional older
 //!   format), [`json`] and [`words`] (payload writing), `prepared`
 //!   (max-speed content), [`truth`], [`faults`], [`protocol`] (requests,
-//!   refusals, system lines), [`config`], [`stream`], [`clock`] (scaled
-//!   stream time), [`gzip`], [`rng`] (SplitMix64 and FNV-1a: output never
+//!   refusals, system lines), [`config`], [`stream`], [`clock`] (stream
+//!   time: the project's one clock, `gapless_time::clock::Clock`, and the
+//!   API's time formats), [`gzip`], [`rng`] (SplitMix64 and FNV-1a: output never
 //!   changes with a crate version).
 //!
-//! Times and durations in flags and fault scripts use the project's one
-//! grammar, `gapless_time`; the protocol's own parameters keep the API's.
+//! Times and durations in flags, the config file and fault scripts use the
+//! project's one grammar, `gapless_time`; the protocol's own parameters keep
+//! the API's.
 
 pub mod activity_streams;
 pub(crate) mod admin;

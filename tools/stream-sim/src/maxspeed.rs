@@ -1,6 +1,6 @@
 //! Max-speed mode, for throughput benchmarks of a client.
 //!
-//! At start-up, `seconds` of every configured stream and partition (from the
+//! At start-up, a `span` of stream time of every configured stream and partition (from the
 //! clock start) are generated and gzip-compressed once ([`Prepared`]). A
 //! realtime connection then gets those bytes as fast as the socket takes them
 //! (no clock, no pacing, no per-connection compression) and a clean end, so
@@ -13,22 +13,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use crate::prepared::{Body, Prepared};
 
 use crate::config::SimConfig;
 use crate::server::{Server, ServerError};
 
-/// Start a server in max-speed mode.
-pub async fn start(cfg: SimConfig, listen: SocketAddr, seconds: u32) -> Result<Server, ServerError> {
+/// Start a server in max-speed mode, serving `span` of stream time.
+pub async fn start(cfg: SimConfig, listen: SocketAddr, span: Duration) -> Result<Server, ServerError> {
     let t = Instant::now();
     let c = cfg.clone();
-    let prepared = tokio::task::spawn_blocking(move || Prepared::build(&c, seconds))
+    let prepared = tokio::task::spawn_blocking(move || Prepared::build(&c, span))
         .await
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))??;
     let total: u64 = prepared.bodies.values().map(|b| b.activities).sum();
-    tracing::info!(seconds, activities = total, took_ms = t.elapsed().as_millis() as u64, "max-speed content ready");
+    tracing::info!(span = %gapless_time::Dur(span), activities = total, took_ms = t.elapsed().as_millis() as u64, "max-speed content ready");
     start_prepared(cfg, listen, prepared).await
 }
 

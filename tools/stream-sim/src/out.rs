@@ -20,7 +20,7 @@ pub(crate) type Tx = mpsc::Sender<Frames>;
 /// Real-time tick: a quarter of the heartbeat interval in stream time,
 /// clamped to [1 ms, 50 ms] of wall time.
 pub(crate) fn tick(clock: &Clock, heartbeat_ms: i64) -> Duration {
-    clock.real_duration(heartbeat_ms / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
+    clock.wall_ms(heartbeat_ms / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
 
 /// Why the sending side stopped.

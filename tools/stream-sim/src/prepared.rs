@@ -1,9 +1,10 @@
-//! Max-speed content: `seconds` of every configured stream and partition
-//! (from the clock start), generated and gzip-compressed once, into parts of
+//! Max-speed content: a span of stream time of every configured stream and
+//! partition (from the clock start), generated and gzip-compressed once, into parts of
 //! about 64 KB of input each ended by a sync flush. See [`crate::maxspeed`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -31,11 +32,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Generate and compress `seconds` of every configured stream partition.
-    pub fn build(cfg: &SimConfig, seconds: u32) -> std::io::Result<Prepared> {
+    /// Generate and compress `span` of stream time of every configured
+    /// stream partition.
+    pub fn build(cfg: &SimConfig, span: Duration) -> std::io::Result<Prepared> {
         let mut out = Prepared::default();
-        let from = cfg.clock.start_ms();
-        let to = from + i64::from(seconds) * 1000;
+        let from = crate::clock::run_start_ms(&cfg.clock);
+        let to = from.saturating_add(i64::try_from(span.as_millis()).unwrap_or(i64::MAX));
         for spec in &cfg.streams {
             let gen = Generator::new(cfg.seed, spec);
             for p in spec.partition_numbers() {

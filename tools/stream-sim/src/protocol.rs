@@ -5,7 +5,7 @@
 //! Parsing is separate from the server so each rule is one small function
 //! with its own error, and the error text a client sees is written once.
 
-use crate::clock::{parse_time, rfc3339, StreamMs};
+use crate::clock::{api_time, parse_api_time, StreamMs};
 use crate::stream::{StreamKind, StreamSpec};
 
 /// A parsed stream path.
@@ -107,11 +107,11 @@ pub fn parse_query(spec: &StreamSpec, query: Option<&str>, now: StreamMs) -> Res
         let Some(window) = spec.recovery_window_ms else {
             return Err(bad(&format!("Recovery is not available for {} streams.", spec.kind)));
         };
-        let start_ms = start.as_deref().and_then(parse_time).ok_or_else(|| {
+        let start_ms = start.as_deref().and_then(parse_api_time).ok_or_else(|| {
             bad("Recovery requires startTime in ISO 8601 / RFC 3339 UTC, e.g. 2023-07-05T17:09:12.070Z.")
         })?;
         let end_ms = match end.as_deref() {
-            Some(e) => parse_time(e).ok_or_else(|| bad("Invalid endTime: ISO 8601 / RFC 3339 UTC expected."))?,
+            Some(e) => parse_api_time(e).ok_or_else(|| bad("Invalid endTime: ISO 8601 / RFC 3339 UTC expected."))?,
             None => now,
         };
         if end_ms <= start_ms {
@@ -120,12 +120,12 @@ pub fn parse_query(spec: &StreamSpec, query: Option<&str>, now: StreamMs) -> Res
         if start_ms < now - window {
             return Err(bad(&format!(
                 "startTime {} is outside the recovery window (oldest available: {}).",
-                rfc3339(start_ms),
-                rfc3339(now - window)
+                api_time(start_ms),
+                api_time(now - window)
             )));
         }
         if end_ms > now {
-            return Err(bad(&format!("endTime {} is in the future (now: {}).", rfc3339(end_ms), rfc3339(now))));
+            return Err(bad(&format!("endTime {} is in the future (now: {}).", api_time(end_ms), api_time(now))));
         }
         if get(&["backfillMinutes"]).is_some() {
             return Err(bad("backfillMinutes cannot be combined with a recovery request."));
@@ -153,7 +153,7 @@ pub fn parse_query(spec: &StreamSpec, query: Option<&str>, now: StreamMs) -> Res
 pub fn recovery_completed_line(now: StreamMs, count: u64) -> String {
     format!(
         "{{\"info\":{{\"message\":\"Recovery Request Completed\",\"sent\":\"{}\",\"activity_count\":{count}}}}}",
-        rfc3339(now)
+        api_time(now)
     )
 }
 
@@ -161,7 +161,7 @@ pub fn recovery_completed_line(now: StreamMs, count: u64) -> String {
 pub fn forced_disconnect_line(now: StreamMs, allowed: u32) -> String {
     format!(
         "{{\"error\":{{\"message\":\"Forced Disconnect: Too many connections. (Allowed Connections = {allowed})\",\"sent\":\"{}\"}}}}",
-        rfc3339(now)
+        api_time(now)
     )
 }
 

@@ -29,7 +29,7 @@ pub(crate) struct Recovery {
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<StreamState>, job: Recovery, tx: Tx, _slot: JobSlot) {
     let Recovery { partition, start_ms, end_ms, ordinal } = job;
-    let clock = shared.cfg.clock.clone();
+    let clock = shared.cfg.clock;
     let spec = &stream.spec;
     let hb = shared.cfg.heartbeat_ms;
     let tick = tick(&clock, hb);

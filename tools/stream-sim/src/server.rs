@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
-use crate::clock::rfc3339;
 use crate::config::SimConfig;
 use crate::faults::FaultKind;
 use crate::http::{authorized, refusal, streaming, Resp};
@@ -119,7 +118,7 @@ async fn route(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Resp {
                 info!(account = %sp.account, "429: recovery job limit");
                 return refusal(&Refusal::new(429, protocol::MSG_JOBS));
             };
-            info!(stream = %stream.spec.name(), ?partition, start = %rfc3339(start_ms), end = %rfc3339(end_ms), conn = id, "recovery job");
+            info!(stream = %stream.spec.name(), ?partition, start = %gapless_time::rfc3339_ms(start_ms), end = %gapless_time::rfc3339_ms(end_ms), conn = id, "recovery job");
             let ordinal = stream.next_ordinal();
             let job = crate::recovery::Recovery { partition, start_ms, end_ms, ordinal };
             let name = stream.spec.name();

@@ -40,3 +40,27 @@ async fn status_and_faults_posted_at_run_time() {
     let r = c.post(format!("{base}/sim/faults")).basic_auth("u", Some("p")).body("kind = 3").send().await.unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// On the system clock (stream time is wall time, `SimConfig::new`'s
+/// default), the status shows no start or origin, not the epoch, and the
+/// stream time now is the wall time.
+#[tokio::test]
+async fn status_on_the_system_clock() {
+    let mut cfg = stream_sim::SimConfig::new(42);
+    cfg.user = "u".into();
+    cfg.password = "p".into();
+    let s = server(cfg).await;
+    let st = client()
+        .get(format!("http://{}/sim/status", s.addr()))
+        .basic_auth("u", Some("p"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(st["clock"], serde_json::json!({"start": null, "speed": 1.0, "origin_unix": null}));
+    let now = chrono::DateTime::parse_from_rfc3339(st["now"].as_str().unwrap()).unwrap();
+    assert!((now.timestamp_millis() - chrono::Utc::now().timestamp_millis()).abs() < 60_000, "{now}");
+}

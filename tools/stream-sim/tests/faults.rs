@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use stream_sim::clock::rfc3339;
+use stream_sim::clock::api_time;
 use stream_sim::faults::FaultPlan;
 use stream_sim::StreamKind;
 
@@ -30,11 +30,11 @@ async fn stall_sends_nothing_not_even_heartbeats() {
         partition = 1
         "#,
     );
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let mut p1 = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
     let mut p2 = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=2")).await);
-    let c2 = clock.clone();
+    let c2 = clock;
     let t2 = tokio::spawn(async move {
         let mut max_gap = 0;
         let mut last = c2.now_ms();
@@ -58,7 +58,7 @@ async fn stall_sends_nothing_not_even_heartbeats() {
         last = now;
     }
     let (at, longest) = gaps.iter().copied().max_by_key(|g| g.1).unwrap();
-    assert!(longest >= 30_000, "a silence of the stall's length, got {longest} ms at {}", rfc3339(at));
+    assert!(longest >= 30_000, "a silence of the stall's length, got {longest} ms at {}", api_time(at));
     assert!(t2.await.unwrap() < 15_000, "the other partition keeps its heartbeats");
 }
 
@@ -75,7 +75,7 @@ async fn drop_cuts_connections_for_its_window() {
         stream = "sample10/prod"
         "#,
     );
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
     let (_, end) = rd.collect(Duration::from_secs(10)).await;
@@ -112,7 +112,7 @@ async fn unavailable_503_and_rate_limit_storm_429() {
         stream = "sample10/dev"
         "#,
     );
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let prod = url(&s, StreamKind::Sample10, "partition=1");
     let dev = s.url(StreamKind::Sample10, "acme", "dev") + "?partition=1";
@@ -174,7 +174,7 @@ async fn drop_realtime_only_recovery_has_them_and_duplicates() {
         stream = "sample10/prod"
         "#,
     );
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
     let mut keys = Vec::new();
@@ -195,7 +195,7 @@ async fn drop_realtime_only_recovery_has_them_and_duplicates() {
     uniq.dedup();
     assert!(before > uniq.len(), "a duplicate burst");
     // Recovery has the window.
-    let q = format!("startTime={}&endTime={}&partition=1", rfc3339(w0), rfc3339(w1));
+    let q = format!("startTime={}&endTime={}&partition=1", api_time(w0), api_time(w1));
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, &q)).await);
     let (items, end) = rd.collect(Duration::from_secs(10)).await;
     assert_eq!(end, Item::End);
@@ -217,7 +217,7 @@ async fn skip_keeps_the_connection_up_and_backfill_has_the_window() {
         stream = "sample10/prod"
         "#,
     );
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
     let mut keys = Vec::new();
@@ -267,10 +267,10 @@ async fn break_recovery_cuts_without_completion() {
         "#,
     );
     cfg.recovery_pace = 1.0;
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let now = clock.now_ms();
-    let q = format!("startTime={}&endTime={}", rfc3339(now - 600_000), rfc3339(now - 300_000));
+    let q = format!("startTime={}&endTime={}", api_time(now - 600_000), api_time(now - 300_000));
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, &q)).await);
     let (items, end) = rd.collect(Duration::from_secs(10)).await;
     assert!(matches!(end, Item::Error(_)), "{end:?}");

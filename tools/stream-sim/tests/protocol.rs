@@ -115,7 +115,7 @@ async fn backfill_starts_in_the_past() {
 async fn heartbeat_after_ten_stream_seconds_of_silence() {
     // Rate 0: nothing but heartbeats. At speed 10, 10 s of stream = 1 s.
     let cfg = config(10.0, 0.0);
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let r = get(&url(&s, StreamKind::Sample10, "partition=1")).await;
     let mut rd = Reader::new(r);
@@ -142,7 +142,7 @@ async fn connection_rate_limit_429() {
     // Speed 30: the 60 s window is 2 s of wall time.
     let mut cfg = config(30.0, 1.0);
     cfg.streams.iter_mut().for_each(|s| s.max_connections = 100);
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let u = url(&s, StreamKind::Sample10, "partition=1");
     let t0 = clock.now_ms();
@@ -200,7 +200,7 @@ async fn redundant_connections_oldest_forced_off() {
 #[tokio::test]
 async fn activities_are_crlf_separated_and_flushed_at_once() {
     let cfg = config(1.0, 50.0);
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let r = get(&url(&s, StreamKind::Sample10, "partition=1")).await;
     let mut rd = Reader::new(r);

@@ -5,13 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use stream_sim::clock::rfc3339;
+use stream_sim::clock::api_time;
 use stream_sim::generator::Generator;
 use stream_sim::truth::truth_lines;
 use stream_sim::{StreamKind, StreamSpec};
 
 fn recovery_query(from: i64, to: i64) -> String {
-    format!("startTime={}&endTime={}", rfc3339(from), rfc3339(to))
+    format!("startTime={}&endTime={}", api_time(from), api_time(to))
 }
 
 fn truth(kind: StreamKind, rate: f64, from: i64, to: i64, partition: Option<u32>) -> Vec<String> {
@@ -57,7 +57,7 @@ async fn recovery_accepts_snake_case_and_a_partition() {
     let s = server(config(1.0, 20.0)).await;
     let now = start_ms();
     let (from, to) = (now - 600_000, now - 540_000);
-    let q = format!("start_time={}&end_time={}&partition=2", rfc3339(from), rfc3339(to));
+    let q = format!("start_time={}&end_time={}&partition=2", api_time(from), api_time(to));
     let (lines, info) = recover(&url(&s, StreamKind::Sample10, &q)).await;
     let got: Vec<String> = lines.iter().map(|l| key_of(l).0).collect();
     assert_eq!(got, truth(StreamKind::Sample10, 20.0, from, to, Some(2)));
@@ -80,7 +80,7 @@ async fn recovery_window_is_enforced_400() {
     ];
     for (kind, from, to, status) in cases {
         let r = get(&url(&s, kind, &recovery_query(from, to))).await;
-        assert_eq!(r.status(), status, "{kind} {} .. {}", rfc3339(from), rfc3339(to));
+        assert_eq!(r.status(), status, "{kind} {} .. {}", api_time(from), api_time(to));
         if status == 400 {
             let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
             assert!(v["error"]["message"].is_string());
@@ -162,7 +162,7 @@ async fn truth_equals_realtime_plus_recovery() {
     // then a Recovery of the two minutes before it connected. Realtime must
     // hold exactly the truth of its span, and with Recovery, the whole.
     let cfg = config(30.0, 10.0);
-    let clock = cfg.clock.clone();
+    let clock = cfg.clock;
     let s = server(cfg).await;
     let t_before = clock.now_ms();
     let mut responses = Vec::new();
@@ -260,7 +260,7 @@ async fn likes_stream_and_truth_cli() {
     let to = now - 40_000;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stream-sim"))
         .args(["truth", "--seed", "42", "--stream", "likes/prod", "--rate", "30", "--partition", "1"])
-        .args(["--from", &rfc3339(from), "--to", &rfc3339(to)])
+        .args(["--from", &api_time(from), "--to", &api_time(to)])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

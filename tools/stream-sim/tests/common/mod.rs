@@ -17,7 +17,7 @@ pub fn start_ms() -> i64 {
 pub fn config(speed: f64, rate: f64) -> SimConfig {
     let mut cfg = SimConfig::new(42).with_rate(rate);
     let start = DateTime::parse_from_rfc3339(START).unwrap().with_timezone(&Utc);
-    cfg.clock = Clock::scaled(Some(start), speed, None);
+    cfg.clock = Clock::scaled(Some(start), speed, None).expect("a positive speed");
     cfg.recovery_pace = 0.0;
     cfg.user = "u".into();
     cfg.password = "p".into();

@@ -52,10 +52,10 @@ fn discard_client(addr: SocketAddr, path: &str, user: &str, password: &str) -> s
     }
 }
 
-/// Benchmark: pre-generate `seconds` of the first configured stream, serve it
+/// Benchmark: pre-generate `span` of stream time of the first configured stream, serve it
 /// at max speed on loopback, and read every partition at once with
 /// discarding clients. Returns the totals and the wall time of the reads.
-pub(crate) async fn bench(cfg: SimConfig, seconds: u32) -> std::io::Result<BenchResult> {
+pub(crate) async fn bench(cfg: SimConfig, span: std::time::Duration) -> std::io::Result<BenchResult> {
     let mut cfg = cfg;
     cfg.streams.truncate(1);
     let spec = cfg.streams.first().cloned().ok_or_else(|| std::io::Error::other("no stream configured"))?;
@@ -64,7 +64,7 @@ pub(crate) async fn bench(cfg: SimConfig, seconds: u32) -> std::io::Result<Bench
     cfg.password = "bench".into();
     let c = cfg.clone();
     let prepared =
-        tokio::task::spawn_blocking(move || Prepared::build(&c, seconds)).await.map_err(std::io::Error::other)??;
+        tokio::task::spawn_blocking(move || Prepared::build(&c, span)).await.map_err(std::io::Error::other)??;
     let activities: u64 = prepared.bodies.values().map(|b| b.activities).sum();
     let raw_bytes: u64 = prepared.bodies.values().map(|b| b.raw_bytes).sum();
     let listen = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;

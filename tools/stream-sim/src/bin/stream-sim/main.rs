@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use stream_sim::clock::Clock;
+use gapless_time::Dur;
+use stream_sim::clock::{run_start_ms, Clock};
 use stream_sim::config::{SimConfig, DEFAULT_PASSWORD, DEFAULT_USER};
 use stream_sim::faults::FaultPlan;
 use stream_sim::generator::Generator;
@@ -28,10 +29,10 @@ struct Cli {
 struct ClockArgs {
     /// Stream time at the clock origin (e.g. 2026-03-01T12:00:00Z, 2026-03-01T12:00,
     /// now-1h); default: wall time at the origin.
-    #[arg(long)]
-    clock_start: Option<String>,
-    /// Stream seconds per wall second.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = gapless_time::parse_time)]
+    clock_start: Option<DateTime<Utc>>,
+    /// Stream seconds per wall second (a positive number).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     clock_speed: f64,
     /// Unix time (seconds, fractions allowed) at which stream time equals --clock-start; default: now.
     #[arg(long)]
@@ -40,18 +41,15 @@ struct ClockArgs {
 
 impl ClockArgs {
     fn clock(&self) -> Result<Clock> {
-        let start = match &self.clock_start {
-            Some(s) => {
-                let ms = parse_time(s).context("--clock-start")?;
-                Some(DateTime::<Utc>::from_timestamp_millis(ms).context("--clock-start: out of range")?)
-            }
-            None => None,
-        };
-        if !(self.clock_speed > 0.0 && self.clock_speed.is_finite()) {
-            bail!("--clock-speed must be a positive number");
-        }
-        Ok(Clock::scaled(start, self.clock_speed, self.clock_origin))
+        Clock::scaled(self.clock_start, self.clock_speed, self.clock_origin).context("--clock-speed")
     }
+}
+
+/// `--clock-speed`: a number the clock takes (positive and finite), checked
+/// when the flags are read, so that a bad one is a usage error.
+fn parse_speed(s: &str) -> std::result::Result<f64, String> {
+    let speed: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    Clock::scaled(None, speed, Some(0.0)).map(|_| speed).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -77,10 +75,10 @@ enum Cmd {
         /// Recovery pace: archive seconds replayed per stream second (0 = unlimited).
         #[arg(long)]
         recovery_pace: Option<f64>,
-        /// Max-speed mode: pre-generate this many seconds of every partition
-        /// from the clock start and serve them as fast as the socket takes.
-        #[arg(long)]
-        max_speed_seconds: Option<u32>,
+        /// Max-speed mode: pre-generate this span of stream time (e.g. 60s, 5m; a bare number is
+        /// seconds) of every partition from the clock start and serve it as fast as the socket takes.
+        #[arg(long, value_name = "DURATION", alias = "max-speed-seconds")]
+        max_speed: Option<Dur>,
     },
     /// Measure max-speed serving into discarding clients on loopback.
     Bench {
@@ -89,9 +87,9 @@ enum Cmd {
         /// KIND/LABEL of the stream to serve.
         #[arg(long, default_value = "sample10/prod")]
         stream: String,
-        /// Seconds of stream time to pre-generate.
-        #[arg(long, default_value_t = 60)]
-        seconds: u32,
+        /// Stream time to pre-generate (e.g. 60s, 5m; a bare number is seconds).
+        #[arg(long, value_name = "DURATION", default_value = "60s", alias = "seconds")]
+        span: Dur,
         #[arg(long)]
         rate: Option<f64>,
         #[command(flatten)]
@@ -126,10 +124,9 @@ enum Cmd {
 }
 
 /// A time on the command line, in the project's one grammar
-/// ([`gapless_time`]); `now` is wall time.
-fn parse_time(s: &str) -> Result<i64> {
-    let now = Clock::real().now_ms();
-    Ok(gapless_time::parse_time_ms(s, now)?)
+/// ([`gapless_time`]; `now` is wall time), as Unix milliseconds.
+fn parse_time_ms(s: &str) -> Result<i64> {
+    Ok(gapless_time::parse_time(s)?.timestamp_millis())
 }
 
 fn load_config(seed: u64, config: Option<&std::path::Path>, rate: Option<f64>) -> Result<SimConfig> {
@@ -168,7 +165,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { listen, seed, clock, faults, config, rate, recovery_pace, max_speed_seconds } => {
+        Cmd::Serve { listen, seed, clock, faults, config, rate, recovery_pace, max_speed } => {
             let mut cfg = load_config(seed, config.as_deref(), rate)?;
             cfg.clock = clock.clock()?;
             cfg.user = std::env::var("STREAM_SIM_USER").unwrap_or_else(|_| DEFAULT_USER.to_string());
@@ -178,12 +175,12 @@ fn main() -> Result<()> {
             }
             if let Some(path) = faults {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                cfg.faults = FaultPlan::from_toml(&text, cfg.clock.start_ms(), seed)?;
+                cfg.faults = FaultPlan::from_toml(&text, run_start_ms(&cfg.clock), seed)?;
             }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
-                let server = match max_speed_seconds {
-                    Some(secs) => stream_sim::maxspeed::start(cfg, listen, secs).await?,
+                let server = match max_speed {
+                    Some(span) => stream_sim::maxspeed::start(cfg, listen, span.as_duration()).await?,
                     None => stream_sim::Server::start(cfg, listen).await?,
                 };
                 eprintln!("stream-sim listening on http://{}", server.addr());
@@ -192,7 +189,7 @@ fn main() -> Result<()> {
                 Ok::<(), anyhow::Error>(())
             })?;
         }
-        Cmd::Bench { seed, stream, seconds, rate, clock } => {
+        Cmd::Bench { seed, stream, span, rate, clock } => {
             let (kind, label) =
                 parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let mut cfg = load_config(seed, None, rate)?;
@@ -200,7 +197,7 @@ fn main() -> Result<()> {
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
             cfg.streams = vec![spec];
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let r = rt.block_on(bench::bench(cfg, seconds))?;
+            let r = rt.block_on(bench::bench(cfg, span.as_duration()))?;
             println!(
                 "{} activities, {:.1} MB raw, {:.1} MB gzip on the wire, in {:.3} s: {:.0} activities/s, {:.1} MB/s raw, {:.1} MB/s wire",
                 r.activities,
@@ -217,8 +214,8 @@ fn main() -> Result<()> {
                 parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let cfg = load_config(seed, config.as_deref(), rate)?;
             let spec = cfg.spec_for(kind, &label).with_context(|| format!("stream {stream} is not served"))?;
-            let from_ms = parse_time(&from).context("--from")?;
-            let to_ms = parse_time(&to).context("--to")?;
+            let from_ms = parse_time_ms(&from).context("--from")?;
+            let to_ms = parse_time_ms(&to).context("--to")?;
             if let Some(p) = partition {
                 if spec.partitions == 0 || p == 0 || p > spec.partitions {
                     bail!("--partition {p}: {stream} has {} partitions", spec.partitions);
