@@ -66,11 +66,14 @@
 //! It runs for real on this machine's two cores, beside stream-sim: keep
 //! runs short on a shared machine.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod child;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use child::{counters, cpu_secs, free_port, sigterm, status_kb, unix_now, Counters};
 
 use gapless::demo::verify;
 use gapless_storage::coverage::{Coverage, CoverageMap};
@@ -141,18 +144,6 @@ fn parse_args() -> Result<Args, String> {
 /// One RSS sample: wall seconds since the archiver started, kB.
 type Sample = (f64, u64);
 
-/// CPU seconds (user + system) of a process, from `/proc/PID/stat`.
-fn cpu_secs(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command name (which is in parentheses): state is
-    // the 3rd field, utime the 14th, stime the 15th.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
 struct Row {
     rate: f64,
     max_speed: bool,
@@ -170,66 +161,8 @@ struct Row {
     note: String,
 }
 
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 fn peak_between(samples: &[Sample], from: f64, to: f64) -> u64 {
     samples.iter().filter(|(t, _)| *t >= from && *t <= to).map(|(_, kb)| *kb).max().unwrap_or(0)
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-fn sigterm(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    eprintln!("gapless did not exit within 120 s of SIGTERM; killing it");
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// A free loopback port for the archiver's admin API (bound and released:
-/// nothing else on this machine is expected to take it in between).
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-/// Counters of the archiver's admin API (`/metrics`).
-#[derive(Clone, Copy, Default)]
-struct Counters {
-    stored: u64,
-    duplicates: u64,
-    reconnects: u64,
-}
-
-/// The archiver's counters, if its admin API answers.
-fn counters(admin: SocketAddr) -> Option<Counters> {
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    // Summed over the series of a name (one stream; reconnects by cause).
-    let sum = |name: &str| -> Option<u64> {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
-            .sum()
-    };
-    Some(Counters {
-        stored: sum("gapless_stored_total{")?,
-        duplicates: sum("gapless_duplicates_total{")?,
-        reconnects: sum("gapless_reconnects_total{")?,
-    })
 }
 
 fn run_one(rt: &tokio::runtime::Runtime, args: &Args, rate: f64) -> Result<Row, Box<dyn std::error::Error>> {
