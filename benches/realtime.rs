@@ -189,10 +189,11 @@ recovery = {{ enabled = false }}
         .spawn()?;
     let pid = child.id().to_string();
     // `GAPLESS_BENCH_PERF=FILE`: a `perf record` profile of the archiver
-    // over the run (call graphs; `perf report -i FILE`).
+    // over the run, of the whole machine (every thread of the archiver,
+    // including those it starts later; `perf report -i FILE --comm ...`).
     let mut perf = std::env::var_os("GAPLESS_BENCH_PERF").and_then(|out| {
         Command::new("perf")
-            .args(["record", "-F", "499", "-g", "-p", &pid, "-o"])
+            .args(["record", "-F", "999", "-g", "-a", "-o"])
             .arg(out)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -203,13 +204,17 @@ recovery = {{ enabled = false }}
     // first connection's data starts with the burst, and the tail of the
     // last run of activities is unsettled when the body ends).
     let covered = (b.start_ms / 1000 + 5, b.end_ms / 1000 - 5);
-    let mut done = None;
+    let (mut done, mut stored_at) = (None, None);
     while t.elapsed().as_secs_f64() < TIMEOUT_SECS {
         std::thread::sleep(Duration::from_millis(50));
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("gapless exited early: {status}").into());
         }
-        if counters(admin).is_some_and(|c| c.stored >= b.activities) && no_hole(admin, covered.0, covered.1) {
+        let all_stored = stored_at.is_some() || counters(admin).is_some_and(|c| c.stored >= b.activities);
+        if all_stored && stored_at.is_none() {
+            stored_at = Some(t.elapsed().as_secs_f64());
+        }
+        if all_stored && no_hole(admin, covered.0, covered.1) {
             done = Some(t.elapsed().as_secs_f64());
             break;
         }
@@ -233,6 +238,7 @@ recovery = {{ enabled = false }}
     }
     sigterm(&mut child);
     let seconds = done.ok_or("the burst was not stored and covered in time")?;
+    eprintln!("  all stored after {:.2} s, covered after {seconds:.2} s", stored_at.unwrap_or(f64::NAN));
     let diff = verify::compare(&b.truth, &verify::read_archive(&data, "s", b.start_ms, b.end_ms)?);
     if !diff.is_exact() {
         return Err(format!("the archive differs from the truth: {diff}").into());

@@ -13,8 +13,9 @@
 //! of one push: a line that grows past the limit is cut to a prefix of
 //! [`QUARANTINE_PREFIX_BYTES`], the rest of it is counted and discarded up
 //! to its newline, and it comes out as a rejected line whose reason carries
-//! its true length. Each byte is scanned for `\n` once. Gzip is inflated in
-//! steps of at most 32 KiB of output (`connection.rs`), so neither a line
+//! its true length. The framer looks for the last `\n` of each push
+//! (`memrchr`); [`split_lines`] cuts the lines where they are classified.
+//! Gzip is inflated in steps of at most 32 KiB of output (`connection.rs`), so neither a line
 //! without a newline nor a gzip bomb grows memory past
 //! [`Framer::cap`] (four times the line limit).
 
@@ -155,7 +156,7 @@ impl Framer {
     fn push_step(&mut self, mut data: &[u8]) {
         // Discarding a line past the limit: look for its end only.
         if let Some((prefix, len, cr)) = self.oversize.as_mut() {
-            match data.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', data) {
                 None => {
                     *len += data.len();
                     *cr = data.last().map_or(*cr, |&b| b == b'\r');
@@ -181,11 +182,10 @@ impl Framer {
             self.buf.reserve_exact(target - scanned);
         }
         self.buf.extend_from_slice(data);
-        // Scan only the new bytes.
-        let mut at = scanned;
-        while let Some(i) = self.buf[at..].iter().position(|&b| b == b'\n') {
-            self.line_start = at + i + 1;
-            at = self.line_start;
+        // Scan only the new bytes, for the last newline: lines are cut
+        // again, one by one, where they are classified.
+        if let Some(i) = memchr::memrchr(b'\n', &self.buf[scanned..]) {
+            self.line_start = scanned + i + 1;
         }
         self.peak = self.peak.max(self.held());
         if self.buf.len() - self.line_start > self.limit {
@@ -251,7 +251,7 @@ pub fn split_lines(buf: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
         if at >= buf.len() {
             return None;
         }
-        let end = buf[at..].iter().position(|&c| c == b'\n').map_or(buf.len(), |i| at + i);
+        let end = memchr::memchr(b'\n', &buf[at..]).map_or(buf.len(), |i| at + i);
         let start = at;
         at = end + 1;
         let trimmed = if end > start && buf[end - 1] == b'\r' { end - 1 } else { end };

@@ -48,8 +48,12 @@ use crate::{ActivityKind, Durable, Error, Minute, Result};
 /// Tuning of a store. The defaults suit a realtime Decahose archiver.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
-    /// zstd level of frames.
+    /// zstd level of the frames commits write (realtime: many small
+    /// frames, on the ingest path, so a fast level).
     pub level: i32,
+    /// zstd level of sealed minutes (frames of up to `frame_raw_bytes`,
+    /// written once a minute is quiet, off the ingest path).
+    pub seal_level: i32,
     /// Limits on lines (size).
     pub limits: Limits,
     /// Minutes of ID index kept in memory per stream.
@@ -73,7 +77,8 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            level: 3,
+            level: 1,
+            seal_level: 3,
             limits: Limits::default(),
             resident_minutes: 30,
             dict_train_bytes: 8 << 20,
@@ -86,9 +91,11 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    /// For bulk import: frames of whole minutes, which need no dictionary.
+    /// For bulk import: frames of whole minutes, which need no dictionary,
+    /// written in their final, sealed form (at the seal level).
     pub fn bulk() -> StoreConfig {
-        StoreConfig { dict_train_bytes: 0, ..StoreConfig::default() }
+        let d = StoreConfig::default();
+        StoreConfig { dict_train_bytes: 0, level: d.seal_level, ..d }
     }
 }
 

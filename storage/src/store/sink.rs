@@ -36,6 +36,8 @@ pub struct Sink {
     pub(super) dicts: Dictionaries,
     pub(super) dict: Option<u32>,
     pub(super) plain: zstd::bulk::Compressor<'static>,
+    /// The compressor of sealed minutes (`seal_level`).
+    pub(super) sealer: zstd::bulk::Compressor<'static>,
     pub(super) with_dict: Option<zstd::bulk::Compressor<'static>>,
     pub(super) damaged_minutes: Vec<Minute>,
     /// Counts of batches written but not yet synced.
@@ -67,6 +69,7 @@ impl Sink {
             None => None,
         };
         let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
+        let sealer = zstd::bulk::Compressor::new(config.seal_level).map_err(Error::Compression)?;
         Ok(Sink {
             label: label.to_string(),
             dir: dir.to_path_buf(),
@@ -79,6 +82,7 @@ impl Sink {
             dicts,
             dict,
             plain,
+            sealer,
             with_dict,
             damaged_minutes: Vec::new(),
             unsynced_counts: BTreeMap::new(),
@@ -277,7 +281,7 @@ impl Sink {
             return Ok(None);
         }
         let max_raw = self.config.frame_raw_bytes;
-        let (plain, dicts) = (&mut self.plain, &mut self.dicts);
+        let (plain, dicts) = (&mut self.sealer, &mut self.dicts);
         let mut enc = Encoder::new();
         let mut frame_buf = Vec::new();
         let (mut records, mut frames_before, mut bytes_after) = (0usize, 0usize, 0u64);

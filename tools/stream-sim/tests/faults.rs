@@ -155,6 +155,27 @@ async fn cut_line_and_corrupt_gzip_fail_the_client() {
     assert!(matches!(end, Item::Error(_)), "{end:?}");
 }
 
+/// Reads a connection until stream time `until_ms`: the keys of its lines
+/// and the stream times of its heartbeats. Anything else (an error, the
+/// end) fails: the connection must stay up.
+async fn read_until(rd: &mut Reader, clock: &stream_sim::Clock, until_ms: i64) -> (Vec<(String, i64)>, Vec<i64>) {
+    let (mut keys, mut beats) = (Vec::new(), Vec::new());
+    loop {
+        match rd.next(clock.until(until_ms)).await {
+            Item::Line(l, _) => keys.push(key_of(&l)),
+            Item::Heartbeat => beats.push(clock.now_ms()),
+            Item::Timeout => return (keys, beats),
+            other => panic!("the connection stays up: {other:?}"),
+        }
+    }
+}
+
+/// Nothing of `[w0, w1)` was read, but what came before and after was.
+fn assert_window_missing(keys: &[(String, i64)], w0: i64, w1: i64) {
+    assert!(!keys.iter().any(|k| k.1 >= w0 && k.1 < w1), "nothing of the window on realtime");
+    assert!(keys.iter().any(|k| k.1 < w0) && keys.iter().any(|k| k.1 >= w1));
+}
+
 #[tokio::test]
 async fn drop_realtime_only_recovery_has_them_and_duplicates() {
     let cfg = with_faults(
@@ -177,18 +198,9 @@ async fn drop_realtime_only_recovery_has_them_and_duplicates() {
     let clock = cfg.clock;
     let s = server(cfg).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
-    let mut keys = Vec::new();
-    loop {
-        match rd.next(clock.until(start_ms() + 60_000)).await {
-            Item::Line(l, _) => keys.push(key_of(&l)),
-            Item::Heartbeat => {}
-            Item::Timeout => break,
-            other => panic!("{other:?}"),
-        }
-    }
+    let (keys, _) = read_until(&mut rd, &clock, start_ms() + 60_000).await;
     let (w0, w1) = (start_ms() + 10_000, start_ms() + 30_000);
-    assert!(!keys.iter().any(|k| k.1 >= w0 && k.1 < w1), "nothing of the window on realtime");
-    assert!(keys.iter().any(|k| k.1 < w0) && keys.iter().any(|k| k.1 >= w1));
+    assert_window_missing(&keys, w0, w1);
     let mut uniq = keys.iter().map(|k| &k.0).collect::<Vec<_>>();
     uniq.sort();
     let before = uniq.len();
@@ -220,21 +232,10 @@ async fn skip_keeps_the_connection_up_and_backfill_has_the_window() {
     let clock = cfg.clock;
     let s = server(cfg).await;
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1")).await);
-    let mut keys = Vec::new();
-    let mut beats_in_window = 0;
     let (w0, w1) = (start_ms() + 10_000, start_ms() + 30_000);
-    loop {
-        match rd.next(clock.until(start_ms() + 45_000)).await {
-            Item::Line(l, _) => keys.push(key_of(&l)),
-            Item::Heartbeat if (w0 + 2_000..w1).contains(&clock.now_ms()) => beats_in_window += 1,
-            Item::Heartbeat => {}
-            Item::Timeout => break,
-            other => panic!("the connection stays up: {other:?}"),
-        }
-    }
-    assert!(beats_in_window > 0, "heartbeats go on during the window");
-    assert!(!keys.iter().any(|k| k.1 >= w0 && k.1 < w1), "nothing of the window on realtime");
-    assert!(keys.iter().any(|k| k.1 < w0) && keys.iter().any(|k| k.1 >= w1));
+    let (keys, beats) = read_until(&mut rd, &clock, start_ms() + 45_000).await;
+    assert!(beats.iter().any(|t| (w0 + 2_000..w1).contains(t)), "heartbeats go on during the window");
+    assert_window_missing(&keys, w0, w1);
     // A connection made after the window backfills it.
     let mut rd = Reader::new(get(&url(&s, StreamKind::Sample10, "partition=1&backfillMinutes=1")).await);
     let mut window = 0;
