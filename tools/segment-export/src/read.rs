@@ -8,11 +8,14 @@
 //!   the main thread takes them from the queues in turn, so the minutes
 //!   come out in order, and it writes one minute while the workers
 //!   decompress the next ones.
-//! - **Bounded memory.** A queue holds at most one minute, so at most
-//!   `2 × W + 1` minutes are in memory at once (each worker's queued one and
-//!   the one it is reading, and the one the main thread writes): five here,
-//!   never the whole range. Written minutes go back to a pool and their
-//!   buffers are reused.
+//! - **Bounded memory.** A queue is a hand-over (it holds nothing): a
+//!   worker that has read its minute waits until the main thread takes
+//!   it, so at most `W + 1` minutes are in memory at once (one per worker,
+//!   being read or waiting, and the one the main thread writes): three
+//!   here, never the whole range (a sealed minute of Firehose is ~1 GB).
+//!   Written minutes go back to a pool and their buffers are reused. The
+//!   main thread is the faster side (it only writes), so a worker seldom
+//!   waits.
 //! - **No copy, no per-record allocation.** Each verified frame's payload is
 //!   decompressed straight into a reused buffer; a record is an index into
 //!   it (its table entry, its buffer, its offset). A minute is ordered by
@@ -46,8 +49,8 @@ use gapless_storage::{layout, Key, Minute};
 /// Worker threads that read minutes.
 pub const WORKERS: usize = 2;
 /// Minutes each worker may have read ahead of the main thread, besides the
-/// one it is reading.
-const QUEUE: usize = 1;
+/// one it holds: none (a hand-over; see the module doc).
+const QUEUE: usize = 0;
 
 /// One record of a minute: where its bytes are.
 #[derive(Clone, Copy, Debug)]
@@ -334,7 +337,7 @@ mod tests {
 
     const BASE_MS: i64 = 1_500_336_000_000;
 
-    /// However far ahead the workers could read, at most `2 × WORKERS + 1`
+    /// However far ahead the workers could read, at most `WORKERS + 1`
     /// minutes are ever held at once (batches are made only when none is
     /// free), and the minutes come out in order, each with its records.
     #[test]
@@ -371,7 +374,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, list);
-        assert!(made <= 2 * WORKERS + 1, "{made} minutes held at once");
+        assert!(made <= WORKERS + 1, "{made} minutes held at once");
     }
 
     /// An error from `write` stops the reading: the workers hang up and
