@@ -194,9 +194,12 @@ fn read_minute(
         let Batch { bufs, recs, .. } = &mut *batch;
         let buf = &mut bufs[buf_index];
         buf.clear();
-        if buf.capacity() < h.raw_len as usize {
-            // A new allocation: growing would copy what the buffer held.
-            *buf = Vec::with_capacity(h.raw_len as usize);
+        let need = h.raw_len as usize;
+        if buf.capacity() < need {
+            // A new allocation (growing would copy what the buffer held),
+            // with room for the next minutes' frames, which vary in size:
+            // fresh memory costs a page fault per page on first use.
+            *buf = Vec::with_capacity(need + need / 4);
         }
         let n = d.decompress_to_buffer(payload.as_slice(), buf).map_err(gapless_storage::Error::Compression)?;
         if n != h.raw_len as usize || buf.len() != n {
