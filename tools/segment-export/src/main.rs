@@ -8,15 +8,22 @@
 //! `--admin`): `gapless-client`. Segments are plain files, read directly
 //! whether or not the archiver runs; which minutes have one is asked of
 //! `gapless_storage::layout`.
+//!
+//! Minutes are read, verified, decompressed and ordered on two worker
+//! threads, a few minutes ahead at most (`read`), while the main thread
+//! filters and writes them through a 1 MiB buffer, or around it for large
+//! minutes (`out`); the output is the same bytes as a sequential reading.
 
 mod fields;
 mod manifest;
+mod out;
 mod parquet_out;
 mod progress;
+mod read;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,11 +34,11 @@ use gapless_client::open::{locate, Archiver, Source};
 use gapless_report::query::Query;
 use gapless_report::schema::{Report, State};
 use gapless_storage::activity::LATEST_MS;
-use gapless_storage::reader::RangeReader;
 use gapless_storage::{layout, ActivityKind, Key, Minute};
 use gapless_time::{parse_duration_secs, parse_time_ms, rfc3339_ms};
 
 use crate::manifest::{CoverageInfo, Manifest};
+use crate::out::Out;
 
 /// The grammar of `T` and `DURATION` (gapless-time's, as everywhere).
 const GRAMMAR: &str = "Times (UTC): RFC 3339 (2017-07-18T23:25:04Z), 2017-07-18T23:25, 2017-07-18T23, 2017-07-18, \
@@ -124,26 +131,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Counts bytes written through it.
-struct Counting<W: Write> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(b)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The output file (or standard output), buffered, counting bytes.
-type Out = BufWriter<Counting<Box<dyn Write + Send>>>;
-
 enum Sink {
     Plain(Out),
     Zstd(zstd::stream::write::Encoder<'static, Out>),
@@ -151,21 +138,6 @@ enum Sink {
 }
 
 impl Sink {
-    fn push(&mut self, e: &gapless_storage::frame::Entry, raw: &[u8]) -> Result<()> {
-        match self {
-            Sink::Plain(w) => {
-                w.write_all(raw)?;
-                w.write_all(b"\n")?;
-            }
-            Sink::Zstd(w) => {
-                w.write_all(raw)?;
-                w.write_all(b"\n")?;
-            }
-            Sink::Parquet(p) => p.push(e, raw)?,
-        }
-        Ok(())
-    }
-
     /// Finishes the output; returns the bytes written.
     fn finish(self) -> Result<u64> {
         let w = match self {
@@ -333,13 +305,13 @@ fn run(cli: Cli) -> Result<()> {
         s.push(".partial");
         PathBuf::from(s)
     });
-    let raw_out: Box<dyn Write + Send> = match &partial {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("create {}", p.display()))?),
-        None => Box::new(std::io::stdout()),
+    let file = match &partial {
+        Some(p) => Some(File::create(p).with_context(|| format!("create {}", p.display()))?),
+        None => None,
     };
     // An export that fails leaves no half-written file behind.
     let mut cleanup = RemoveOnDrop(partial.clone());
-    let buffered = BufWriter::with_capacity(1 << 20, Counting { inner: raw_out, bytes: 0 });
+    let buffered = out::new(file).context("standard output")?;
     let mut sink = match cli.format {
         Format::Parquet => Sink::Parquet(Box::new(parquet_out::ParquetSink::new(buffered, cli.level)?)),
         Format::Ndjson if compress => Sink::Zstd(zstd::stream::write::Encoder::new(buffered, cli.level)?),
@@ -357,16 +329,20 @@ fn run(cli: Cli) -> Result<()> {
         layout::minutes_with_segments(&stream_dir, Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1))?;
     let mut progress = progress::Progress::new(minutes.len() as u64, !cli.quiet);
     let mut exported: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // Records by kind, indexed by the kind's number (counted on the hot path).
+    let mut by_kind_n = [0u64; 8];
     let (mut records, mut raw_bytes, mut dropped) = (0u64, 0u64, 0u64);
     let mut unverified = Vec::new();
-    let mut reader = RangeReader::new(&cli.data, &cli.stream, from_ms..to_ms);
-    for (done, &m) in minutes.iter().enumerate() {
-        let batch = match reader.read_minute(m) {
+    let mut done = 0u64;
+    // Minutes are read and decompressed on worker threads, in order, while
+    // this thread writes (`read`).
+    read::read_minutes(&stream_dir, &minutes, from_ms..to_ms, |m, batch| {
+        done += 1;
+        let batch = match batch {
             Ok(b) => b,
             // A segment the archiver is creating this instant has no header yet.
             Err(gapless_storage::Error::NotASegment { reason, .. }) if reason.contains("shorter than its header") => {
-                continue
+                return Ok(())
             }
             Err(e) => return Err(e).with_context(|| format!("read minute {m}")),
         };
@@ -380,27 +356,54 @@ fn run(cli: Cli) -> Result<()> {
             unverified.push((m, r.start, r.end - r.start));
         }
         let mut n = 0u64;
-        for (e, b) in batch.iter() {
+        let mut keep = |e: &gapless_storage::frame::Entry, b: &[u8]| {
             if !kinds.contains(&e.kind) {
-                continue;
+                return false;
             }
             if let (Some(d), Key::Post(id)) = (&deleted, e.key) {
                 if d.contains(&id) {
                     dropped += 1;
-                    continue;
+                    return false;
                 }
             }
-            sink.push(e, b)?;
             n += 1;
             raw_bytes += b.len() as u64 + 1;
-            *by_kind.entry(e.kind.name()).or_default() += 1;
+            by_kind_n[e.kind as usize] += 1;
+            true
+        };
+        match &mut sink {
+            Sink::Plain(w) => {
+                // The runs of the minute, written where they are (`out`).
+                let mut runs = Vec::new();
+                batch
+                    .for_each_run(keep, |run| {
+                        runs.push(std::io::IoSlice::new(run));
+                        Ok::<(), std::convert::Infallible>(())
+                    })
+                    .unwrap_or_else(|e| match e {});
+                out::write_slices(w, &mut runs)?;
+            }
+            Sink::Zstd(w) => batch.for_each_run(keep, |run| w.write_all(run))?,
+            Sink::Parquet(p) => {
+                for (e, b) in batch.iter() {
+                    if keep(e, b) {
+                        p.push(e, b)?;
+                    }
+                }
+            }
         }
         if n > 0 {
             exported.insert(m.0, n);
         }
         records += n;
-        progress.update(done as u64 + 1, records, raw_bytes);
-    }
+        progress.update(done, records, raw_bytes);
+        Ok(())
+    })?;
+    let by_kind: BTreeMap<&'static str, u64> = ActivityKind::ALL
+        .iter()
+        .filter(|k| by_kind_n[**k as usize] > 0)
+        .map(|k| (k.name(), by_kind_n[*k as usize]))
+        .collect();
     let bytes = sink.finish()?;
     progress.finish();
     if let (Some(p), Some(out)) = (&partial, &cli.out) {
