@@ -71,6 +71,48 @@ pub struct Ingest {
     pub(super) appended: Arc<AtomicU64>,
     pub(super) samples: Vec<u8>,
     pub(super) sample_sizes: Vec<usize>,
+    /// The bytes of the hashed-key records of resident minutes (see
+    /// [`HashedBytes`]).
+    pub(super) hashed: HashMap<Minute, HashedBytes>,
+}
+
+/// Past this many bytes of hashed-key records, a minute's are not kept in
+/// memory, and a duplicate of one is checked against the segment itself.
+const HASHED_BYTES_CAP: usize = 4 << 20;
+
+/// The exact bytes of a minute's records whose key is a hash of their
+/// bytes (compliance messages), so that a copy is told from a collision
+/// without reading the segment: every such record this process accepted,
+/// and, once a copy needed them (`from_disk`), those of the segment as it
+/// was. Bounded: past [`HASHED_BYTES_CAP`] the minute is `overflow` and
+/// checked against the segment every time, as without it.
+#[derive(Default)]
+pub(super) struct HashedBytes {
+    by_key: HashMap<u64, Vec<Box<[u8]>>>,
+    bytes: usize,
+    from_disk: bool,
+    overflow: bool,
+}
+
+impl HashedBytes {
+    fn add(&mut self, key: u64, line: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        let copies = self.by_key.entry(key).or_default();
+        if copies.iter().any(|c| &c[..] == line) {
+            return;
+        }
+        copies.push(line.into());
+        self.bytes += line.len();
+        if self.bytes > HASHED_BYTES_CAP {
+            *self = HashedBytes { overflow: true, ..HashedBytes::default() };
+        }
+    }
+
+    fn contains(&self, key: u64, line: &[u8]) -> bool {
+        self.by_key.get(&key).is_some_and(|c| c.iter().any(|c| &c[..] == line))
+    }
 }
 
 impl Ingest {
@@ -137,6 +179,9 @@ impl Ingest {
             self.samples.extend_from_slice(line);
             self.sample_sizes.push(line.len());
         }
+        if let Key::Hashed(h) = a.key {
+            self.hashed.entry(minute).or_default().add(h, line);
+        }
         self.pending.frames.entry(minute).or_default().push(a.kind, a.key, a.time_ms, line);
         Ok(Outcome::Stored { minute, kind: a.kind })
     }
@@ -166,22 +211,46 @@ impl Ingest {
     }
 
     /// For a hashed key already in the index: is an activity with exactly
-    /// these bytes stored or pending? (Equal hashes with other bytes are a
-    /// collision, and the new activity is kept.) A copy still in flight to
-    /// the sink is not seen; the reader drops such a copy by its bytes.
+    /// these bytes stored, in flight or pending? (Equal hashes with other
+    /// bytes are a collision, and the new activity is kept.) The segment is
+    /// read at most once per resident minute ([`HashedBytes`]).
     pub(super) fn same_bytes_stored(&mut self, minute: Minute, key: &Key, line: &[u8]) -> Result<bool> {
+        let Key::Hashed(h) = *key else { return Ok(false) };
+        let cached = self.hashed.entry(minute).or_default();
+        if cached.contains(h, line) {
+            return Ok(true);
+        }
+        if cached.from_disk && !cached.overflow {
+            return Ok(false);
+        }
         if let Some(enc) = self.pending.frames.get(&minute) {
             if enc.records().any(|(e, b)| e.key == *key && b == line) {
                 return Ok(true);
             }
         }
         let path = segment_path(&self.dir, minute);
-        if !path.exists() {
-            return Ok(false);
+        let mut on_disk = Vec::new();
+        if path.exists() {
+            for_each_record(self.fs.as_ref(), &path, &mut self.dicts, |e, b| {
+                if let Key::Hashed(k) = e.key {
+                    on_disk.push((k, b.to_vec()));
+                }
+            })?;
         }
-        let mut found = false;
-        for_each_record(self.fs.as_ref(), &path, &mut self.dicts, |e, b| found |= e.key == *key && b == line)?;
+        let found = on_disk.iter().any(|(k, b)| *k == h && b == line);
+        let cached = self.hashed.entry(minute).or_default();
+        for (k, b) in &on_disk {
+            cached.add(*k, b);
+        }
+        cached.from_disk = true;
         Ok(found)
+    }
+
+    /// Forgets what is known of a minute (its keys, its hashed-key bytes):
+    /// they are loaded again from its segment when next needed.
+    pub(super) fn forget(&mut self, minute: Minute) {
+        self.index.forget(minute);
+        self.hashed.remove(&minute);
     }
 
     pub(super) fn dict_wanted(&self) -> bool {
@@ -211,6 +280,8 @@ impl Ingest {
         self.last_take.retain(|_, seq| *seq > appended);
         let in_flight = &self.last_take;
         self.index.evict(self.config.resident_minutes, |m| in_flight.contains_key(&m));
+        let index = &self.index;
+        self.hashed.retain(|m, _| index.is_resident(*m));
         p
     }
 
@@ -251,5 +322,29 @@ impl Ingest {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod hashed_tests {
+    use super::*;
+
+    #[test]
+    fn hashed_bytes_tell_a_copy_from_a_collision_and_stay_bounded() {
+        let mut h = HashedBytes::default();
+        h.add(7, b"one");
+        h.add(7, b"one");
+        assert!(h.contains(7, b"one"));
+        // The same key with other bytes: a collision, not a copy.
+        assert!(!h.contains(7, b"two"));
+        h.add(7, b"two");
+        assert!(h.contains(7, b"two") && h.contains(7, b"one"));
+        assert_eq!(h.bytes, 6, "a copy is kept once");
+        // Past the cap nothing is kept: the segment decides again.
+        let big = vec![b'x'; HASHED_BYTES_CAP];
+        h.add(8, &big);
+        assert!(h.overflow && !h.contains(7, b"one") && h.by_key.is_empty());
+        h.add(9, b"three");
+        assert!(!h.contains(9, b"three"));
     }
 }

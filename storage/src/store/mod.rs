@@ -231,6 +231,7 @@ impl StreamWriter {
             last_take: HashMap::new(),
             appended,
             samples: Vec::new(),
+            hashed: HashMap::new(),
             sample_sizes: Vec::new(),
         };
         Ok(StreamWriter { ingest, sink })
@@ -295,7 +296,7 @@ impl StreamWriter {
         // what it holds now, so that good copies are not taken for
         // duplicates of what was lost.
         for m in &self.sink.damaged_minutes[known_damage..] {
-            self.ingest.index.forget(*m);
+            self.ingest.forget(*m);
         }
         match written.and_then(|failed| self.sink.sync().map(|done| (failed, done))) {
             Ok((failed, done)) => {
@@ -367,7 +368,7 @@ impl StreamWriter {
                 }
                 Err(e) => Repaired::No(e.to_string()),
             };
-            self.ingest.index.forget(minute);
+            self.ingest.forget(minute);
             findings.push(Finding { minute, outcome });
         }
         self.sink.sync()?;
