@@ -202,7 +202,7 @@ async fn plan(ctx: Arc<StreamCtx>, slots: Arc<Semaphore>) {
     let mut running: Running = HashMap::new();
     let mut backoff = Backoff::new(ctx.clock.now_ms() as u64 ^ 0x5eed);
     let mut not_before_ms = i64::MIN;
-    // The starts of the holes the connections were asked to backfill.
+    // The ends of the holes the connections were asked to backfill.
     let mut asked: Vec<i64> = Vec::new();
     let period = Duration::from_secs(5);
     while !ctx.stopping() {
@@ -300,18 +300,20 @@ async fn pass(
             // per hole; what is still a hole when it leaves Backfill's
             // reach is lost, above).
             let reachable = h.start.max(backfill_reach)..h.end;
-            if ctx.cfg.backfill && closed && reachable.start < reachable.end && !asked.contains(&reachable.start) {
+            if ctx.cfg.backfill && closed && reachable.start < reachable.end && !asked.contains(&h.end) {
                 tracing::info!(
                     from = %gapless_time::rfc3339(reachable.start),
                     to = %gapless_time::rfc3339(reachable.end),
                     "a hole Backfill can still reach: asking the connections to backfill it"
                 );
-                asked.push(reachable.start);
+                asked.push(h.end);
                 ctx.refill.send_replace(Some(reachable));
             }
         }
     }
-    asked.retain(|&s| s >= backfill_reach);
+    // A hole is asked for once, known by its end (its start moves as its
+    // far part is declared lost, pass after pass), as long as it is open.
+    asked.retain(|e| open.iter().any(|h| h.end == *e));
     for l in &newly_lost {
         ctx.coverage.mark_lost(label, l.clone())?;
         // A loss that grows pass after pass (a connection down for long)

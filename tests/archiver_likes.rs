@@ -155,7 +155,10 @@ async fn a_likes_hole_inside_an_open_connection_is_backfilled_not_lost() {
         "nothing is lost:\n{}",
         log_lines_with(&["DATA LOST"]).join("\n")
     );
-    assert!(reconnects.get("refill").copied().unwrap_or(0) >= 1, "a backfill reconnect: {reconnects:?}");
+    // Once per connection that missed the hole (two partitions), give or
+    // take a hole seen in two pieces: not a reconnect every planner pass.
+    let refills = reconnects.get("refill").copied().unwrap_or(0);
+    assert!((1..=6).contains(&refills), "backfill reconnects: {reconnects:?}");
     h.assert_complete("likes", 1, end);
     eprintln!("{:.1} s wall", t0.elapsed().as_secs_f64());
 }
