@@ -442,6 +442,8 @@ pub struct Realtime {
     continuity: Option<Continuity>,
     /// Runs `[start, end]` (ms) proven but not all claimed yet.
     runs: Vec<(i64, i64)>,
+    /// Nothing before this second is claimed ([`Realtime::not_before`]).
+    floor: i64,
 }
 
 impl Realtime {
@@ -454,7 +456,19 @@ impl Realtime {
             allowance_ms: allowance.as_millis() as i64,
             continuity: bound.map(|b| Continuity::new(from_ms, b, prior)),
             runs: Vec::new(),
+            floor: i64::MIN,
         }
+    }
+
+    /// Claims nothing before `secs` (Unix seconds): where the stream's
+    /// coverage from earlier connections ends. A backfill reaches back
+    /// whole minutes, before that point; what it brings there is kept, but
+    /// its seconds are not judged again: an earlier connection left them
+    /// holes for a reason (a gap in its data), and this one's start, a
+    /// request, cannot prove a gap shorter than the bound empty (a server
+    /// that omits the tail of a backfill).
+    pub fn not_before(&mut self, secs: i64) {
+        self.floor = secs;
     }
 
     /// The end (exclusive, Unix seconds) of what this connection claimed.
@@ -469,7 +483,9 @@ impl Realtime {
 
     /// The claimable seconds of `[start_ms, end_ms]`, clipped to `limit_ms`.
     fn claim(&mut self, start_ms: i64, end_ms: i64, limit_ms: i64, out: &mut Vec<Range<i64>>) {
-        let start = (start_ms.div_euclid(1000) + i64::from(start_ms.rem_euclid(1000) != 0)).max(self.claimed_to);
+        let start = (start_ms.div_euclid(1000) + i64::from(start_ms.rem_euclid(1000) != 0))
+            .max(self.claimed_to)
+            .max(self.floor);
         let end = end_ms.min(limit_ms).div_euclid(1000);
         if start < end {
             self.claimed_to = end;
@@ -593,6 +609,9 @@ async fn keep_connected(ctx: Arc<StreamCtx>, partition: Option<u32>, slot: u32, 
                 let prior = ctx.metrics.observed_rate();
                 let mut tracker =
                     Realtime::new(from, ctx.cfg.liveness.latency_allowance.0, ctx.cfg.data_bound(), prior);
+                if let Some(h) = hole_from {
+                    tracker.not_before(h);
+                }
                 let end = read_body(&ctx, &name, partition, resp, &mut tracker).await;
                 if let Some(rate) = tracker.rate() {
                     ctx.metrics.set_observed_rate(rate);
@@ -690,6 +709,29 @@ mod tests {
         // After it, from 3 s after the first activity.
         assert_eq!(r.claims(t0 + 90_000), vec![t0 / 1000 + 63..t0 / 1000 + 67]);
         assert_eq!(r.claimed_to(), Some(t0 / 1000 + 67));
+    }
+
+    #[test]
+    fn a_backfill_claims_nothing_before_where_coverage_ended() {
+        // Coverage of the partition ended at t0 + 240 s (the first activity
+        // after a stretch the server withheld, `drop_realtime`). A
+        // reconnect at t0 + 296 s backfills one minute, from t0 + 236 s; the
+        // server omits the same stretch again, so its first activity is at
+        // t0 + 240 s: 4 s after the requested start, under the 5 s bound.
+        // Those 4 s were a hole and stay one.
+        let t0 = 1_700_000_000_000;
+        let mut r = Realtime::new(t0 + 236_000, Duration::from_secs(13), Some(CAP_5S), Some(5.0));
+        r.not_before(t0 / 1000 + 240);
+        let times: Vec<i64> = (0..250).map(|i| t0 + 240_000 + i * 200).collect();
+        r.observe(&batch(&times), t0 + 296_000);
+        let claims = r.claims(t0 + 296_000);
+        assert!(!claims.is_empty());
+        assert!(claims.iter().all(|c| c.start >= t0 / 1000 + 240), "{claims:?}");
+        // Without the floor, the 4 s before the first activity would be
+        // claimed: the start of a connection is judged by the bound alone.
+        let mut r = Realtime::new(t0 + 236_000, Duration::from_secs(13), Some(CAP_5S), Some(5.0));
+        r.observe(&batch(&times), t0 + 296_000);
+        assert_eq!(r.claims(t0 + 296_000).first().map(|c| c.start), Some(t0 / 1000 + 236));
     }
 
     #[test]

@@ -456,8 +456,9 @@ impl Watch {
         let res = self.task.await.expect("the watch task panicked");
         assert!(
             res.failures.is_empty(),
-            "minutes reported full while missing activities:\n{}",
-            res.failures.join("\n")
+            "minutes reported full while missing activities:\n{}\nthe log's last lines:\n{}",
+            res.failures.join("\n"),
+            log_tail(60)
         );
         res
     }
