@@ -22,9 +22,11 @@
 //! repair, seal).
 
 mod ingest;
+pub mod seal;
 mod sink;
 
 pub use ingest::{Ingest, Pending};
+pub use seal::SealOutcome;
 pub use sink::Sink;
 
 use std::collections::HashMap;
@@ -78,7 +80,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             level: 1,
-            seal_level: 3,
+            seal_level: 10,
             limits: Limits::default(),
             resident_minutes: 30,
             dict_train_bytes: 8 << 20,
@@ -378,6 +380,24 @@ impl StreamWriter {
     pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
         self.commit()?;
         self.sink.seal(minute)
+    }
+
+    /// Asks the background sealer to seal `minute`; see
+    /// [`Sink::seal_in_background`]. Commits first.
+    pub fn seal_in_background(&mut self, minute: Minute) -> Result<bool> {
+        self.commit()?;
+        self.sink.seal_in_background(minute)
+    }
+
+    /// Installs the seals finished in the background; see
+    /// [`Sink::finished_seals`].
+    pub fn finished_seals(&mut self) -> Vec<(Minute, SealOutcome)> {
+        self.sink.finished_seals()
+    }
+
+    /// Minutes being sealed in the background.
+    pub fn seals_in_progress(&self) -> usize {
+        self.sink.seals_in_progress()
     }
 
     /// Splits the writer for a pipeline: the [`Ingest`] on one thread hands
