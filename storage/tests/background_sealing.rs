@@ -251,3 +251,36 @@ fn a_crash_mid_seal_leaves_a_tmp_that_the_next_open_removes() {
     expect.sort();
     assert_eq!(keys(dir.path()), expect);
 }
+
+/// A minute whose segment is not open for writing (written by an earlier
+/// run) is sealed in the background too, and reads back exactly.
+#[test]
+fn a_closed_segment_is_sealed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let minute = Minute::of_ms(T0);
+    let mut expect = {
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let mut w = store.stream("s").unwrap();
+        write_posts(&mut w, 0, 100, 25)
+    };
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let mut w = store.stream("s").unwrap();
+    assert!(w.seal_in_background(minute).unwrap());
+    let done = finished(&mut w);
+    assert!(matches!(done.as_slice(), [(_, SealOutcome::Sealed(s))] if s.records == 100), "{done:?}");
+    assert_eq!(read_headers(&segment_path(w.dir(), minute)).unwrap().1.len(), 1);
+    drop(w);
+    drop(store);
+    expect.sort();
+    assert_eq!(keys(dir.path()), expect);
+}
+
+/// Bulk import writes the sealed layout at a fast level (its one sink
+/// thread compresses everything it imports), not at the seal level.
+#[test]
+fn bulk_import_compresses_at_the_fast_bulk_level() {
+    let bulk = StoreConfig::bulk();
+    assert_eq!(bulk.level, gapless_storage::store::BULK_LEVEL);
+    assert!(bulk.level < StoreConfig::default().seal_level);
+    assert_eq!(bulk.frame_raw_bytes, StoreConfig::default().frame_raw_bytes);
+}

@@ -320,7 +320,21 @@ impl Sink {
         if self.in_flight.contains_key(&minute) {
             return Ok(false);
         }
-        let Some(len) = self.durable_len(minute)? else { return Ok(false) };
+        // Cheap on this thread: an open writer's length once synced, or
+        // the length of a closed segment (synced when it was closed; what
+        // does not verify stops the sealer, and is repaired when the
+        // segment is next opened for writing).
+        let path = segment_path(&self.dir, minute);
+        let len = match self.writers.get_mut(&minute) {
+            Some(w) => {
+                w.sync()?;
+                w.len()
+            }
+            None if path.exists() => {
+                self.fs.open(&path, Mode::Read).and_then(|f| f.len()).ctx("stat segment", &path)?
+            }
+            None => return Ok(false),
+        };
         if self.background.is_none() {
             self.background = Some(Sealer::spawn(&self.dir, &self.label, &self.config, self.fs.clone())?);
         }
