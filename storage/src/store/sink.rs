@@ -76,7 +76,11 @@ impl Sink {
         };
         let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
         let sealer = seal::seal_compressor(config.seal_level)?;
-        seal::sweep_tmp(fs.as_ref(), dir)?;
+        if let Err(e) = seal::sweep_tmp(fs.as_ref(), dir) {
+            // Not fatal: a left-over `.tmp` is never read, and the writer
+            // removes it when it next opens its segment.
+            tracing::warn!(stream = %label, error = %e, "removing temporary files left by a crash failed");
+        }
         Ok(Sink {
             label: label.to_string(),
             dir: dir.to_path_buf(),
