@@ -19,7 +19,7 @@
 //! Paths and file names are [`crate::layout`]'s. The modules: this one
 //! (the store, a stream's writer, verification), `ingest` (the front:
 //! classify, dedup, buffer) and `sink` (the back: compress, append, fsync,
-//! repair, seal).
+//! repair, seal) and `seal` (rewriting quiet minutes, on a sealer thread).
 
 mod ingest;
 pub mod seal;
