@@ -9,7 +9,11 @@
 //!    core against zstd alone compressing the same bytes at the same level
 //!    in the same frames, interleaved, best of 5 each;
 //! 4. `gapless import` of a gzip file against `gzip -dc FILE | zstd -3 >
-//!    /dev/null`, interleaved, best of 3 each.
+//!    /dev/null`, interleaved, best of 3 each;
+//! 5. the archive's size against `gzip -6` NDJSON of the same Posts (what
+//!    other collectors keep): two minutes written as realtime writes them
+//!    (a commit a second), then sealed at several levels, with each seal's
+//!    pace on one core.
 
 mod common;
 
@@ -31,6 +35,7 @@ fn main() {
     compression();
     ingest_vs_zstd();
     import_vs_pipeline();
+    sealed_vs_gzip();
 }
 
 fn bytes_per_id() {
@@ -118,7 +123,7 @@ fn ingest_vs_zstd() {
         best_zstd = best_zstd.min(t.elapsed().as_secs_f64());
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreConfig::bulk()).unwrap();
+        let store = Store::open(dir.path(), level3()).unwrap();
         let mut w = store.stream("bench").unwrap();
         let t = Instant::now();
         for l in &lines {
@@ -130,7 +135,7 @@ fn ingest_vs_zstd() {
         assert_eq!(stats.records, lines.len(), "round {round}: every line stored");
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreConfig::bulk()).unwrap();
+        let store = Store::open(dir.path(), level3()).unwrap();
         let w = store.stream("bench").unwrap();
         let input = lines.clone();
         let t = Instant::now();
@@ -246,5 +251,112 @@ fn import_vs_pipeline() {
     println!("| gapless import | {:.0} | {:.0} |", n / best_import, raw as f64 / 1e6 / best_import);
     if have_tools {
         println!("gapless import / pipeline = {:.2}", best_pipe / best_import);
+    }
+}
+
+/// Bulk frames at level 3: the ingest figures compare with zstd -3 alone.
+fn level3() -> StoreConfig {
+    StoreConfig { level: 3, ..StoreConfig::bulk() }
+}
+
+/// Bytes of the files under `dir`.
+fn du(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { du(&e.path()) } else { m.len() };
+    }
+    n
+}
+
+fn sealed_vs_gzip() {
+    println!();
+    let seconds = 120;
+    let lines = common::stream(5, START_MS, seconds, RATE);
+    let raw: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let t = Instant::now();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    for l in &lines {
+        gz.write_all(l.as_bytes()).unwrap();
+        gz.write_all(b"\n").unwrap();
+    }
+    let gz_bytes = gz.finish().unwrap().len() as f64;
+    let gz_secs = t.elapsed().as_secs_f64();
+    println!(
+        "## Archive size vs gzip -6 NDJSON of the same Posts ({} activities, {:.0} MB NDJSON, 2 minutes written a commit a second, then sealed)",
+        lines.len(),
+        raw as f64 / 1e6
+    );
+    println!("| form | bytes | / gzip -6 | sealing, MB/s on one core |\n|---|---|---|---|");
+    println!("| gzip -6 NDJSON (flate2) | {:.0} | 1.00 | {:.0} (gzip itself) |", gz_bytes, raw as f64 / 1e6 / gz_secs);
+    let default_level = StoreConfig::default().seal_level;
+    let mut rows: Vec<(String, Option<i32>)> =
+        vec![("realtime frames, not sealed (level 1, a frame a second)".into(), None)];
+    for level in [3, 6, 9, 10, 12] {
+        let note = match level {
+            3 => " (before)",
+            l if l == default_level => " (the default now)",
+            _ => "",
+        };
+        rows.push((format!("sealed at level {level}{note}"), Some(level)));
+    }
+    let mut sealed_default = 0.0;
+    for (name, level) in rows {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig { seal_level: level.unwrap_or(default_level), ..StoreConfig::default() };
+        let store = Store::open(dir.path(), config).unwrap();
+        let mut w = store.stream("s").unwrap();
+        for second in lines.chunks(RATE as usize) {
+            for l in second {
+                w.ingest(l.as_bytes(), START_MS).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let mut pace = String::from("-");
+        if level.is_some() {
+            let t = Instant::now();
+            for m in 0..=(seconds / 60) {
+                w.seal(Minute(Minute::of_ms(START_MS).0 + m)).unwrap();
+            }
+            pace = format!("{:.0}", raw as f64 / 1e6 / t.elapsed().as_secs_f64());
+        }
+        drop(w);
+        let bytes = du(&dir.path().join("streams/s/segments")) as f64;
+        if level == Some(default_level) {
+            sealed_default = bytes;
+        }
+        println!("| {name} | {bytes:.0} | {:.2} | {pace} |", bytes / gz_bytes);
+    }
+    println!("sealed archive bytes / gzip -6 NDJSON of the same Posts = {:.2}", sealed_default / gz_bytes);
+    println!();
+
+    // Why bulk import does not write at the seal level: the import
+    // pipeline (in process, both cores) at its level and at the seal level.
+    println!("## Import pipeline (in process) by zstd level, same {:.0} MB", raw as f64 / 1e6);
+    println!("| level | MB/s | / gzip -6 |\n|---|---|---|");
+    for level in [StoreConfig::bulk().level, default_level] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig { level, ..StoreConfig::bulk() }).unwrap();
+        let w = store.stream("s").unwrap();
+        let input = lines.clone();
+        let t = Instant::now();
+        let summary = gapless::import::run_pipeline(w, move |tx| {
+            let limits = gapless_storage::activity::Limits::default();
+            for chunk in input.chunks(1400) {
+                let mut buf = Vec::with_capacity(4 << 20);
+                for l in chunk {
+                    buf.extend_from_slice(l.as_bytes());
+                    buf.push(b'\n');
+                }
+                tx.send(gapless::lines::Batch::classify(buf, &limits)).unwrap();
+            }
+            Ok(0)
+        })
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(summary.stored as usize, lines.len());
+        let bytes = du(&dir.path().join("streams/s/segments")) as f64;
+        println!("| {level} | {:.0} | {:.2} |", raw as f64 / 1e6 / secs, bytes / gz_bytes);
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use gapless_storage::activity::Line;
 use gapless_storage::coverage::CoverageMap;
 use gapless_storage::key::Key;
-use gapless_storage::store::{Depth, Outcome, Repaired, StreamWriter};
+use gapless_storage::store::{Depth, Outcome, Repaired, SealOutcome, StreamWriter};
 use gapless_storage::Minute;
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,10 +43,14 @@ const COMMIT_BYTES: usize = 16 << 20;
 /// into one frame: realtime writes it in many small frames, and one frame
 /// compresses better and reads faster. Late data after a seal is simply a
 /// new frame, and the minute is sealed again later.
+///
+/// Sealing runs on the stream's sealer thread (compressing a Firehose
+/// minute at the seal level takes tens of seconds): this thread only asks
+/// for it and, between batches, installs what is finished (a rename),
+/// unless the minute changed meanwhile; see `gapless_storage::store::seal`.
 const SEAL_AFTER_MS: i64 = 10 * 60_000;
-/// At most this many minutes are sealed after one commit, so that sealing
-/// never delays ingest by much.
-const SEALS_PER_COMMIT: usize = 4;
+/// At most this many minutes are queued for the sealer at a time.
+const SEALS_IN_FLIGHT: usize = 4;
 
 /// Coverage a connection claims.
 #[derive(Debug)]
@@ -164,6 +168,9 @@ pub fn spawn(
                 Recv::Timeout => {}
                 Recv::Closed => open = false,
             }
+            if writer.seals_in_progress() > 0 {
+                install_seals(&mut writer, &mut unsealed, clock.now_ms());
+            }
             if last_commit.elapsed() >= COMMIT_INTERVAL || pending_bytes >= COMMIT_BYTES || !open {
                 last_commit = Instant::now();
                 pending_bytes = 0;
@@ -276,25 +283,38 @@ fn recv_timeout(rt: &tokio::runtime::Runtime, rx: &mut mpsc::Receiver<Msg>, time
     }
 }
 
-/// Seals a few minutes that nothing was written to for a while.
+/// Asks the sealer to seal a few minutes that nothing was written to for a
+/// while (at most [`SEALS_IN_FLIGHT`] queued).
 fn seal_quiet_minutes(writer: &mut StreamWriter, unsealed: &mut std::collections::BTreeMap<Minute, i64>, now_ms: i64) {
+    let room = SEALS_IN_FLIGHT.saturating_sub(writer.seals_in_progress());
     let quiet: Vec<Minute> = unsealed
         .iter()
         .filter(|(m, last)| now_ms - **last >= SEAL_AFTER_MS && m.next().start_ms() <= now_ms - SEAL_AFTER_MS)
         .map(|(m, _)| *m)
-        .take(SEALS_PER_COMMIT)
+        .take(room)
         .collect();
     for minute in quiet {
         unsealed.remove(&minute);
-        match writer.seal(minute) {
-            Ok(Some(s)) => {
+        // Not fatal: the minute stays readable in its frames.
+        if let Err(e) = writer.seal_in_background(minute) {
+            tracing::warn!(%minute, error = %e, "sealing a minute failed")
+        }
+    }
+}
+
+/// Installs the seals the sealer finished. A minute that changed while it
+/// was sealed is sealed again once quiet.
+fn install_seals(writer: &mut StreamWriter, unsealed: &mut std::collections::BTreeMap<Minute, i64>, now_ms: i64) {
+    for (minute, outcome) in writer.finished_seals() {
+        match outcome {
+            SealOutcome::Sealed(s) => {
                 tracing::debug!(%minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed")
             }
-            Ok(None) => {}
-            // Not fatal: the minute stays readable in its frames.
-            Err(e) => {
-                tracing::warn!(%minute, error = %e, "sealing a minute failed")
+            SealOutcome::NothingToDo => {}
+            SealOutcome::Refused => {
+                unsealed.entry(minute).or_insert(now_ms);
             }
+            SealOutcome::Failed(e) => tracing::warn!(%minute, error = %e, "sealing a minute failed"),
         }
     }
 }
@@ -432,6 +452,131 @@ mod tests {
             .flat_map(|b| b.unwrap().iter().map(|(e, _)| e.key).collect::<Vec<_>>())
             .collect();
         assert_eq!(ids, vec![Key::Post(1), Key::Post(2), Key::Post(3)]);
+    }
+
+    /// The real filesystem, where opening a file for reading whose path
+    /// ends with `pattern` waits while the gate is closed.
+    #[derive(Debug, Clone)]
+    struct GatedFs {
+        pattern: Arc<std::sync::Mutex<String>>,
+        gate: Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
+    }
+
+    impl GatedFs {
+        fn open_gate(&self) {
+            self.gate.0.lock().unwrap().0 = false;
+            self.gate.1.notify_all();
+        }
+    }
+
+    impl Drop for Opener {
+        fn drop(&mut self) {
+            self.0.open_gate();
+        }
+    }
+    struct Opener(GatedFs);
+
+    impl gapless_storage::io::Filesystem for GatedFs {
+        fn open(
+            &self,
+            path: &std::path::Path,
+            mode: gapless_storage::io::Mode,
+        ) -> std::io::Result<Box<dyn gapless_storage::io::FileHandle>> {
+            let pattern = self.pattern.lock().unwrap().clone();
+            if mode == gapless_storage::io::Mode::Read
+                && !pattern.is_empty()
+                && path.to_string_lossy().ends_with(&pattern)
+            {
+                let (m, c) = &*self.gate;
+                let mut g = m.lock().unwrap();
+                g.1 += 1;
+                c.notify_all();
+                while g.0 {
+                    g = c.wait(g).unwrap();
+                }
+            }
+            gapless_storage::io::StdFs.open(path, mode)
+        }
+        fn create_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+            gapless_storage::io::StdFs.create_dir_all(path)
+        }
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+            gapless_storage::io::StdFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+            gapless_storage::io::StdFs.remove_file(path)
+        }
+        fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+            gapless_storage::io::StdFs.sync_dir(path)
+        }
+    }
+
+    /// Sealing runs off the storage thread: while the sealer is held
+    /// reading a quiet minute, batches are still committed and claims
+    /// covered; once it is let go, the minute is sealed into one frame and
+    /// reads back whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_seal_in_progress_does_not_block_the_storage_thread() {
+        use gapless_storage::segment::read_headers;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = GatedFs {
+            pattern: Arc::new(std::sync::Mutex::new(String::new())),
+            gate: Arc::new((std::sync::Mutex::new((false, 0)), std::sync::Condvar::new())),
+        };
+        let _opener = Opener(fs.clone());
+        let store = Store::open_with(dir.path(), StoreConfig::default(), Arc::new(fs.clone())).unwrap();
+        let coverage = store.coverage().clone();
+        coverage.set_partitions("s", 1).unwrap();
+        // Stream time runs 1000 times faster: a minute is quiet after 0.6 s.
+        let clock = Clock::scaled(None, 1000.0, None).unwrap();
+        let t = Minute::of_secs(clock.now_secs() - 7200).start_secs();
+        let writer = store.stream("s").unwrap();
+        let path = segment_path(writer.dir(), Minute::of_secs(t));
+        // The sealer waits at the gate for the segment of minute `t`.
+        *fs.pattern.lock().unwrap() = path.to_string_lossy().into_owned();
+        fs.gate.0.lock().unwrap().0 = true;
+        let (tx, rx) = mpsc::channel(16);
+        let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
+        let handle = spawn(writer, coverage.clone(), 1, metrics, clock, rx).unwrap();
+        for i in 0..2 {
+            let lines = [post(1 + i, t + 10 + i as i64), post(3 + i, t + 20 + i as i64)].concat();
+            tx.send(Msg::Batch(Batch::classify(lines.into_bytes(), &Limits::default()))).await.unwrap();
+            assert!(flush(&tx).await);
+        }
+        assert_eq!(read_headers(&path).unwrap().1.len(), 2);
+        // Quiet: the sealer takes the minute and is held.
+        let gate = fs.gate.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            let (m, c) = &*gate;
+            let g = c.wait_timeout_while(m.lock().unwrap(), Duration::from_secs(120), |(_, n)| *n == 0).unwrap();
+            g.0 .1 > 0
+        });
+        assert!(held.await.unwrap(), "the minute was never sealed");
+        // Meanwhile the storage thread commits and covers another minute.
+        let u = t + 120;
+        tx.send(Msg::Batch(Batch::classify(post(9, u + 5).into_bytes(), &Limits::default()))).await.unwrap();
+        tx.send(Msg::Claim(Claim { partition: Some(1), secs: u..u + 60, done: None })).await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(60), flush(&tx)).await;
+        assert_eq!(answered, Ok(true), "a commit waited for the seal");
+        assert_eq!(coverage.covered_ranges("s", 1, u..u + 60).unwrap(), vec![u..u + 60]);
+        assert_eq!(read_headers(&path).unwrap().1.len(), 2, "not sealed while held");
+        fs.open_gate();
+        let mut sealed = false;
+        for _ in 0..600 {
+            assert!(flush(&tx).await);
+            if read_headers(&path).unwrap().1.len() == 1 {
+                sealed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(sealed, "the minute was sealed once the sealer was let go");
+        drop(tx);
+        handle.join().unwrap();
+        let ids: Vec<Key> = RangeReader::new(dir.path(), "s", t * 1000..(t + 60) * 1000)
+            .flat_map(|b| b.unwrap().iter().map(|(e, _)| e.key).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(ids, vec![Key::Post(1), Key::Post(2), Key::Post(3), Key::Post(4)]);
     }
 
     /// A full disk stops growth: past the pending cap the storage thread

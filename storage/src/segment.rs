@@ -329,6 +329,18 @@ fn keep_damaged(fs: &dyn Filesystem, path: &Path, bytes: &[u8], damaged: &[Range
 /// does, streaming (the new contents are never all in memory). If `write`
 /// fails, the temporary file is removed and `path` is untouched.
 pub fn replace_with(fs: &dyn Filesystem, path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let tmp = write_tmp(fs, path, write)?;
+    install_tmp(fs, &tmp, path)
+}
+
+/// Writes `path`'s replacement to its temporary path ([`crate::layout::tmp_path`])
+/// with what `write` writes, streaming, and fsyncs it; returns the
+/// temporary path. If `write` fails, the temporary file is removed.
+pub fn write_tmp(
+    fs: &dyn Filesystem,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<PathBuf> {
     let tmp = crate::layout::tmp_path(path);
     let written = (|| {
         let f = fs.open(&tmp, Mode::Create).ctx("create", &tmp)?;
@@ -342,7 +354,16 @@ pub fn replace_with(fs: &dyn Filesystem, path: &Path, write: impl FnOnce(&mut dy
         let _ = fs.remove_file(&tmp);
         return Err(e);
     }
-    fs.rename(&tmp, path).ctx("rename", path)?;
+    Ok(tmp)
+}
+
+/// Renames a complete, fsynced replacement `tmp` over `path` and fsyncs
+/// the directory. If the rename fails, `tmp` is removed.
+pub fn install_tmp(fs: &dyn Filesystem, tmp: &Path, path: &Path) -> Result<()> {
+    if let Err(e) = fs.rename(tmp, path) {
+        let _ = fs.remove_file(tmp);
+        return Err(Error::Io { op: "rename", path: path.to_path_buf(), source: e });
+    }
     if let Some(dir) = path.parent() {
         sync_dir(fs, dir)?;
     }
@@ -499,6 +520,12 @@ impl SegmentReader {
     /// `None` or a payload did not verify.
     pub fn unverified(&self) -> Option<Range<u64>> {
         (self.pos < self.end).then_some(self.pos..self.end)
+    }
+
+    /// Reads no further than `end` bytes into the file (a prefix known to
+    /// be whole while later frames may be appended).
+    pub fn limit(&mut self, end: u64) {
+        self.end = self.end.min(end);
     }
 
     pub fn skip_payload(&mut self, f: &FrameRef) -> Result<()> {

@@ -4,7 +4,6 @@
 //! withdrawn first) and seals quiet minutes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,15 +11,14 @@ use std::sync::Arc;
 use crate::coverage::{Counts, CoverageMap};
 use crate::dict::Dictionaries;
 use crate::error::IoContext;
-use crate::frame::Encoder;
 use crate::io::{FileHandle, Filesystem, Mode};
 use crate::quarantine::Quarantine;
 use crate::segment::{self, SegmentWriter};
 use crate::{Durable, Error, Minute, Result};
 
+use super::seal::{self, NotSealed, SealOutcome, Sealer};
 use super::{CommitStats, Pending, SealStats, StoreConfig};
 use crate::layout::{self, segment_path};
-use crate::reader::for_each_frame;
 
 /// The back of a stream's ingest path: compresses pending records into
 /// frames, appends them to segments, and makes them durable.
@@ -47,6 +45,14 @@ pub struct Sink {
     pub(super) commit_seq: u64,
     pub(super) frame_buf: Vec<u8>,
     pub(super) fs: Arc<dyn Filesystem>,
+    /// The background sealer, started by the first
+    /// [`Sink::seal_in_background`].
+    pub(super) background: Option<Sealer>,
+    /// Minutes being sealed in the background: the length asked for, and
+    /// whether the segment changed since (appended, reopened, repaired).
+    pub(super) in_flight: HashMap<Minute, (u64, bool)>,
+    /// Seals finished while waiting for another (see [`Sink::seal`]).
+    pub(super) finished: Vec<(Minute, SealOutcome)>,
 }
 
 impl Sink {
@@ -69,7 +75,12 @@ impl Sink {
             None => None,
         };
         let plain = zstd::bulk::Compressor::new(config.level).map_err(Error::Compression)?;
-        let sealer = zstd::bulk::Compressor::new(config.seal_level).map_err(Error::Compression)?;
+        let sealer = seal::seal_compressor(config.seal_level)?;
+        if let Err(e) = seal::sweep_tmp(fs.as_ref(), dir) {
+            // Not fatal: a left-over `.tmp` is never read, and the writer
+            // removes it when it next opens its segment.
+            tracing::warn!(stream = %label, error = %e, "removing temporary files left by a crash failed");
+        }
         Ok(Sink {
             label: label.to_string(),
             dir: dir.to_path_buf(),
@@ -91,6 +102,9 @@ impl Sink {
             commit_seq: 0,
             frame_buf: Vec::new(),
             fs,
+            background: None,
+            in_flight: HashMap::new(),
+            finished: Vec::new(),
         })
     }
 
@@ -182,6 +196,9 @@ impl Sink {
                 let frame = std::mem::take(&mut self.frame_buf);
                 let appended = self.writer(minute).and_then(|w| w.append(&frame));
                 self.frame_buf = frame;
+                if let Some(f) = self.in_flight.get_mut(&minute) {
+                    f.1 = true; // appended (or cut back) while being sealed
+                }
                 appended?;
                 let raw: usize = enc.records().take(n).map(|(e, _)| e.len as usize + 1).sum();
                 enc.drain_front(n);
@@ -253,80 +270,134 @@ impl Sink {
 
     /// Seals a minute: rewrites its segment as few frames as its size
     /// needs (frames of [`StoreConfig::frame_raw_bytes`]), without a
-    /// dictionary (large frames compress well alone), atomically (write a
-    /// new file, fsync, rename, fsync the directory). A crash at any point
-    /// leaves the old file or the new one, both complete. It streams: one
-    /// frame read and one being built are all it holds, whatever the size
-    /// of the minute. Each frame is in time order (so a minute that fits
-    /// one frame is; readers sort a minute by time). Late data may still arrive afterwards: it is appended as a
-    /// new frame, and the minute can be sealed again. Returns `None` if
-    /// there was nothing to do (no segment, or already as few frames as its
-    /// size needs).
+    /// dictionary (large frames compress well alone), at
+    /// [`StoreConfig::seal_level`], atomically (write a new file, fsync,
+    /// rename, fsync the directory), on this thread; see [`super::seal`].
+    /// A crash at any point leaves the old file or the new one, both
+    /// complete. It streams: one frame read and one being built are all it
+    /// holds, whatever the size of the minute. Each frame is in time order
+    /// (so a minute that fits one frame is; readers sort a minute by time).
+    /// Late data may still arrive afterwards: it is appended as a new
+    /// frame, and the minute can be sealed again. Returns `None` if there
+    /// was nothing to do (no segment, or already as few frames as its size
+    /// needs). A background seal of the minute in progress is waited for
+    /// first.
     pub fn seal(&mut self, minute: Minute) -> Result<Option<SealStats>> {
+        while self.in_flight.contains_key(&minute) {
+            let Some(d) = self.background.as_ref().and_then(|b| b.wait_done()) else {
+                self.in_flight.clear();
+                break;
+            };
+            let done = (d.minute, self.install(d));
+            self.finished.push(done);
+        }
+        let Some(len) = self.durable_len(minute)? else { return Ok(None) };
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let (dir, fs, max_raw) = (self.dir.clone(), self.fs.clone(), self.config.frame_raw_bytes);
+        match seal::seal_to_tmp(fs.as_ref(), &dir, minute, len, max_raw, &mut self.sealer, &mut self.dicts, &never)? {
+            Ok((tmp, stats)) => {
+                self.writers.remove(&minute);
+                segment::install_tmp(fs.as_ref(), &tmp, &segment_path(&dir, minute))?;
+                Ok(Some(stats))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The length of `minute`'s segment, synced and repaired (opened
+    /// through the writer), or `None` if it has none.
+    fn durable_len(&mut self, minute: Minute) -> Result<Option<u64>> {
+        if !segment_path(&self.dir, minute).exists() {
+            return Ok(None);
+        }
+        let w = self.writer(minute)?;
+        w.sync()?;
+        Ok(Some(w.len()))
+    }
+
+    /// Asks the background sealer to seal `minute` (see [`Sink::seal`] for
+    /// what sealing does, and [`super::seal`] for how it is done off this
+    /// thread); [`Sink::finished_seals`] installs the result. Returns
+    /// false if there is nothing to ask (no segment, or a seal of it
+    /// already in progress).
+    pub fn seal_in_background(&mut self, minute: Minute) -> Result<bool> {
+        if self.in_flight.contains_key(&minute) {
+            return Ok(false);
+        }
+        // Cheap on this thread: an open writer's length once synced, or
+        // the length of a closed segment (synced when it was closed; what
+        // does not verify stops the sealer, and is repaired when the
+        // segment is next opened for writing).
         let path = segment_path(&self.dir, minute);
-        if !path.exists() {
-            return Ok(None);
-        }
-        // Durable and repaired before it is read: open through the writer.
-        if let Some(mut w) = self.writers.remove(&minute) {
-            w.sync()?;
-        }
-        self.writer(minute)?;
-        self.writers.remove(&minute);
-        let bytes_before = std::fs::metadata(&path).ctx("stat segment", &path)?.len();
-        let (_, headers) = segment::read_headers(&path)?;
-        let raw: u64 = headers.iter().map(|f| f.header.raw_len as u64).sum();
-        let needed = raw.div_ceil(self.config.frame_raw_bytes as u64).max(1) as usize;
-        if headers.len() <= needed {
-            return Ok(None);
-        }
-        let max_raw = self.config.frame_raw_bytes;
-        let (plain, dicts) = (&mut self.sealer, &mut self.dicts);
-        let mut enc = Encoder::new();
-        let mut frame_buf = Vec::new();
-        let (mut records, mut frames_before, mut bytes_after) = (0usize, 0usize, 0u64);
-        let fs = self.fs.clone();
-        segment::replace_with(fs.as_ref(), &path, |out| {
-            out.write_all(&segment::file_header(minute)).ctx("write", &path)?;
-            bytes_after += segment::FILE_HEADER_LEN;
-            let mut failed = None;
-            let unverified = for_each_frame(fs.as_ref(), &path, dicts, |recs| {
-                frames_before += 1;
-                for (e, b) in recs {
-                    if failed.is_some() {
-                        return;
-                    }
-                    if !enc.is_empty() && enc.raw_len() + b.len() + 1 > max_raw {
-                        enc.sort_by_time();
-                        frame_buf.clear();
-                        let res = enc
-                            .finish(plain, 0, &mut frame_buf)
-                            .and_then(|_| out.write_all(&frame_buf).ctx("write", &path));
-                        bytes_after += frame_buf.len() as u64;
-                        failed = res.err();
-                    }
-                    enc.push(e.kind, e.key, e.time_ms, b);
-                    records += 1;
-                }
-            })?;
-            if let Some(r) = unverified {
-                // Repaired just above, so something changed it since:
-                // never seal away bytes that were not read.
-                return Err(Error::Frame(format!("{}: bytes {r:?} do not verify; not sealed", path.display())));
+        let len = match self.writers.get_mut(&minute) {
+            Some(w) => {
+                w.sync()?;
+                w.len()
             }
-            if let Some(e) = failed {
-                return Err(e);
+            None if path.exists() => {
+                self.fs.open(&path, Mode::Read).and_then(|f| f.len()).ctx("stat segment", &path)?
             }
-            if !enc.is_empty() {
-                enc.sort_by_time();
-                frame_buf.clear();
-                enc.finish(plain, 0, &mut frame_buf)?;
-                out.write_all(&frame_buf).ctx("write", &path)?;
-                bytes_after += frame_buf.len() as u64;
+            None => return Ok(false),
+        };
+        if self.background.is_none() {
+            self.background = Some(Sealer::spawn(&self.dir, &self.label, &self.config, self.fs.clone())?);
+        }
+        let asked = self.background.as_ref().is_some_and(|b| b.request(minute, len));
+        if !asked {
+            // The thread is gone (it panicked): start again next time.
+            self.background = None;
+            return Err(Error::Frame("the sealer thread stopped".into()));
+        }
+        self.in_flight.insert(minute, (len, false));
+        Ok(true)
+    }
+
+    /// Minutes being sealed in the background.
+    pub fn seals_in_progress(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Installs the seals the background sealer finished, without waiting:
+    /// each only if its segment did not change meanwhile (else it is
+    /// [`SealOutcome::Refused`] and its replacement removed).
+    pub fn finished_seals(&mut self) -> Vec<(Minute, SealOutcome)> {
+        let mut out = std::mem::take(&mut self.finished);
+        while let Some(d) = self.background.as_ref().and_then(|b| b.try_done()) {
+            out.push((d.minute, self.install(d)));
+        }
+        out
+    }
+
+    fn install(&mut self, d: seal::Done) -> SealOutcome {
+        let touched = self.in_flight.remove(&d.minute).is_none_or(|(len, touched)| touched || len != d.len);
+        let (tmp, stats) = match d.result {
+            Ok(Ok(done)) => done,
+            Ok(Err(NotSealed::NothingToDo)) => return SealOutcome::NothingToDo,
+            Ok(Err(NotSealed::Cancelled)) => return SealOutcome::Refused,
+            Err(e) => return SealOutcome::Failed(e),
+        };
+        let path = segment_path(&self.dir, d.minute);
+        let now = match self.writers.get(&d.minute) {
+            Some(w) => Ok(w.len()),
+            None => self.fs.open(&path, Mode::Read).and_then(|f| f.len()).ctx("stat segment", &path),
+        };
+        match now {
+            Ok(len) if len == d.len && !touched => {}
+            Ok(_) => {
+                let _ = self.fs.remove_file(&tmp);
+                return SealOutcome::Refused;
             }
-            Ok(())
-        })?;
-        Ok(Some(SealStats { frames_before, records, bytes_before, bytes_after }))
+            Err(e) => {
+                let _ = self.fs.remove_file(&tmp);
+                return SealOutcome::Failed(e);
+            }
+        }
+        // The open writer holds the old file.
+        self.writers.remove(&d.minute);
+        match segment::install_tmp(self.fs.as_ref(), &tmp, &path) {
+            Ok(()) => SealOutcome::Sealed(stats),
+            Err(e) => SealOutcome::Failed(e),
+        }
     }
 
     /// The open writer of `minute`'s segment, opening (and repairing) it.
@@ -337,6 +408,9 @@ impl Sink {
             if !day.exists() {
                 self.fs.create_dir_all(&day).ctx("create day dir", &day)?;
                 self.new_dirs.insert(self.dir.join("segments"));
+            }
+            if let Some(f) = self.in_flight.get_mut(&minute) {
+                f.1 = true; // opening removes the temporary file, and may repair
             }
             let existed = path.exists();
             if !existed {
