@@ -442,8 +442,12 @@ pub struct Realtime {
     continuity: Option<Continuity>,
     /// Runs `[start, end]` (ms) proven but not all claimed yet.
     runs: Vec<(i64, i64)>,
-    /// Nothing before this second is claimed ([`Realtime::not_before`]).
+    /// Nothing before this second is claimed: where earlier connections'
+    /// coverage ended ([`Realtime::not_before`]), and, on streams that
+    /// never pause, the first activity this connection delivered.
     floor: i64,
+    /// The time of the first activity delivered.
+    first_ms: Option<i64>,
 }
 
 impl Realtime {
@@ -457,6 +461,7 @@ impl Realtime {
             continuity: bound.map(|b| Continuity::new(from_ms, b, prior)),
             runs: Vec::new(),
             floor: i64::MIN,
+            first_ms: None,
         }
     }
 
@@ -467,8 +472,15 @@ impl Realtime {
     /// holes for a reason (a gap in its data), and this one's start, a
     /// request, cannot prove a gap shorter than the bound empty (a server
     /// that omits the tail of a backfill).
+    ///
+    /// Likewise, on a stream that never pauses, nothing before the first
+    /// activity the connection delivers is claimed: its requested start is
+    /// a promise (a connection opened during a server's stall, whose data
+    /// resumes a few seconds later, proves nothing about those seconds).
+    /// A backfill starts before where coverage ended, so a reconnect leaves
+    /// no sliver between the two.
     pub fn not_before(&mut self, secs: i64) {
-        self.floor = secs;
+        self.floor = self.floor.max(secs);
     }
 
     /// The end (exclusive, Unix seconds) of what this connection claimed.
@@ -498,6 +510,12 @@ impl Tracker for Realtime {
     fn observe(&mut self, batch: &Batch, now_ms: i64) -> Option<End> {
         let c = self.continuity.as_mut()?;
         for t in activity_times(batch).filter(|t| *t <= now_ms + FUTURE_SLACK_MS) {
+            // The first activity delivered: nothing before it is this
+            // connection's to claim (see `claim`).
+            if self.first_ms.is_none() {
+                self.first_ms = Some(t);
+                self.floor = self.floor.max(t.div_euclid(1000) + i64::from(t.rem_euclid(1000) != 0));
+            }
             c.observe(t);
         }
         for hole in c.settle() {
@@ -727,11 +745,31 @@ mod tests {
         let claims = r.claims(t0 + 296_000);
         assert!(!claims.is_empty());
         assert!(claims.iter().all(|c| c.start >= t0 / 1000 + 240), "{claims:?}");
-        // Without the floor, the 4 s before the first activity would be
-        // claimed: the start of a connection is judged by the bound alone.
+        // Data the backfill did bring before that point is stored, not
+        // claimed again.
         let mut r = Realtime::new(t0 + 236_000, Duration::from_secs(13), Some(CAP_5S), Some(5.0));
+        r.not_before(t0 / 1000 + 240);
+        let times: Vec<i64> = (0..300).map(|i| t0 + 236_000 + i * 200).collect();
         r.observe(&batch(&times), t0 + 296_000);
-        assert_eq!(r.claims(t0 + 296_000).first().map(|c| c.start), Some(t0 / 1000 + 236));
+        assert_eq!(r.claims(t0 + 296_000).first().map(|c| c.start), Some(t0 / 1000 + 240));
+    }
+
+    #[test]
+    fn nothing_before_the_first_activity_is_claimed() {
+        // A connection opened during a server's stall-and-skip (no
+        // backfill: the hole is Recovery's); its data resumes 4 s later,
+        // under the 5 s bound. Those 4 s are not its to claim.
+        let t0 = 1_700_000_000_000;
+        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(CAP_5S), Some(5.0));
+        let times: Vec<i64> = (0..250).map(|i| t0 + 4_000 + i * 200).collect();
+        r.observe(&batch(&times), t0 + 60_000);
+        let claims = r.claims(t0 + 60_000);
+        assert_eq!(claims.first().map(|c| c.start), Some(t0 / 1000 + 4), "{claims:?}");
+        // Data from its start on: claimed from its start.
+        let mut r = Realtime::new(t0, Duration::from_secs(13), Some(CAP_5S), Some(5.0));
+        let times: Vec<i64> = (0..250).map(|i| t0 + i * 200).collect();
+        r.observe(&batch(&times), t0 + 60_000);
+        assert_eq!(r.claims(t0 + 60_000).first().map(|c| c.start), Some(t0 / 1000));
     }
 
     #[test]

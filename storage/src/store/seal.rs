@@ -200,7 +200,11 @@ impl Sealer {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut compressor = seal_compressor(config.seal_level)?;
+        // A compressor a seal, not one a thread: at the seal level with a
+        // 2^24 window its tables are tens of MB, and a stream seals a minute
+        // now and then; between seals the memory goes back.
+        let level = config.seal_level;
+        seal_compressor(level)?;
         let mut dicts = Dictionaries::with_fs(&layout::dict_dir(dir), fs.clone());
         let err_dir = dir.to_path_buf();
         let (dir, max_raw, stop, thread_fs) = (dir.to_path_buf(), config.frame_raw_bytes, cancel.clone(), fs.clone());
@@ -213,8 +217,9 @@ impl Sealer {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let result =
-                        seal_to_tmp(thread_fs.as_ref(), &dir, minute, len, max_raw, &mut compressor, &mut dicts, &stop);
+                    let result = seal_compressor(level).and_then(|mut compressor| {
+                        seal_to_tmp(thread_fs.as_ref(), &dir, minute, len, max_raw, &mut compressor, &mut dicts, &stop)
+                    });
                     if let Err(std::sync::mpsc::SendError(d)) = done_tx.send(Done { minute, len, result }) {
                         // Nobody will install it.
                         if let Ok(Ok((tmp, _))) = d.result {
