@@ -134,25 +134,8 @@ fn ingest_vs_zstd() {
         best_ingest = best_ingest.min(t.elapsed().as_secs_f64());
         assert_eq!(stats.records, lines.len(), "round {round}: every line stored");
 
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), level3()).unwrap();
-        let w = store.stream("bench").unwrap();
-        let input = lines.clone();
-        let t = Instant::now();
-        let summary = gapless::import::run_pipeline(w, move |tx| {
-            let limits = gapless_storage::activity::Limits::default();
-            for chunk in input.chunks(1400) {
-                let mut buf = Vec::with_capacity(4 << 20);
-                for l in chunk {
-                    buf.extend_from_slice(l.as_bytes());
-                    buf.push(b'\n');
-                }
-                tx.send(gapless::lines::Batch::classify(buf, &limits)).unwrap();
-            }
-            Ok(0)
-        })
-        .unwrap();
-        best_pipe = best_pipe.min(t.elapsed().as_secs_f64());
+        let (summary, secs, _dir) = import_in_process(level3(), &lines);
+        best_pipe = best_pipe.min(secs);
         assert_eq!(summary.stored as usize, lines.len());
     }
     let n = lines.len() as f64;
@@ -336,27 +319,34 @@ fn sealed_vs_gzip() {
     println!("## Import pipeline (in process) by zstd level, same {:.0} MB", raw as f64 / 1e6);
     println!("| level | MB/s | / gzip -6 |\n|---|---|---|");
     for level in [StoreConfig::bulk().level, default_level] {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreConfig { level, ..StoreConfig::bulk() }).unwrap();
-        let w = store.stream("s").unwrap();
-        let input = lines.clone();
-        let t = Instant::now();
-        let summary = gapless::import::run_pipeline(w, move |tx| {
-            let limits = gapless_storage::activity::Limits::default();
-            for chunk in input.chunks(1400) {
-                let mut buf = Vec::with_capacity(4 << 20);
-                for l in chunk {
-                    buf.extend_from_slice(l.as_bytes());
-                    buf.push(b'\n');
-                }
-                tx.send(gapless::lines::Batch::classify(buf, &limits)).unwrap();
-            }
-            Ok(0)
-        })
-        .unwrap();
-        let secs = t.elapsed().as_secs_f64();
+        let (summary, secs, dir) = import_in_process(StoreConfig { level, ..StoreConfig::bulk() }, &lines);
         assert_eq!(summary.stored as usize, lines.len());
         let bytes = du(&dir.path().join("streams/s/segments")) as f64;
         println!("| {level} | {:.0} | {:.2} |", raw as f64 / 1e6 / secs, bytes / gz_bytes);
     }
+}
+
+/// `gapless import`'s pipeline in process over `lines` (batches of 1,400
+/// lines, as its reader hands them on), into a fresh store with `config`:
+/// what it did, the wall seconds it took, and the store's directory.
+fn import_in_process(config: StoreConfig, lines: &[String]) -> (gapless::import::Summary, f64, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), config).unwrap();
+    let w = store.stream("s").unwrap();
+    let input = lines.to_vec();
+    let t = Instant::now();
+    let summary = gapless::import::run_pipeline(w, move |tx| {
+        let limits = gapless_storage::activity::Limits::default();
+        for chunk in input.chunks(1400) {
+            let mut buf = Vec::with_capacity(4 << 20);
+            for l in chunk {
+                buf.extend_from_slice(l.as_bytes());
+                buf.push(b'\n');
+            }
+            tx.send(gapless::lines::Batch::classify(buf, &limits)).unwrap();
+        }
+        Ok(0)
+    })
+    .unwrap();
+    (summary, t.elapsed().as_secs_f64(), dir)
 }
