@@ -81,6 +81,23 @@ fn parse_args() -> Result<Args, String> {
 struct Measure {
     seconds: f64,
     cpu: f64,
+    /// The archiver's storage thread: seconds accepting, compressing and
+    /// appending, in fsync (its `/metrics`), and commits.
+    storage: Option<[f64; 4]>,
+}
+
+/// The storage thread's time from the archiver's `/metrics`.
+fn storage_time(admin: SocketAddr) -> Option<[f64; 4]> {
+    let text = child::get(admin, "/metrics")?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    Some([
+        value("gapless_storage_accept_seconds_total{")?,
+        value("gapless_storage_write_seconds_total{")?,
+        value("gapless_storage_sync_seconds_total{")?,
+        value("gapless_commits_total{")?,
+    ])
 }
 
 /// The burst: where it is served and what it holds.
@@ -137,7 +154,7 @@ fn plain_reader(b: &Burst) -> Option<Measure> {
             return None;
         }
     }
-    Some(Measure { seconds: t.elapsed().as_secs_f64(), cpu })
+    Some(Measure { seconds: t.elapsed().as_secs_f64(), cpu, storage: None })
 }
 
 /// The archiver from its start until the burst is stored and covered.
@@ -220,6 +237,7 @@ recovery = {{ enabled = false }}
         }
     }
     let cpu = cpu_secs(&pid);
+    let storage = storage_time(admin);
     if let Some(p) = perf.as_mut() {
         let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
         let _ = p.wait();
@@ -243,7 +261,7 @@ recovery = {{ enabled = false }}
     if !diff.is_exact() {
         return Err(format!("the archive differs from the truth: {diff}").into());
     }
-    Ok(Measure { seconds, cpu })
+    Ok(Measure { seconds, cpu, storage })
 }
 
 /// No hole over `[from, to)` (Unix seconds), from the admin API.
@@ -335,6 +353,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let (Some(p), Some(a)) = (&best_plain, &best_archiver) {
         println!("gapless / curl = {:.2} (throughput)", p.seconds / a.seconds);
+    }
+    if let Some((a, [accept, write, sync, commits])) = best_archiver.as_ref().and_then(|a| Some((a, a.storage?))) {
+        println!(
+            "storage thread over the {:.2} s: accepting {accept:.2} s ({:.0}%), compressing and appending {write:.2} s ({:.0}%), \
+             fsync {sync:.2} s ({:.0}%) in {commits:.0} commits ({:.1} ms each), waiting the rest",
+            a.seconds,
+            100.0 * accept / a.seconds,
+            100.0 * write / a.seconds,
+            100.0 * sync / a.seconds,
+            1e3 * sync / commits.max(1.0),
+        );
     }
     Ok(())
 }

@@ -349,6 +349,29 @@ impl Admin {
                 let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", m.label, f(m));
             }
         }
+        // Where the storage thread's time goes, in seconds (Prometheus'
+        // base unit; kept in µs).
+        let seconds: [Counter; 3] = [
+            (
+                "gapless_storage_accept_seconds_total",
+                "Storage thread time accepting batches (dedup, buffering).",
+                |m| StreamMetrics::get(&m.accept_micros),
+            ),
+            ("gapless_storage_write_seconds_total", "Storage thread time compressing and appending frames.", |m| {
+                StreamMetrics::get(&m.write_micros)
+            }),
+            (
+                "gapless_storage_sync_seconds_total",
+                "Storage thread time in fsync (segments, directories, logs).",
+                |m| StreamMetrics::get(&m.sync_micros),
+            ),
+        ];
+        for (name, help, f) in seconds {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for m in &self.metrics.streams {
+                let _ = writeln!(out, "{name}{{stream=\"{}\"}} {:.6}", m.label, f(m) as f64 / 1e6);
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP gapless_reconnects_total Reconnects, by cause.\n# TYPE gapless_reconnects_total counter"

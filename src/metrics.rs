@@ -34,6 +34,13 @@ pub struct StreamMetrics {
     pub bytes: AtomicU64,
     pub commits: AtomicU64,
     pub commit_errors: AtomicU64,
+    /// Where the storage thread's time goes (µs): accepting batches
+    /// (dedup, copying into pending frames), compressing and appending
+    /// them, and making them durable (fsync). The rest of its time it
+    /// waits for batches.
+    pub accept_micros: AtomicU64,
+    pub write_micros: AtomicU64,
+    pub sync_micros: AtomicU64,
     /// Largest activity time received (ms), for the delivery lag.
     pub last_activity_ms: AtomicI64,
     /// Reconnects by cause label (see `backoff::Cause::label`).

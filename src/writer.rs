@@ -126,6 +126,7 @@ pub fn spawn(
             };
             match msg {
                 Recv::Msg(Msg::Batch(batch)) => {
+                    let started = Instant::now();
                     pending_bytes += batch.bytes();
                     StreamMetrics::add(&metrics.bytes, batch.bytes() as u64);
                     let now_ms = clock.now_ms();
@@ -159,6 +160,7 @@ pub fn spawn(
                         count(&metrics, &outcome);
                         Ok(())
                     });
+                    StreamMetrics::add(&metrics.accept_micros, started.elapsed().as_micros() as u64);
                 }
                 Recv::Msg(Msg::Claim(c)) => claims.push(c),
                 Recv::Msg(Msg::Flush(tx)) => {
@@ -351,7 +353,11 @@ fn commit_and_cover(
     withheld: &Withheld,
 ) -> bool {
     let proof = match writer.commit() {
-        Ok((proof, _stats)) => proof,
+        Ok((proof, stats)) => {
+            StreamMetrics::add(&metrics.write_micros, stats.write_micros);
+            StreamMetrics::add(&metrics.sync_micros, stats.sync_micros);
+            proof
+        }
         Err(e) => {
             StreamMetrics::add(&metrics.commit_errors, 1);
             tracing::error!(error = %e, "COMMIT FAILED: data is not durable, coverage does not advance");

@@ -209,6 +209,14 @@ async fn metrics_follow_prometheus_conventions() {
     running.stop().await.unwrap();
     assert!(text.contains("gapless_reconnects_total{stream=\"decahose\",cause=\"network\"}"), "{text}");
     assert!(text.contains("gapless_window_full_seconds{stream=\"decahose\"}"), "{text}");
+    // The storage thread's time: data was stored, so fsync took some.
+    let seconds = |name: &str| -> f64 {
+        let prefix = format!("{name}{{stream=\"decahose\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+    };
+    assert!(seconds("gapless_storage_sync_seconds_total") > 0.0, "{text}");
+    assert!(seconds("gapless_storage_accept_seconds_total") > 0.0, "{text}");
+    assert!(seconds("gapless_storage_write_seconds_total") > 0.0, "{text}");
     let problems = convention_problems(&text);
     assert!(problems.is_empty(), "{problems:#?}\n{text}");
 

@@ -127,6 +127,11 @@ pub struct CommitStats {
     pub records: usize,
     pub raw_bytes: u64,
     pub stored_bytes: u64,
+    /// Time spent compressing and appending (µs).
+    pub write_micros: u64,
+    /// Time spent making it durable: fsync of segments, directories,
+    /// quarantine and system log (µs).
+    pub sync_micros: u64,
 }
 
 /// What sealing a minute did.
@@ -300,7 +305,9 @@ impl StreamWriter {
         // Kept until the batch is durable.
         let frames = pending.frames.clone();
         let known_damage = self.sink.damaged_minutes.len();
+        let started = std::time::Instant::now();
         let written = self.sink.write_isolated(&mut pending);
+        let wrote = started.elapsed();
         // A repaired segment lost frames: its keys are loaded again from
         // what it holds now, so that good copies are not taken for
         // duplicates of what was lost.
@@ -308,7 +315,10 @@ impl StreamWriter {
             self.ingest.forget(*m);
         }
         match written.and_then(|failed| self.sink.sync().map(|done| (failed, done))) {
-            Ok((failed, done)) => {
+            Ok((failed, (proof, mut stats))) => {
+                stats.write_micros = wrote.as_micros() as u64;
+                stats.sync_micros = (started.elapsed() - wrote).as_micros() as u64;
+                let done = (proof, stats);
                 // Minutes that could not be written stay pending (and
                 // unclaimed: see `pending_minutes`); the others are durable.
                 for (minute, e) in failed {
