@@ -18,6 +18,16 @@ impl Durable {
         Durable { stream: stream.to_string(), seq }
     }
 
+    /// The proof for a verified copy of an archive: the bucket's copy of a
+    /// stream, whose manifest names only objects that were uploaded and
+    /// verified (size and checksum) before it was written, and whose
+    /// coverage the archiver that wrote it held only with its own commits'
+    /// proofs. For readers that rebuild a coverage map from such a copy
+    /// (`gapless-bucket`); nothing else may use it.
+    pub fn verified_copy(stream: &str) -> Durable {
+        Durable { stream: stream.to_string(), seq: 0 }
+    }
+
     /// The stream whose data the commit made durable.
     pub fn stream(&self) -> &str {
         &self.stream

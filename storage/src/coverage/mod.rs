@@ -286,6 +286,9 @@ pub struct CoverageMap {
     /// Serializes read-modify-write updates (sled batches are atomic but do
     /// not compare before they write).
     write: Mutex<()>,
+    /// Calls of [`uncover`](Self::uncover) by this process, counted after
+    /// each is applied: see [`withdrawals`](Self::withdrawals).
+    withdrawals: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -354,6 +357,7 @@ impl CoverageMap {
             jobs: db.open_tree("jobs")?,
             db,
             write: Mutex::new(()),
+            withdrawals: std::sync::atomic::AtomicU64::new(0),
         };
         match meta.get(FORMAT_KEY)? {
             Some(v) => {
@@ -536,8 +540,19 @@ impl CoverageMap {
             }
             self.covered.apply_batch(batch)?;
         }
+        // Counted once applied: a reader that sees the count unchanged
+        // across its work saw no withdrawal it could have missed.
+        self.withdrawals.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.db.flush()?;
         Ok(())
+    }
+
+    /// How many times this process withdrew coverage so far. A copier that
+    /// reads coverage and then the data it covers (the bucket's uploader)
+    /// reads this before and after: unchanged, no repair withdrew coverage
+    /// and cut a segment meanwhile.
+    pub fn withdrawals(&self) -> u64 {
+        self.withdrawals.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The covered seconds of one partition inside `secs`, as runs

@@ -153,7 +153,9 @@ fn uncover_removes_from_every_partition() {
     for part in 1..=3 {
         map.cover(&proof("f"), "f", part, MIDNIGHT - 600..MIDNIGHT + 600).expect("cover");
     }
+    assert_eq!(map.withdrawals(), 0);
     map.uncover("f", MIDNIGHT - 60..MIDNIGHT + 60).expect("uncover");
+    assert_eq!(map.withdrawals(), 1, "a withdrawal is counted, for copiers that read coverage then data");
     for part in 1..=3 {
         assert_eq!(
             map.covered_ranges("f", part, 0..MAX_SECS).expect("ranges"),
