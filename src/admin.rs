@@ -285,6 +285,7 @@ impl Admin {
                     "quarantined": get(&m.quarantined),
                     "heartbeats": get(&m.heartbeats),
                     "commit_errors": get(&m.commit_errors),
+                    "bucket": m.bucket_status(now_ms),
                 })
             })
             .collect();
@@ -351,6 +352,32 @@ impl Admin {
         }
         // Where the storage thread's time goes, in seconds (Prometheus'
         // base unit; kept in µs).
+        let bucket: [Counter; 3] = [
+            ("gapless_bucket_uploaded_objects_total", "Segment objects uploaded to the bucket and verified.", |m| {
+                StreamMetrics::get(&m.uploaded_objects)
+            }),
+            ("gapless_bucket_uploaded_bytes_total", "Bytes of segment objects uploaded and verified.", |m| {
+                StreamMetrics::get(&m.uploaded_bytes)
+            }),
+            ("gapless_bucket_upload_errors_total", "Upload rounds that failed (retried; nothing is lost).", |m| {
+                StreamMetrics::get(&m.upload_errors)
+            }),
+        ];
+        for (name, help, f) in bucket {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for m in &self.metrics.streams {
+                let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", m.label, f(m));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gapless_bucket_behind_seconds Stream seconds of settled data not yet confirmed in the bucket (absent without [archive]).\n# TYPE gapless_bucket_behind_seconds gauge"
+        );
+        for m in &self.metrics.streams {
+            if let Some(behind) = m.bucket_behind_ms(now_ms) {
+                let _ = writeln!(out, "gapless_bucket_behind_seconds{{stream=\"{}\"}} {}", m.label, behind / 1000);
+            }
+        }
         let seconds: [Counter; 3] = [
             (
                 "gapless_storage_accept_seconds_total",

@@ -81,6 +81,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let mut threads = Vec::new();
     let coverage = store.coverage().clone();
     let now = opts.clock.now_secs();
+    // The bucket, if the archive is copied to one: its URL's form is
+    // checked here, its reachability by the uploaders (a bucket that is
+    // away delays the copy; it does not stop archiving).
+    let bucket = match &opts.config.archive {
+        Some(a) => Some(gapless_bucket::Bucket::open(&a.url).context("[archive]")?),
+        None => None,
+    };
     for cfg in &opts.config.streams {
         let secret = cfg.credentials.load().with_context(|| format!("stream {}", cfg.label))?;
         let partitions = cfg.coverage_partitions();
@@ -120,6 +127,21 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             for slot in 0..cfg.connections_per_partition {
                 tasks.push(tokio::spawn(run_realtime(ctx.clone(), p, slot).instrument(span.clone())));
             }
+        }
+        if let (Some(archive), Some(bucket)) = (&opts.config.archive, &bucket) {
+            let up = crate::upload::UploadCtx {
+                archive: archive.clone(),
+                bucket: bucket.clone(),
+                data: opts.config.data.clone(),
+                label: cfg.label.clone(),
+                coverage: coverage.clone(),
+                reach: cfg.reach(),
+                clock: opts.clock,
+                metrics: ctx.metrics.clone(),
+                shutdown: rx.clone(),
+            };
+            let upload_span = tracing::info_span!(parent: &span, "upload");
+            tasks.push(tokio::spawn(crate::upload::run_uploader(up).instrument(upload_span)));
         }
         tasks.push(tokio::spawn(run_planner(ctx, slots.clone()).instrument(span)));
     }

@@ -245,11 +245,46 @@ impl Stream {
     }
 }
 
+/// `[archive]`: the archive kept in an S3-compatible bucket too. The
+/// bucket's credentials, region and endpoint come from the `AWS_*`
+/// environment variables, never from this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// `s3://BUCKET/PREFIX`.
+    pub url: String,
+    /// A minute is copied once it has had no new data for this long
+    /// (stream time): a sealed minute is copied once, not every second.
+    #[serde(default = "eleven_min")]
+    pub settle: Dur,
+    /// How often the uploader looks for settled minutes (wall time).
+    #[serde(default = "thirty_s")]
+    pub interval: Dur,
+}
+
+/// The bucket archive, resolved.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub url: String,
+    /// This archiver's site (top-level `site`, default `default`).
+    pub site: String,
+    pub settle: Duration,
+    pub interval: Duration,
+}
+
+fn eleven_min() -> Dur {
+    Dur(Duration::from_secs(660))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     data: Option<PathBuf>,
     admin: Option<SocketAddr>,
+    /// This archiver's site name in the bucket: archivers of the same
+    /// streams on different machines write under their own.
+    site: Option<String>,
+    archive: Option<ArchiveConfig>,
     credentials: Option<CredentialSource>,
     #[serde(rename = "stream", default)]
     streams: Vec<StreamConfig>,
@@ -261,6 +296,8 @@ pub struct Config {
     pub data: PathBuf,
     pub admin: Option<SocketAddr>,
     pub streams: Vec<Stream>,
+    /// The bucket the archive is copied to, if any.
+    pub archive: Option<Archive>,
 }
 
 impl Config {
@@ -326,7 +363,19 @@ impl Config {
         if streams.is_empty() {
             bail!("no [[stream]] configured");
         }
-        Ok(Config { data, admin: file.admin, streams })
+        let site = file.site.unwrap_or_else(|| "default".to_string());
+        if !gapless_bucket::keys::check_site(&site) {
+            bail!("site {site:?}: letters, digits, `-`, `_`, `.`, not starting with `.`, at most 64 bytes");
+        }
+        let archive = match file.archive {
+            Some(a) => {
+                // Checked now (the URL's form only: nothing is contacted).
+                gapless_bucket::Bucket::check_url(&a.url).context("[archive] url")?;
+                Some(Archive { url: a.url, site, settle: a.settle.0, interval: a.interval.0 })
+            }
+            None => None,
+        };
+        Ok(Config { data, admin: file.admin, streams, archive })
     }
 }
 
@@ -347,6 +396,28 @@ mod tests {
         assert_eq!(l.kind, Kind::Likes);
         assert!(l.recovery.is_none(), "likes have no Recovery");
         assert!(l.backfill);
+    }
+
+    #[test]
+    fn the_archive_bucket_and_site_are_checked() {
+        let stream = "credentials={env='X'}\n[[stream]]\nlabel='a'\nkind='decahose'\nurl='http://x/'\n";
+        let c = Config::parse(stream, Path::new(".")).unwrap();
+        assert!(c.archive.is_none());
+        let text = format!("site='east'\n{stream}[archive]\nurl='s3://b/p'\nsettle='2m'\n");
+        let a = Config::parse(&text, Path::new(".")).unwrap().archive.unwrap();
+        assert_eq!((a.url.as_str(), a.site.as_str(), a.settle), ("s3://b/p", "east", Duration::from_secs(120)));
+        assert_eq!(a.interval, Duration::from_secs(30));
+        let site = Config::parse(&format!("{stream}[archive]\nurl='s3://b'\n"), Path::new(".")).unwrap();
+        assert_eq!(site.archive.unwrap().site, "default");
+        for bad in [
+            format!("site='../x'\n{stream}[archive]\nurl='s3://b/p'\n"),
+            format!("{stream}[archive]\nurl='http://b/p'\n"),
+            format!("{stream}[archive]\nurl='s3://key:secret@b/p'\n"),
+            format!("{stream}[archive]\nurl='s3://b/p'\nsecret_access_key='x'\n"),
+        ] {
+            let err = format!("{:#}", Config::parse(&bad, Path::new(".")).unwrap_err());
+            assert!(!err.contains("secret@"), "{err}");
+        }
     }
 
     #[test]

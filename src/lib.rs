@@ -21,5 +21,6 @@ pub mod lines;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;
+pub mod upload;
 pub mod verify;
 pub mod writer;

@@ -41,6 +41,19 @@ pub struct StreamMetrics {
     pub accept_micros: AtomicU64,
     pub write_micros: AtomicU64,
     pub sync_micros: AtomicU64,
+    /// The copy in the bucket (`[archive]`): segment objects uploaded and
+    /// verified, their bytes, rounds that failed, and up to when (stream
+    /// ms) a round last published everything settled.
+    pub uploaded_objects: AtomicU64,
+    pub uploaded_bytes: AtomicU64,
+    pub upload_errors: AtomicU64,
+    /// -1: no bucket; 0: not yet; else the stream ms up to which every
+    /// settled minute is in the bucket.
+    pub bucket_synced_ms: AtomicI64,
+    /// The settle time of the bucket copy (ms), for how far behind it is.
+    pub bucket_settle_ms: AtomicI64,
+    /// The last upload error, until a round succeeds.
+    pub upload_error: Mutex<Option<String>>,
     /// Largest activity time received (ms), for the delivery lag.
     pub last_activity_ms: AtomicI64,
     /// Reconnects by cause label (see `backoff::Cause::label`).
@@ -167,6 +180,29 @@ impl StreamMetrics {
     pub fn observed_rate(&self) -> Option<f64> {
         let bits = self.observed_rate.load(Ordering::Relaxed);
         (bits != 0).then(|| f64::from_bits(bits))
+    }
+
+    /// With a bucket: how far (stream ms) the bucket is behind the
+    /// settled data, that is `now - settle` minus where the last good
+    /// round confirmed it; `None` without a bucket.
+    pub fn bucket_behind_ms(&self, now_ms: i64) -> Option<i64> {
+        let settle = self.bucket_settle_ms.load(Ordering::Relaxed);
+        let synced = self.bucket_synced_ms.load(Ordering::Relaxed);
+        (settle > 0).then(|| (now_ms - settle - synced).max(0))
+    }
+
+    /// The bucket copy, for `/status` (`null` without a bucket).
+    pub fn bucket_status(&self, now_ms: i64) -> serde_json::Value {
+        let Some(behind) = self.bucket_behind_ms(now_ms) else { return serde_json::Value::Null };
+        let synced = self.bucket_synced_ms.load(Ordering::Relaxed);
+        serde_json::json!({
+            "complete_to": gapless_time::rfc3339(synced.div_euclid(1000)),
+            "behind_seconds": behind / 1000,
+            "uploaded_objects": Self::get(&self.uploaded_objects),
+            "uploaded_bytes": Self::get(&self.uploaded_bytes),
+            "upload_errors": Self::get(&self.upload_errors),
+            "error": self.upload_error.lock().ok().and_then(|e| e.clone()),
+        })
     }
 
     /// Delivery lag: stream time now minus the newest activity time seen.

@@ -41,7 +41,21 @@ impl Bucket {
     /// for plain HTTP). Requests use path-style addresses unless
     /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`.
     pub fn open(url: &str) -> Result<Bucket> {
-        let bad = |why: &str| Error::BadUrl { url: url.to_string(), why: why.to_string() };
+        let (bucket, prefix, url) = Bucket::check_url(url)?;
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .build()
+            .map_err(|source| Error::Configure { url: url.clone(), source })?;
+        Ok(Bucket { store: Arc::new(store), prefix, url })
+    }
+
+    /// Checks the form of `s3://BUCKET[/PREFIX]`: the bucket, the prefix and
+    /// the URL as messages show it.
+    pub fn check_url(url: &str) -> Result<(String, String, String)> {
+        // A URL with `user:secret@` in it is not echoed.
+        let shown =
+            if url.contains('@') { "s3://(not shown: it holds credentials)".to_string() } else { url.to_string() };
+        let bad = |why: &str| Error::BadUrl { url: shown.clone(), why: why.to_string() };
         let rest = url.strip_prefix("s3://").ok_or_else(|| bad("it must start with s3://"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() || bucket.contains(['@', ':', '?', '#']) {
@@ -52,11 +66,7 @@ impl Bucket {
             return Err(bad("the prefix has an empty, `.` or `..` part"));
         }
         let url = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
-        let store = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .build()
-            .map_err(|source| Error::Configure { url: url.clone(), source })?;
-        Ok(Bucket { store: Arc::new(store), prefix, url })
+        Ok((bucket.to_string(), prefix, url))
     }
 
     /// A bucket over any object store (tests, other clouds).

@@ -170,5 +170,6 @@ fn bad_urls_are_refused_clearly() {
     for url in ["http://x/y", "s3://", "s3://user:secret@bucket/p", "s3://b/a/../c"] {
         let err = Bucket::open(url).unwrap_err();
         assert!(matches!(err, gapless_bucket::Error::BadUrl { .. }), "{url}: {err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 }

@@ -1,0 +1,106 @@
+//! The copy in the bucket: one uploader task per stream (`[archive]`).
+//!
+//! Every `interval` (wall time) it asks `gapless_bucket::upload::Uploader`
+//! to copy the stream's settled minutes (no new data for `settle`, stream
+//! time: a minute is usually sealed by then, so it is copied once) and to
+//! publish the manifests that cover them. The first round of a process
+//! looks back to where the archive owes coverage from (minutes the last
+//! process could not copy); later rounds look back one recovery window and
+//! a day, where late data and Recovery change minutes.
+//!
+//! A round that fails (the bucket away, a request refused) changes nothing
+//! in the bucket; the next is tried after the backoff of a server error
+//! (`backoff.rs`: exponential from 5 s to 320 s, ±20% jitter, wall time). Nothing local is removed, so a
+//! bucket that is away loses nothing: `/status` and `/metrics` show since
+//! when the bucket is behind.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gapless_bucket::upload::Uploader;
+use gapless_bucket::Bucket;
+use gapless_storage::coverage::CoverageMap;
+use gapless_storage::Minute;
+use tokio::sync::watch;
+
+use crate::backoff::{Backoff, Cause};
+use crate::clock::Clock;
+use crate::config::Archive;
+use crate::metrics::StreamMetrics;
+
+/// What one stream's uploader needs.
+pub struct UploadCtx {
+    pub archive: Archive,
+    pub bucket: Bucket,
+    pub data: std::path::PathBuf,
+    pub label: String,
+    pub coverage: Arc<CoverageMap>,
+    /// How far back minutes still change (the stream's recovery window).
+    pub reach: Duration,
+    pub clock: Clock,
+    pub metrics: Arc<StreamMetrics>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs until shutdown.
+pub async fn run_uploader(mut ctx: UploadCtx) {
+    let mut up = Uploader::new(ctx.bucket.clone(), &ctx.archive.site, &ctx.data, &ctx.label, ctx.coverage.clone());
+    let mut first = true;
+    // Behind from where the archive owes coverage until a round confirms more.
+    let owed_ms = ctx.coverage.owed_from(&ctx.label).ok().flatten().map_or(ctx.clock.now_ms(), |s| s * 1000);
+    ctx.metrics.bucket_synced_ms.store(owed_ms, Ordering::Relaxed);
+    ctx.metrics.bucket_settle_ms.store((ctx.archive.settle.as_millis() as i64).max(1), Ordering::Relaxed);
+    let mut failures = 0u32;
+    let mut backoff = Backoff::new(ctx.label.len() as u64 ^ ctx.clock.now_ms() as u64);
+    tracing::info!(bucket = %ctx.bucket.url(), site = %ctx.archive.site, "copying settled minutes to the bucket");
+    loop {
+        let now_ms = ctx.clock.now_ms();
+        let settled = Minute::of_ms(now_ms - ctx.archive.settle.as_millis() as i64);
+        let back = (ctx.reach + Duration::from_secs(86_400)).as_millis() as i64;
+        let mut from = Minute::of_ms(now_ms - back);
+        if first {
+            if let Ok(Some(owed)) = ctx.coverage.owed_from(&ctx.label) {
+                from = from.min(Minute::of_secs(owed));
+            }
+        }
+        let wait = match up.round(from..Minute::of_ms(now_ms).next(), settled).await {
+            Ok(round) => {
+                first = first && round.restarted;
+                failures = 0;
+                backoff.reset();
+                StreamMetrics::add(&ctx.metrics.uploaded_objects, round.objects as u64);
+                StreamMetrics::add(&ctx.metrics.uploaded_bytes, round.bytes);
+                if !round.restarted {
+                    ctx.metrics.bucket_synced_ms.store(settled.start_ms(), Ordering::Relaxed);
+                    if let Ok(mut e) = ctx.metrics.upload_error.lock() {
+                        *e = None;
+                    }
+                }
+                if round.objects > 0 || round.manifests > 0 {
+                    tracing::info!(
+                        objects = round.objects,
+                        bytes = round.bytes,
+                        manifests = round.manifests,
+                        "copied to the bucket"
+                    );
+                }
+                ctx.archive.interval
+            }
+            Err(e) => {
+                failures += 1;
+                StreamMetrics::add(&ctx.metrics.upload_errors, 1);
+                tracing::warn!(error = %e, failures, "copy to the bucket failed; the local archive keeps everything, retrying");
+                if let Ok(mut slot) = ctx.metrics.upload_error.lock() {
+                    *slot = Some(e.to_string());
+                }
+                // The bucket's 5xx or its absence: the same patience.
+                backoff.next(&Cause::Server(503)).unwrap_or(ctx.archive.interval)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = ctx.shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The archive in a bucket (`[archive]`), end to end against stream-sim and
+//! a real S3-compatible server (moto, started by the test): the bucket
+//! alone holds a complete archive that equals the truth, and two archivers
+//! of one stream on two sites, each missing what the other has, make one
+//! complete archive in the bucket.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use gapless::archiver::{self, Options, Running};
+use gapless::config::Config;
+use gapless::metrics::StreamMetrics;
+use gapless_bucket::replica::{self, Replica, Want};
+use gapless_bucket::{test_server, Bucket};
+use gapless_storage::coverage::Coverage;
+use gapless_storage::Minute;
+
+/// A fresh bucket on the test server, or `None` (the test is skipped).
+fn fresh_bucket() -> Option<String> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let server = test_server::server()?;
+    let name = format!("a{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    server.create_bucket(&name);
+    Some(format!("s3://{name}/gapless"))
+}
+
+/// The harness's config with `[archive]` and a site.
+fn config_with_bucket(h: &Harness, url: &str, site: &str, data: &std::path::Path) -> Config {
+    let text = format!(
+        "site = \"{site}\"\n{}\n[archive]\nurl = \"{url}\"\nsettle = \"1m\"\ninterval = \"300ms\"\n",
+        h.config_text
+    );
+    let mut config = Config::parse(&text, h.dir.path()).unwrap();
+    config.data = data.to_path_buf();
+    config
+}
+
+async fn start(h: &Harness, config: Config) -> Running {
+    archiver::start(Options { config, clock: h.clock(), since_secs: None, fs: None }).await.unwrap()
+}
+
+/// Waits until the stream's uploader confirmed the bucket complete up to
+/// `minute` (minutes after START).
+async fn until_in_bucket(h: &Harness, m: &Arc<StreamMetrics>, minute: i64) {
+    let want = h.minute(minute) * 60_000;
+    wait_for("the bucket to hold the settled minutes", Duration::from_secs(180), || {
+        m.bucket_synced_ms.load(Ordering::Relaxed) >= want
+    })
+    .await;
+}
+
+async fn fetch(url: &str) -> Replica {
+    replica::fetch(&Bucket::open(url).unwrap(), &Want { stream: None, minutes: None, segments: true }).await.unwrap()
+}
+
+fn not_full(data: &std::path::Path, h: &Harness, from: i64, to: i64) -> Vec<i64> {
+    full_minutes(data, "decahose", Minute(h.minute(from)), Minute(h.minute(to)))
+        .into_iter()
+        .filter(|(_, c)| *c != Coverage::Full)
+        .map(|(m, _)| m.0 - h.minute(0))
+        .collect()
+}
+
+/// Every minute of `[from, to)` is full in `data` and equals the truth.
+fn assert_exact(data: &std::path::Path, h: &Harness, from: i64, to: i64) -> usize {
+    assert_eq!(not_full(data, h, from, to), Vec::<i64>::new(), "minutes not full");
+    let mut want = Truth::new();
+    for m in h.minute(from)..h.minute(to) {
+        want.extend(h.truth_minute("decahose", m).iter().map(|(k, f)| (k.clone(), *f)));
+    }
+    let d = gapless::demo::verify::compare(
+        &want,
+        &archive(data, "decahose", h.minute(from) * 60_000, h.minute(to) * 60_000),
+    );
+    assert!(d.is_exact(), "the bucket's archive is not the truth: {d}");
+    d.archived
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_alone_is_a_complete_archive() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    let h = Harness::launch(Setup::new(71, 20.0, 30.0)).await;
+    let running = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
+    let m = running.metrics.streams[0].clone();
+    until_in_bucket(&h, &m, 5).await;
+    // /status says where the bucket stands.
+    let text = reqwest::get(format!("http://{}/status", running.admin.unwrap())).await.unwrap().text().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let bucket = &status["streams"][0]["bucket"];
+    assert!(bucket["uploaded_objects"].as_u64().unwrap() >= 4, "{status}");
+    assert!(bucket["error"].is_null(), "{status}");
+    running.stop().await.unwrap();
+
+    // The bucket, read with no archiver: minutes 1..5 full and exact.
+    let r = fetch(&url).await;
+    assert_eq!(r.sites, ["east"]);
+    let n = assert_exact(r.root(), &h, 1, 5);
+    assert!(n > 1000, "{n} activities");
+    // Never more coverage in the bucket than in the local archive.
+    let local = full_minutes(&h.data(), "decahose", Minute(h.minute(0)), Minute(h.minute(8)));
+    let remote = full_minutes(r.root(), "decahose", Minute(h.minute(0)), Minute(h.minute(8)));
+    for ((m, l), (_, b)) in local.iter().zip(&remote) {
+        assert!(*b != Coverage::Full || *l == Coverage::Full, "minute {m}: full in the bucket only");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_each_missing_minutes_make_one_complete_archive() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    let h = Harness::launch(Setup::new(72, 20.0, 30.0)).await;
+    // East archives minutes 0 to ~6, west from ~4 on: each owes coverage
+    // from its own start, so neither repairs the other's minutes.
+    let west_data = h.dir.path().join("west");
+    let east = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
+    h.until_minute(4.0).await;
+    let west = start(&h, config_with_bucket(&h, &url, "west", &west_data)).await;
+    until_in_bucket(&h, &east.metrics.streams[0].clone(), 6).await;
+    east.stop().await.unwrap();
+    until_in_bucket(&h, &west.metrics.streams[0].clone(), 10).await;
+    west.stop().await.unwrap();
+
+    // Neither site alone is complete over minutes 1..10...
+    assert!(!not_full(&h.data(), &h, 1, 10).is_empty(), "east alone is complete");
+    assert!(!not_full(&west_data, &h, 1, 10).is_empty(), "west alone is complete");
+    // ...the bucket's union is, and equals the truth, each activity once.
+    let r = fetch(&url).await;
+    assert_eq!(r.sites, ["east", "west"]);
+    assert_exact(r.root(), &h, 1, 10);
+}
