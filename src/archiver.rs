@@ -3,7 +3,8 @@
 //! Per stream it runs a storage thread (see `writer.rs`), one realtime task
 //! per (partition, redundant slot) (`connection.rs`) and a recovery planner
 //! (`planner.rs`), all sharing the stream's connection limiter. Recovery
-//! jobs share two slots across the archive: the service's limit per account.
+//! jobs of an account's streams share two slots: the service's limit is
+//! per account ([`recovery_slots`]).
 //!
 //! Shutdown (SIGINT, SIGTERM, or the `shutdown` watch): every task stops
 //! reading; the storage threads commit what they have and record the
@@ -75,7 +76,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         .tcp_keepalive(Duration::from_secs(30))
         .build()
         .context("build the HTTP client")?;
-    let slots = Arc::new(Semaphore::new(RECOVERY_SLOTS));
+    let slots = recovery_slots(&opts.config.streams);
     let mut metrics = Metrics::default();
     let mut tasks = Vec::new();
     let mut threads = Vec::new();
@@ -88,7 +89,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         Some(a) => Some(gapless_bucket::Bucket::open(&a.url).context("[archive]")?),
         None => None,
     };
-    for cfg in &opts.config.streams {
+    for (cfg, slots) in opts.config.streams.iter().zip(slots) {
         let secret = cfg.credentials.load().with_context(|| format!("stream {}", cfg.label))?;
         let partitions = cfg.coverage_partitions();
         coverage.set_partitions(&cfg.label, partitions)?;
@@ -143,7 +144,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             let upload_span = tracing::info_span!(parent: &span, "upload");
             tasks.push(tokio::spawn(crate::upload::run_uploader(up).instrument(upload_span)));
         }
-        tasks.push(tokio::spawn(run_planner(ctx, slots.clone()).instrument(span)));
+        tasks.push(tokio::spawn(run_planner(ctx, slots).instrument(span)));
     }
     let metrics = Arc::new(metrics);
     let admin = match opts.config.admin {
@@ -190,6 +191,19 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     Ok(Running { metrics, admin, shutdown, task })
 }
 
+/// The Recovery slots of each stream, in order: [`RECOVERY_SLOTS`] per
+/// account, shared by the account's streams; streams of other accounts
+/// have their own.
+pub fn recovery_slots(streams: &[crate::config::Stream]) -> Vec<Arc<Semaphore>> {
+    let mut by_account: std::collections::HashMap<&str, Arc<Semaphore>> = std::collections::HashMap::new();
+    streams
+        .iter()
+        .map(|s| {
+            by_account.entry(s.account.as_str()).or_insert_with(|| Arc::new(Semaphore::new(RECOVERY_SLOTS))).clone()
+        })
+        .collect()
+}
+
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let running = start(opts).await?;
@@ -216,5 +230,23 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_slots_are_two_per_account() {
+        let text = "credentials={env='X'}\n\
+            [[stream]]\nlabel='a'\nkind='decahose'\nurl='http://h/stream/sample10/accounts/one/publishers/twitter/prod.json'\n\
+            [[stream]]\nlabel='b'\nkind='firehose'\nurl='http://h/stream/firehose/accounts/two/publishers/twitter/prod.json'\n\
+            [[stream]]\nlabel='c'\nkind='decahose'\nurl='http://h/stream/sample10/accounts/one/publishers/twitter/dev.json'\n";
+        let config = Config::parse(text, std::path::Path::new(".")).unwrap();
+        let slots = recovery_slots(&config.streams);
+        assert!(Arc::ptr_eq(&slots[0], &slots[2]), "one account's streams share their slots");
+        assert!(!Arc::ptr_eq(&slots[0], &slots[1]), "another account has its own");
+        assert!(slots.iter().all(|s| s.available_permits() == RECOVERY_SLOTS));
     }
 }

@@ -187,6 +187,10 @@ pub struct Stream {
     pub kind: Kind,
     /// The URL with account and label filled in, without query.
     pub url: String,
+    /// The account the stream belongs to: `account`, or the name after
+    /// `/accounts/` in the URL, or else the URL's host. Recovery's limit of
+    /// two concurrent jobs is the account's.
+    pub account: String,
     /// 0: not partitioned (PowerTrack).
     pub partitions: u32,
     pub connections_per_partition: u32,
@@ -348,10 +352,12 @@ impl Config {
                 (None, Some(window)) => Some(Recovery { window, chunk: s.kind.default_chunk(), concurrency: 2 }),
                 (None, None) => None,
             };
+            let account = if s.account.is_empty() { account_of(&url) } else { s.account.clone() };
             streams.push(Stream {
                 label: s.label,
                 kind: s.kind,
                 url,
+                account,
                 partitions,
                 connections_per_partition: s.connections_per_partition.max(1),
                 backfill: s.backfill,
@@ -379,6 +385,21 @@ impl Config {
     }
 }
 
+/// The account a stream URL names (`.../accounts/NAME/...`), or its host.
+fn account_of(url: &str) -> String {
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let mut parts = path.split('/');
+    let host = parts.next().unwrap_or_default().to_string();
+    while let Some(p) = parts.next() {
+        if p == "accounts" {
+            if let Some(name) = parts.next().filter(|n| !n.is_empty()) {
+                return name.to_string();
+            }
+        }
+    }
+    host
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +417,23 @@ mod tests {
         assert_eq!(l.kind, Kind::Likes);
         assert!(l.recovery.is_none(), "likes have no Recovery");
         assert!(l.backfill);
+    }
+
+    #[test]
+    fn a_streams_account_is_given_or_read_from_its_url() {
+        let parse = |extra: &str, url: &str| {
+            let text = format!("credentials={{env='X'}}\n[[stream]]\nlabel='a'\nkind='decahose'\nurl='{url}'\n{extra}");
+            Config::parse(&text, Path::new(".")).unwrap().streams.remove(0).account
+        };
+        assert_eq!(
+            parse("account='acme'", "http://h/stream/sample10/accounts/{account}/publishers/twitter/prod.json"),
+            "acme"
+        );
+        assert_eq!(
+            parse("", "https://gnip-stream.x.com/stream/firehose/accounts/zeta/publishers/twitter/prod.json"),
+            "zeta"
+        );
+        assert_eq!(parse("", "http://127.0.0.1:9000/stream"), "127.0.0.1:9000");
     }
 
     #[test]
