@@ -352,6 +352,18 @@ impl Admin {
         }
         // Where the storage thread's time goes, in seconds (Prometheus'
         // base unit; kept in µs).
+        let _ = writeln!(
+            out,
+            "# HELP gapless_recovery_jobs_started_total Recovery jobs started.\n# TYPE gapless_recovery_jobs_started_total counter"
+        );
+        for m in &self.metrics.streams {
+            let _ = writeln!(
+                out,
+                "gapless_recovery_jobs_started_total{{stream=\"{}\"}} {}",
+                m.label,
+                StreamMetrics::get(&m.recovery_jobs_started)
+            );
+        }
         let bucket: [Counter; 3] = [
             ("gapless_bucket_uploaded_objects_total", "Segment objects uploaded to the bucket and verified.", |m| {
                 StreamMetrics::get(&m.uploaded_objects)

@@ -121,6 +121,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             shutdown: rx.clone(),
             limits: Limits::default(),
             refill: watch::channel(None).0,
+            peers: bucket.as_ref().map(|_| crate::upload::Peers::new()),
         });
         let parts: Vec<Option<u32>> =
             if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };
@@ -140,6 +141,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
                 clock: opts.clock,
                 metrics: ctx.metrics.clone(),
                 shutdown: rx.clone(),
+                peers: ctx.peers.clone().unwrap_or_else(crate::upload::Peers::new),
             };
             let upload_span = tracing::info_span!(parent: &span, "upload");
             tasks.push(tokio::spawn(crate::upload::run_uploader(up).instrument(upload_span)));

@@ -66,6 +66,8 @@ pub struct StreamCtx {
     /// partition misses part of it reconnects with a backfill from its
     /// start.
     pub refill: watch::Sender<Option<Range<i64>>>,
+    /// With a bucket: what the stream's other sites cover there.
+    pub peers: Option<Arc<crate::upload::Peers>>,
 }
 
 impl StreamCtx {

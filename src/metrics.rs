@@ -41,6 +41,8 @@ pub struct StreamMetrics {
     pub accept_micros: AtomicU64,
     pub write_micros: AtomicU64,
     pub sync_micros: AtomicU64,
+    /// Recovery jobs started (by this process).
+    pub recovery_jobs_started: AtomicU64,
     /// The copy in the bucket (`[archive]`): segment objects uploaded and
     /// verified, their bytes, rounds that failed, and up to when (stream
     /// ms) a round last published everything settled.

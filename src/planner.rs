@@ -19,11 +19,16 @@
 //!   range: one job for all partitions where all miss it, else one job per
 //!   partition ([`requests`]), so that a hole in one of the Firehose's 20
 //!   partitions costs one partition's traffic;
+//! - with a bucket (`[archive]`), what the stream's other sites cover
+//!   there is not asked for (read by the uploader each round; the planner
+//!   waits up to `upload::PEERS_WAIT` after start for the first read): a
+//!   site keeps its own holes, and the union in the bucket has none; such
+//!   a hole leaving the window is said once, not as DATA LOST;
 //! - jobs are chunked (about an hour), oldest first
-//!   (they expire first), at most two running at once across the archive
-//!   (the service's limit per account), each within the stream's
-//!   connection limiter; a job that breaks keeps its progress, and the
-//!   remainder is planned again.
+//!   (they expire first), at most two running at once per account (the
+//!   service's limit; streams of one account share them), each within the
+//!   stream's connection limiter; a job that breaks keeps its progress,
+//!   and the remainder is planned again.
 //!
 //! # Recorded jobs
 //! Every pass reconciles the jobs recorded in the store with the holes
@@ -323,6 +328,17 @@ async fn pass(
             tracing::debug!(to = %gapless_time::rfc3339(l.end), "the lost stretch grows");
             continue;
         }
+        let elsewhere = ctx.peers.as_ref().and_then(|p| p.get()).is_some_and(|peers| {
+            (1..=ctx.cfg.coverage_partitions()).all(|p| subtract(std::slice::from_ref(l), peers.covered(p)).is_empty())
+        });
+        if elsewhere {
+            tracing::warn!(
+                from = %gapless_time::rfc3339(l.start),
+                to = %gapless_time::rfc3339(l.end),
+                "not in this site's archive, and no longer repairable here; another site holds it in the bucket"
+            );
+            continue;
+        }
         tracing::error!(
             from = %gapless_time::rfc3339(l.start),
             to = %gapless_time::rfc3339(l.end),
@@ -338,6 +354,14 @@ async fn pass(
     publish_minutes(ctx, (now - reach + WINDOW_MARGIN_SECS).max(owed), edge);
 
     let Some(rec) = ctx.cfg.recovery else { return Ok(()) };
+    // With a bucket, what other sites cover is not this site's to recover
+    // (the account's two jobs are shared and scarce): wait a little for
+    // the first read of it.
+    let peers = match &ctx.peers {
+        Some(p) if p.worth_waiting() => return Ok(()),
+        Some(p) => p.get(),
+        None => None,
+    };
     // Leave young holes at the live edge to Backfill.
     let eligible: Vec<Range<i64>> = open
         .iter()
@@ -353,7 +377,11 @@ async fn pass(
         let mut in_flight: Vec<Range<i64>> =
             running.values().filter(|((q, _), _)| q.is_none_or(|q| q == p)).map(|((_, r), _)| r.clone()).collect();
         in_flight.sort_by_key(|r| r.start);
-        needs.push(subtract(&intersect(&holes, &eligible), &in_flight));
+        let mut need = subtract(&intersect(&holes, &eligible), &in_flight);
+        if let Some(peers) = &peers {
+            need = subtract(&need, peers.covered(p));
+        }
+        needs.push(need);
     }
     // A piece at the live edge shorter than a minute is the tail of a hole
     // that is still growing (a job already has the rest of it): wait until
@@ -388,6 +416,7 @@ async fn pass(
             break;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+        crate::metrics::StreamMetrics::add(&ctx.metrics.recovery_jobs_started, 1);
         let job_id = job.id;
         let range = (job.partition, job.resume_secs..job.end_secs);
         let c = ctx.clone();

@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gapless_bucket::peers::PeerCoverage;
 use gapless_bucket::upload::Uploader;
 use gapless_bucket::Bucket;
 use gapless_storage::coverage::CoverageMap;
@@ -28,6 +29,42 @@ use crate::backoff::{Backoff, Cause};
 use crate::clock::Clock;
 use crate::config::Archive;
 use crate::metrics::StreamMetrics;
+
+/// How long a planner waits, after start, for the first read of the other
+/// sites' coverage before it plans Recovery without it (a bucket that is
+/// away must not stop Recovery).
+pub const PEERS_WAIT: Duration = Duration::from_secs(30);
+
+/// What the stream's other sites cover (from the bucket), shared by the
+/// uploader, which reads it each round, and the planner, which does not
+/// spend Recovery jobs where another site holds the data.
+pub struct Peers {
+    coverage: std::sync::RwLock<Option<PeerCoverage>>,
+    started: std::time::Instant,
+}
+
+impl Peers {
+    pub fn new() -> Arc<Peers> {
+        Arc::new(Peers { coverage: std::sync::RwLock::new(None), started: std::time::Instant::now() })
+    }
+
+    /// The other sites' coverage as last read; `None` if never read yet.
+    pub fn get(&self) -> Option<PeerCoverage> {
+        self.coverage.read().ok().and_then(|c| c.clone())
+    }
+
+    fn set(&self, c: PeerCoverage) {
+        if let Ok(mut slot) = self.coverage.write() {
+            *slot = Some(c);
+        }
+    }
+
+    /// Whether a planner should wait for the first read: not read yet, and
+    /// not for long.
+    pub fn worth_waiting(&self) -> bool {
+        self.get().is_none() && self.started.elapsed() < PEERS_WAIT
+    }
+}
 
 /// What one stream's uploader needs.
 pub struct UploadCtx {
@@ -41,6 +78,7 @@ pub struct UploadCtx {
     pub clock: Clock,
     pub metrics: Arc<StreamMetrics>,
     pub shutdown: watch::Receiver<bool>,
+    pub peers: Arc<Peers>,
 }
 
 /// Runs until shutdown.
@@ -98,6 +136,18 @@ pub async fn run_uploader(mut ctx: UploadCtx) {
                 backoff.next(&Cause::Server(503)).unwrap_or(ctx.archive.interval)
             }
         };
+        // The other sites' coverage over the same span, for the planner.
+        match gapless_bucket::peers::read(
+            &ctx.bucket,
+            &ctx.archive.site,
+            &ctx.label,
+            from..Minute::of_ms(now_ms).next(),
+        )
+        .await
+        {
+            Ok(p) => ctx.peers.set(p),
+            Err(e) => tracing::warn!(error = %e, "could not read the other sites' coverage"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.shutdown.wait_for(|s| *s) => return,

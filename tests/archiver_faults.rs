@@ -89,11 +89,6 @@ fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Log lines containing every one of `words`.
-fn log_lines(words: &[&str]) -> Vec<String> {
-    logs().lines().filter(|l| words.iter().all(|w| l.contains(w))).map(str::to_string).collect()
-}
-
 /// The activity times (ms) of the truth of minutes `[from, to)` after
 /// START.
 fn truth_times(seed: u64, from: i64, to: i64) -> Vec<i64> {
@@ -108,18 +103,6 @@ fn truth_times_between(seed: u64, from_ms: i64, to_ms: i64, partition: Option<u3
     spec.rate = RATE;
     let gen = stream_sim::Generator::new(seed, &spec);
     gen.range(from_ms, to_ms, partition).map(|a| a.time_ms).collect()
-}
-
-/// An RFC 3339 time of a log line, as ms since the epoch.
-fn parse_ms(t: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis())
-}
-
-/// The value of `key=` in a log line: an event's field, or a span's
-/// (`recovery{job=3}`).
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let value = [format!(" {key}="), format!("{{{key}=")].into_iter().find_map(|k| line.split(&k).nth(1));
-    value.and_then(|s| s.split(|c: char| c.is_whitespace() || c == '}').next())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,9 +73,9 @@ async fn a_likes_hole_beyond_backfill_is_lost_and_says_so() {
     assert_eq!(likes.status, Status::Lost);
     assert!(likes.holes.iter().any(|h| h.state == HoleState::Lost));
     assert!(!likes.lost.is_empty(), "the lost seconds are recorded");
-    let said = log_lines_with(&["DATA LOST", "stream=likes"]);
+    let said = log_lines(&["DATA LOST", "stream=likes"]);
     assert!(!said.is_empty(), "the archiver logs the loss loudly:\n{}", log_tail(30));
-    assert!(log_lines_with(&["DATA LOST", "stream=decahose"]).is_empty(), "nothing of the Decahose is lost");
+    assert!(log_lines(&["DATA LOST", "stream=decahose"]).is_empty(), "nothing of the Decahose is lost");
 
     // The data: the Decahose is exact; every full likes minute is exact;
     // lost minutes hold only true likes, once, with their exact bytes.
@@ -93,10 +93,6 @@ async fn a_likes_hole_beyond_backfill_is_lost_and_says_so() {
     assert!(w.verified.iter().any(|(s, _)| s == "likes"));
     assert!(w.lost.iter().any(|(s, _)| s == "likes"), "the loss showed during the run");
     eprintln!("{} minutes checked during the run; {:.1} s wall", w.verified.len(), t0.elapsed().as_secs_f64());
-}
-
-fn log_lines_with(words: &[&str]) -> Vec<String> {
-    logs().lines().filter(|l| words.iter().all(|w| l.contains(w))).map(str::to_string).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,11 +118,7 @@ async fn a_short_likes_disconnect_is_backfilled_and_nothing_is_lost() {
     let reconnects = running.metrics.streams[1].reconnects.lock().unwrap().clone();
     running.stop().await.unwrap();
     assert!(reconnects.get("network").copied().unwrap_or(0) >= 2, "{reconnects:?}");
-    assert!(
-        log_lines_with(&["DATA LOST"]).is_empty(),
-        "nothing is lost:\n{}",
-        log_lines_with(&["DATA LOST"]).join("\n")
-    );
+    assert!(log_lines(&["DATA LOST"]).is_empty(), "nothing is lost:\n{}", log_lines(&["DATA LOST"]).join("\n"));
     h.assert_complete("likes", 1, end);
     h.assert_complete("decahose", 1, end);
     eprintln!("{} minutes checked during the run; {:.1} s wall", w.verified.len(), t0.elapsed().as_secs_f64());
@@ -150,11 +142,7 @@ async fn a_likes_hole_inside_an_open_connection_is_backfilled_not_lost() {
     until_full(&h, admin, "likes", 1, end, Duration::from_secs(20)).await;
     let reconnects = running.metrics.streams[1].reconnects.lock().unwrap().clone();
     running.stop().await.unwrap();
-    assert!(
-        log_lines_with(&["DATA LOST"]).is_empty(),
-        "nothing is lost:\n{}",
-        log_lines_with(&["DATA LOST"]).join("\n")
-    );
+    assert!(log_lines(&["DATA LOST"]).is_empty(), "nothing is lost:\n{}", log_lines(&["DATA LOST"]).join("\n"));
     // Once per connection that missed the hole (two partitions), give or
     // take a hole seen in two pieces: not a reconnect every planner pass.
     let refills = reconnects.get("refill").copied().unwrap_or(0);

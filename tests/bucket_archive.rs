@@ -133,3 +133,47 @@ async fn two_sites_each_missing_minutes_make_one_complete_archive() {
     assert_eq!(r.sites, ["east", "west"]);
     assert_exact(r.root(), &h, 1, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_spends_no_recovery_on_what_another_site_holds() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    capture_logs();
+    let h = Harness::launch(Setup::new(73, 20.0, 30.0)).await;
+    let west_data = h.dir.path().join("west");
+    let west = start(&h, config_with_bucket(&h, &url, "west", &west_data)).await;
+    let east = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
+    // East is down from minute 3 to 11: Backfill (5 minutes) brings 6 to
+    // 11 when it comes back, and 3 to 6 would be Recovery's, but west,
+    // up all along, holds it in the bucket.
+    h.until_minute(3.0).await;
+    east.stop().await.unwrap();
+    until_in_bucket(&h, &west.metrics.streams[0].clone(), 8).await;
+    h.until_minute(11.0).await;
+    let east = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
+    let m = east.metrics.streams[0].clone();
+    until_in_bucket(&h, &m, 12).await;
+    until_in_bucket(&h, &west.metrics.streams[0].clone(), 12).await;
+    let jobs = StreamMetrics::get(&m.recovery_jobs_started);
+    east.stop().await.unwrap();
+    west.stop().await.unwrap();
+
+    let east_holes = not_full(&h.data(), &h, 1, 12);
+    assert!(east_holes.contains(&4), "east has the hole of its downtime: {east_holes:?}");
+    // Recovery may still fetch what west had not copied yet (the last
+    // minute before the restart, which Backfill brings anyway), never
+    // what west holds: minutes 3 to 6 (only east recovers here; west has
+    // no hole).
+    let (w0, w1) = (h.minute(3) * 60_000 + 30_000, h.minute(6) * 60_000);
+    let over_west: Vec<String> = log_lines(&["recovery started"])
+        .into_iter()
+        .filter(|l| {
+            let from = field(l, "from").and_then(parse_ms).unwrap_or(0);
+            let to = field(l, "to").and_then(parse_ms).unwrap_or(0);
+            from < w1 && w0 < to
+        })
+        .collect();
+    assert!(over_west.is_empty(), "east recovered what west holds ({jobs} jobs): {over_west:#?}");
+    let r = fetch(&url).await;
+    assert_exact(r.root(), &h, 1, 12);
+}

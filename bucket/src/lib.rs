@@ -24,6 +24,7 @@
 pub mod error;
 pub mod keys;
 pub mod manifest;
+pub mod peers;
 pub mod remote;
 pub mod replica;
 #[cfg(feature = "test-server")]

@@ -683,3 +683,20 @@ impl Drop for Child {
         let _ = self.child.wait();
     }
 }
+
+/// An RFC 3339 time in a log line, as Unix ms.
+pub fn parse_ms(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis())
+}
+
+/// The value of `key=` in a log line: an event's field, or a span's
+/// (`recovery{job=3}`).
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let value = [format!(" {key}="), format!("{{{key}=")].into_iter().find_map(|k| line.split(&k).nth(1));
+    value.and_then(|s| s.split(|c: char| c.is_whitespace() || c == '}').next())
+}
+
+/// The lines logged so far that contain every one of `words`.
+pub fn log_lines(words: &[&str]) -> Vec<String> {
+    logs().lines().filter(|l| words.iter().all(|w| l.contains(w))).map(str::to_string).collect()
+}
