@@ -94,9 +94,9 @@ mod tests {
         let mut p = PeerCoverage::default();
         p.add(1, [10..20, 40..50]);
         p.add(1, [15..30, 50..60]);
-        p.add(2, [0..5]);
+        p.add(2, vec![0..3, 3..5]);
         assert_eq!(p.covered(1), &[10..30, 40..60]);
-        assert_eq!(p.covered(2), &[0..5]);
+        assert_eq!((p.covered(2).len(), p.covered(2)[0].clone()), (1, 0..5), "touching runs merge");
         assert!(p.covered(3).is_empty());
     }
 }
