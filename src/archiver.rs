@@ -122,6 +122,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             limits: Limits::default(),
             refill: watch::channel(None).0,
             peers: bucket.as_ref().map(|_| crate::upload::Peers::new()),
+            site_slots: match (&bucket, &opts.config.archive) {
+                (Some(b), Some(a)) => Some(crate::upload::SiteSlots::new(b, &cfg.account, &a.site)),
+                _ => None,
+            },
         });
         let parts: Vec<Option<u32>> =
             if cfg.partitions == 0 { vec![None] } else { (1..=cfg.partitions).map(Some).collect() };

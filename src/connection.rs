@@ -68,6 +68,8 @@ pub struct StreamCtx {
     pub refill: watch::Sender<Option<Range<i64>>>,
     /// With a bucket: what the stream's other sites cover there.
     pub peers: Option<Arc<crate::upload::Peers>>,
+    /// With a bucket: the account's Recovery slots shared with other sites.
+    pub site_slots: Option<Arc<crate::upload::SiteSlots>>,
 }
 
 impl StreamCtx {

@@ -416,6 +416,21 @@ async fn pass(
             break;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+        // With a bucket, also one of the slots the account's sites share.
+        let held = match &ctx.site_slots {
+            Some(s) => match s.acquire(label, job.id).await {
+                Ok(Some(held)) => Some(held),
+                Ok(None) => {
+                    tracing::debug!("the account's Recovery slots are held by other sites");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the bucket cannot say which sites hold the Recovery slots; going on");
+                    None
+                }
+            },
+            None => None,
+        };
         crate::metrics::StreamMetrics::add(&ctx.metrics.recovery_jobs_started, 1);
         let job_id = job.id;
         let range = (job.partition, job.resume_secs..job.end_secs);
@@ -423,6 +438,9 @@ async fn pass(
         let handle = tokio::spawn(
             async move {
                 let end = run_job(&c, &mut job).await;
+                if let Some(held) = held {
+                    held.release().await;
+                }
                 drop(permit);
                 (job, end)
             }

@@ -18,12 +18,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gapless_bucket::lease::{self, Slots};
 use gapless_bucket::peers::PeerCoverage;
 use gapless_bucket::upload::Uploader;
 use gapless_bucket::Bucket;
 use gapless_storage::coverage::CoverageMap;
 use gapless_storage::Minute;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::backoff::{Backoff, Cause};
 use crate::clock::Clock;
@@ -64,6 +66,78 @@ impl Peers {
     pub fn worth_waiting(&self) -> bool {
         self.get().is_none() && self.started.elapsed() < PEERS_WAIT
     }
+}
+
+/// The account's Recovery slots shared with the other sites through the
+/// bucket (`gapless_bucket::lease`), on top of the process's own two.
+pub struct SiteSlots {
+    slots: Slots,
+    site: String,
+}
+
+/// A slot this site holds for a running job: renewed in the background
+/// until [`Held::release`].
+pub struct Held {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SiteSlots {
+    pub fn new(bucket: &Bucket, account: &str, site: &str) -> Arc<SiteSlots> {
+        let slots = Slots::new(bucket.clone(), account, crate::archiver::RECOVERY_SLOTS, lease::TTL);
+        Arc::new(SiteSlots { slots, site: site.to_string() })
+    }
+
+    /// Takes one of the account's slots for `job` of `stream`: `Ok(None)`
+    /// if the other sites hold them all; an error if the bucket cannot say
+    /// (the caller goes on without: the service's 429 is the last word).
+    pub async fn acquire(&self, stream: &str, job: u64) -> gapless_bucket::Result<Option<Held>> {
+        let Some(mut lease) = self.slots.acquire(&self.site, stream, &format!("{job}"), wall_ms()).await? else {
+            return Ok(None);
+        };
+        let slots = self.slots.clone();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(lease::TTL / 3) => {
+                            match slots.renew(&mut lease, wall_ms()).await {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    tracing::warn!("the Recovery slot was taken by another site after it expired");
+                                    return;
+                                }
+                                Err(e) => tracing::warn!(error = %e, "could not renew the Recovery slot"),
+                            }
+                        }
+                        _ = &mut stopped => {
+                            if let Err(e) = slots.release(lease, wall_ms()).await {
+                                tracing::warn!(error = %e, "could not give back the Recovery slot (it expires)");
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        Ok(Some(Held { stop: Some(stop), task }))
+    }
+}
+
+impl Held {
+    /// Gives the slot back and waits until the bucket says so.
+    pub async fn release(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What one stream's uploader needs.

@@ -177,3 +177,64 @@ async fn a_site_spends_no_recovery_on_what_another_site_holds() {
     let r = fetch(&url).await;
     assert_exact(r.root(), &h, 1, 12);
 }
+
+/// Jobs running now in an archiver.
+fn running_jobs(m: &Arc<StreamMetrics>) -> usize {
+    m.jobs.lock().unwrap().values().filter(|j| j.state == gapless_storage::coverage::JobState::Running).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_of_one_account_share_its_two_recovery_jobs() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    // Recovery replays at stream pace, in 1-minute jobs: each site alone
+    // would run two at once.
+    let mut h = Harness::launch(Setup::new(74, 20.0, 30.0).recovery_pace(1.0)).await;
+    h.config_text =
+        h.config_text.replace("data_silence = \"5s\" }", "data_silence = \"5s\" }\nrecovery = { chunk = \"1m\" }");
+    let west_data = h.dir.path().join("west");
+    let sites =
+        |h: &Harness| (config_with_bucket(h, &url, "east", &h.data()), config_with_bucket(h, &url, "west", &west_data));
+    let (e, w) = sites(&h);
+    let (east, west) = (start(&h, e).await, start(&h, w).await);
+    // Both down from minute 2 to 10: Backfill brings 5 to 10; 2 to 5 is a
+    // hole in both, so each recovers it.
+    h.until_minute(2.0).await;
+    east.stop().await.unwrap();
+    west.stop().await.unwrap();
+    h.until_minute(10.0).await;
+    let (e, w) = sites(&h);
+    let (east, west) = (start(&h, e).await, start(&h, w).await);
+    let (me, mw) = (east.metrics.streams[0].clone(), west.metrics.streams[0].clone());
+    // How many run at once, sampled until both archives are whole again.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (me, mw, done) = (me.clone(), mw.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                most = most.max(running_jobs(&me) + running_jobs(&mw));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            most
+        })
+    };
+    // Until both sites are done recovering (a site leaves to Recovery
+    // what the other already holds) and both copied minutes 1 to 9.
+    wait_for("Recovery at both sites, and their copies", Duration::from_secs(180), || {
+        let started = StreamMetrics::get(&me.recovery_jobs_started) + StreamMetrics::get(&mw.recovery_jobs_started);
+        let idle = me.jobs.lock().unwrap().is_empty() && mw.jobs.lock().unwrap().is_empty();
+        let synced = [&me, &mw].iter().all(|m| m.bucket_synced_ms.load(Ordering::Relaxed) >= h.minute(9) * 60_000);
+        started >= 2 && idle && synced
+    })
+    .await;
+    done.store(true, Ordering::Relaxed);
+    let most = sampler.await.unwrap();
+    let started = (StreamMetrics::get(&me.recovery_jobs_started), StreamMetrics::get(&mw.recovery_jobs_started));
+    east.stop().await.unwrap();
+    west.stop().await.unwrap();
+    assert!(started.0 > 0 && started.1 > 0, "both sites recovered: {started:?}");
+    assert!(most <= 2, "{most} Recovery jobs ran at once across the account's two sites");
+    let r = fetch(&url).await;
+    assert_exact(r.root(), &h, 1, 9);
+}

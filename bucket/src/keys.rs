@@ -53,6 +53,11 @@ impl StreamKeys {
     }
 }
 
+/// One of an account's Recovery slots, shared by every site (`n` from 0).
+pub fn recovery_slot(prefix: &str, account: &str, n: usize) -> Path {
+    Path::from(join(prefix, &format!("accounts/{account}/recovery/slot-{n}.json")))
+}
+
 /// Where the sites of a bucket are listed.
 pub fn sites(prefix: &str) -> Path {
     Path::from(join(prefix, "sites"))

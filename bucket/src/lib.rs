@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod lease;
 pub mod manifest;
 pub mod peers;
 pub mod remote;

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
 
 use crate::error::{request, Error, Result};
 
@@ -131,6 +133,40 @@ impl Bucket {
             });
         }
         Ok(())
+    }
+
+    /// Writes `bytes` to `key` only if there is no object there: the new
+    /// version, or `None` if one exists.
+    pub async fn create(&self, key: &Path, bytes: Bytes) -> Result<Option<UpdateVersion>> {
+        self.put_mode(key, bytes, PutMode::Create).await
+    }
+
+    /// Replaces the object at `key` only if it is still at `version`: the
+    /// new version, or `None` if it changed (or is gone).
+    pub async fn replace(&self, key: &Path, bytes: Bytes, version: UpdateVersion) -> Result<Option<UpdateVersion>> {
+        self.put_mode(key, bytes, PutMode::Update(version)).await
+    }
+
+    async fn put_mode(&self, key: &Path, bytes: Bytes, mode: PutMode) -> Result<Option<UpdateVersion>> {
+        match self.store.put_opts(key, PutPayload::from_bytes(bytes), PutOptions::from(mode)).await {
+            Ok(r) => Ok(Some(UpdateVersion { e_tag: r.e_tag, version: r.version })),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(request("put", key)(e)),
+        }
+    }
+
+    /// The object at `key` with its version, or `None` if there is none.
+    pub async fn get_versioned(&self, key: &Path) -> Result<Option<(Bytes, UpdateVersion)>> {
+        match self.store.get(key).await {
+            Ok(got) => {
+                let version = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+                Ok(Some((got.bytes().await.map_err(request("get", key))?, version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(request("get", key)(e)),
+        }
     }
 
     /// The object at `key`, or `None` if there is none.

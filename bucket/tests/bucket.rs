@@ -173,3 +173,49 @@ fn bad_urls_are_refused_clearly() {
         assert!(!err.to_string().contains("secret"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_two_recovery_slots_are_shared_by_its_sites() {
+    use gapless_bucket::lease::Slots;
+    let Some(url) = fresh_bucket() else { return };
+    let bucket = Bucket::open(&url).unwrap();
+    let ttl = std::time::Duration::from_secs(60);
+    let acme = Slots::new(bucket.clone(), "acme", 2, ttl);
+    let now = 1_000_000;
+    let a = acme.acquire("east", "d", "job-1", now).await.unwrap().expect("a free slot");
+    let mut b = acme.acquire("west", "d", "job-2", now).await.unwrap().expect("the other slot");
+    assert!(acme.acquire("east", "d", "job-3", now).await.unwrap().is_none(), "two slots per account");
+    // Another account has its own.
+    let other = Slots::new(bucket.clone(), "zeta", 2, ttl);
+    assert!(other.acquire("east", "d", "job-4", now).await.unwrap().is_some());
+    // A holder renews; one that died frees its slot when it expires.
+    assert!(acme.renew(&mut b, now + 30_000).await.unwrap());
+    let later = now + 70_000;
+    let c = acme.acquire("east", "d", "job-5", later).await.unwrap().expect("a's slot expired");
+    assert!(acme.acquire("east", "d", "job-6", later).await.unwrap().is_none(), "b renewed");
+    // The lost lease learns it cannot renew.
+    let mut a = a;
+    assert!(!acme.renew(&mut a, later).await.unwrap(), "a's slot was taken");
+    acme.release(c, later).await.unwrap();
+    let holders = acme.holders(later).await.unwrap();
+    assert_eq!(holders.iter().flatten().map(|h| h.job.as_str()).collect::<Vec<_>>(), ["job-2"]);
+    assert!(acme.acquire("west", "d", "job-7", later).await.unwrap().is_some(), "released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_sites_never_hold_more_than_the_slots() {
+    use gapless_bucket::lease::Slots;
+    let Some(url) = fresh_bucket() else { return };
+    let slots = Slots::new(Bucket::open(&url).unwrap(), "acme", 2, std::time::Duration::from_secs(60));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let s = slots.clone();
+            tokio::spawn(async move { s.acquire(&format!("site{i}"), "d", "job", 5_000).await.unwrap().is_some() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += t.await.unwrap() as usize;
+    }
+    assert_eq!(won, 2, "exactly two of twelve racing sites hold a slot");
+}
