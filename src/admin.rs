@@ -364,7 +364,12 @@ impl Admin {
                 StreamMetrics::get(&m.recovery_jobs_started)
             );
         }
-        let bucket: [Counter; 3] = [
+        let bucket: [Counter; 4] = [
+            (
+                "gapless_bucket_evicted_minutes_total",
+                "Local segments evicted after their copy in the bucket was verified.",
+                |m| StreamMetrics::get(&m.evicted_minutes),
+            ),
             ("gapless_bucket_uploaded_objects_total", "Segment objects uploaded to the bucket and verified.", |m| {
                 StreamMetrics::get(&m.uploaded_objects)
             }),

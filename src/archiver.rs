@@ -146,6 +146,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
                 metrics: ctx.metrics.clone(),
                 shutdown: rx.clone(),
                 peers: ctx.peers.clone().unwrap_or_else(crate::upload::Peers::new),
+                writer: ctx.tx.clone(),
             };
             let upload_span = tracing::info_span!(parent: &span, "upload");
             tasks.push(tokio::spawn(crate::upload::run_uploader(up).instrument(upload_span)));

@@ -264,6 +264,53 @@ pub struct ArchiveConfig {
     /// How often the uploader looks for settled minutes (wall time).
     #[serde(default = "thirty_s")]
     pub interval: Dur,
+    /// Keep each stream's local segments under this size (`500MB`,
+    /// `200GiB`, or bytes): the oldest settled minutes whose copy in the
+    /// bucket is verified are evicted. Unset: nothing is evicted.
+    pub local_max: Option<Size>,
+}
+
+/// A size in a config file: bytes, or a number with `B`, `kB`/`KB`,
+/// `MB`, `GB`, `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(Size(n)),
+            Raw::Text(t) => parse_size(&t).map(Size).ok_or_else(|| {
+                serde::de::Error::custom(format!("size {t:?}: a number with B, kB, MB, GB, TB, KiB, MiB, GiB or TiB"))
+            }),
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim(), t[split..].trim());
+    let n: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let scale: f64 = match unit {
+        "" | "B" => 1.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024f64.powi(2),
+        "GiB" => 1024f64.powi(3),
+        "TiB" => 1024f64.powi(4),
+        _ => return None,
+    };
+    let bytes = n * scale;
+    (bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 /// The bucket archive, resolved.
@@ -274,6 +321,8 @@ pub struct Archive {
     pub site: String,
     pub settle: Duration,
     pub interval: Duration,
+    /// Keep each stream's local segments under this many bytes.
+    pub local_max: Option<u64>,
 }
 
 fn eleven_min() -> Dur {
@@ -377,7 +426,13 @@ impl Config {
             Some(a) => {
                 // Checked now (the URL's form only: nothing is contacted).
                 gapless_bucket::Bucket::check_url(&a.url).context("[archive] url")?;
-                Some(Archive { url: a.url, site, settle: a.settle.0, interval: a.interval.0 })
+                Some(Archive {
+                    url: a.url,
+                    site,
+                    settle: a.settle.0,
+                    interval: a.interval.0,
+                    local_max: a.local_max.map(|s| s.0),
+                })
             }
             None => None,
         };
@@ -445,6 +500,15 @@ mod tests {
         let a = Config::parse(&text, Path::new(".")).unwrap().archive.unwrap();
         assert_eq!((a.url.as_str(), a.site.as_str(), a.settle), ("s3://b/p", "east", Duration::from_secs(120)));
         assert_eq!(a.interval, Duration::from_secs(30));
+        assert_eq!(a.local_max, None);
+        for (size, bytes) in [("'500MB'", 500_000_000), ("'2GiB'", 2 << 30), ("1234", 1234), ("'1.5 kB'", 1500)] {
+            let text = format!("{stream}[archive]\nurl='s3://b'\nlocal_max={size}\n");
+            assert_eq!(Config::parse(&text, Path::new(".")).unwrap().archive.unwrap().local_max, Some(bytes), "{size}");
+        }
+        for bad in ["'5 parsecs'", "'-1MB'", "'MB'"] {
+            let text = format!("{stream}[archive]\nurl='s3://b'\nlocal_max={bad}\n");
+            assert!(Config::parse(&text, Path::new(".")).is_err(), "{bad}");
+        }
         let site = Config::parse(&format!("{stream}[archive]\nurl='s3://b'\n"), Path::new(".")).unwrap();
         assert_eq!(site.archive.unwrap().site, "default");
         for bad in [

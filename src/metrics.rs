@@ -49,6 +49,8 @@ pub struct StreamMetrics {
     pub uploaded_objects: AtomicU64,
     pub uploaded_bytes: AtomicU64,
     pub upload_errors: AtomicU64,
+    /// Minutes whose local segment was evicted after its copy was verified.
+    pub evicted_minutes: AtomicU64,
     /// -1: no bucket; 0: not yet; else the stream ms up to which every
     /// settled minute is in the bucket.
     pub bucket_synced_ms: AtomicI64,
@@ -203,6 +205,7 @@ impl StreamMetrics {
             "uploaded_objects": Self::get(&self.uploaded_objects),
             "uploaded_bytes": Self::get(&self.uploaded_bytes),
             "upload_errors": Self::get(&self.upload_errors),
+            "evicted_minutes": Self::get(&self.evicted_minutes),
             "error": self.upload_error.lock().ok().and_then(|e| e.clone()),
         })
     }

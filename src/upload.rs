@@ -31,6 +31,7 @@ use crate::backoff::{Backoff, Cause};
 use crate::clock::Clock;
 use crate::config::Archive;
 use crate::metrics::StreamMetrics;
+use crate::writer::Msg;
 
 /// How long a planner waits, after start, for the first read of the other
 /// sites' coverage before it plans Recovery without it (a bucket that is
@@ -153,11 +154,16 @@ pub struct UploadCtx {
     pub metrics: Arc<StreamMetrics>,
     pub shutdown: watch::Receiver<bool>,
     pub peers: Arc<Peers>,
+    /// The stream's storage thread, which evicts.
+    pub writer: tokio::sync::mpsc::Sender<Msg>,
 }
 
 /// Runs until shutdown.
 pub async fn run_uploader(mut ctx: UploadCtx) {
     let mut up = Uploader::new(ctx.bucket.clone(), &ctx.archive.site, &ctx.data, &ctx.label, ctx.coverage.clone());
+    if let Some(max) = ctx.archive.local_max {
+        up = up.with_local_max(max);
+    }
     let mut first = true;
     // Behind from where the archive owes coverage until a round confirms more.
     let owed_ms = ctx.coverage.owed_from(&ctx.label).ok().flatten().map_or(ctx.clock.now_ms(), |s| s * 1000);
@@ -188,6 +194,10 @@ pub async fn run_uploader(mut ctx: UploadCtx) {
                     if let Ok(mut e) = ctx.metrics.upload_error.lock() {
                         *e = None;
                     }
+                }
+                if !round.evictions.is_empty() {
+                    // The storage thread removes them (it is their writer).
+                    let _ = ctx.writer.send(Msg::Evict(round.evictions.clone())).await;
                 }
                 if round.objects > 0 || round.manifests > 0 {
                     tracing::info!(

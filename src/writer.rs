@@ -68,6 +68,10 @@ pub enum Msg {
     Claim(Claim),
     /// Commit now and answer when everything before is durable and covered.
     Flush(oneshot::Sender<bool>),
+    /// Segments copied to the bucket and verified there, to evict (the
+    /// uploader's, with `[archive] local_max`): this thread is the
+    /// segments' only writer, so it is the one that removes them.
+    Evict(Vec<gapless_bucket::upload::Eviction>),
 }
 
 /// Starts the storage thread of a stream. It runs until every sender is
@@ -163,6 +167,7 @@ pub fn spawn(
                     StreamMetrics::add(&metrics.accept_micros, started.elapsed().as_micros() as u64);
                 }
                 Recv::Msg(Msg::Claim(c)) => claims.push(c),
+                Recv::Msg(Msg::Evict(evictions)) => evict(&mut writer, &metrics, &evictions),
                 Recv::Msg(Msg::Flush(tx)) => {
                     flushes.push(tx);
                     last_commit = Instant::now() - COMMIT_INTERVAL; // commit now
@@ -190,6 +195,20 @@ pub fn spawn(
             }
         }
     })
+}
+
+/// Evicts what the uploader found copied; a minute that changed since is
+/// kept (it is copied again first).
+fn evict(writer: &mut StreamWriter, metrics: &StreamMetrics, evictions: &[gapless_bucket::upload::Eviction]) {
+    for e in evictions {
+        match writer.evict(e.minute, e.ino, e.len, &e.marker) {
+            Ok(true) => StreamMetrics::add(&metrics.evicted_minutes, 1),
+            Ok(false) => tracing::debug!(minute = %e.minute, "not evicted: the minute changed since it was copied"),
+            Err(err) => {
+                tracing::warn!(minute = %e.minute, error = %err, "evicting a copied minute failed; it stays local")
+            }
+        }
+    }
 }
 
 /// Minutes holding a line that could not be stored: no claim covers them

@@ -72,7 +72,8 @@ async fn a_stopped_archiver_backfills_its_downtime_on_restart() {
         l.contains("connected")
             && ["backfill_minutes=3", "backfill_minutes=4", "backfill_minutes=5"].iter().any(|b| l.contains(b))
     });
-    assert!(backfilled, "the restart backfills the downtime:\n{}", log_tail(20));
+    let connects = log_lines(&["connected"]);
+    assert!(backfilled, "the restart backfills the downtime; its connects:\n{connects:#?}\n{}", log_tail(20));
     eprintln!("{} minutes checked during the runs; {:.1} s wall", w.verified.len(), t0.elapsed().as_secs_f64());
 }
 

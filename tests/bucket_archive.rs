@@ -30,8 +30,13 @@ fn fresh_bucket() -> Option<String> {
 
 /// The harness's config with `[archive]` and a site.
 fn config_with_bucket(h: &Harness, url: &str, site: &str, data: &std::path::Path) -> Config {
+    config_with(h, url, site, data, "")
+}
+
+/// ... and more lines of `[archive]`.
+fn config_with(h: &Harness, url: &str, site: &str, data: &std::path::Path, archive: &str) -> Config {
     let text = format!(
-        "site = \"{site}\"\n{}\n[archive]\nurl = \"{url}\"\nsettle = \"1m\"\ninterval = \"300ms\"\n",
+        "site = \"{site}\"\n{}\n[archive]\nurl = \"{url}\"\nsettle = \"1m\"\ninterval = \"300ms\"\n{archive}\n",
         h.config_text
     );
     let mut config = Config::parse(&text, h.dir.path()).unwrap();
@@ -237,4 +242,40 @@ async fn sites_of_one_account_share_its_two_recovery_jobs() {
     assert!(most <= 2, "{most} Recovery jobs ran at once across the account's two sites");
     let r = fetch(&url).await;
     assert_exact(r.root(), &h, 1, 9);
+}
+
+/// The bytes of the stream's local segments, and the minutes evicted.
+fn local_segments(data: &std::path::Path) -> (u64, Vec<Minute>) {
+    let dir = gapless_storage::layout::stream_dir(data, "decahose");
+    let all = gapless_storage::layout::minutes_with_segments(&dir, Minute(0), Minute(i64::from(u32::MAX))).unwrap();
+    let bytes =
+        all.iter().map(|m| std::fs::metadata(gapless_storage::layout::segment_path(&dir, *m)).unwrap().len()).sum();
+    let evicted = gapless_storage::layout::evicted_minutes(&dir, Minute(0), Minute(i64::from(u32::MAX))).unwrap();
+    (bytes, evicted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_disk_stays_bounded_and_the_bucket_keeps_everything() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    let h = Harness::launch(Setup::new(75, 20.0, 30.0)).await;
+    let running = start(&h, config_with(&h, &url, "east", &h.data(), "local_max = \"1B\"")).await;
+    let m = running.metrics.streams[0].clone();
+    until_in_bucket(&h, &m, 8).await;
+    wait_for("evictions", Duration::from_secs(60), || StreamMetrics::get(&m.evicted_minutes) >= 6).await;
+    running.stop().await.unwrap();
+    // Minutes 1 to 7 left the disk; what is local is only what is not
+    // settled yet (settle = 1 minute) or not yet copied.
+    let (bytes, evicted) = local_segments(&h.data());
+    for i in 1..7 {
+        assert!(evicted.contains(&Minute(h.minute(i))), "minute {i} is still local: evicted {evicted:?}");
+    }
+    eprintln!("local segments after eviction: {bytes} bytes; {} minutes evicted", evicted.len());
+    // The local archive says so; the bucket has it all, exactly.
+    let local: Result<Vec<_>, _> =
+        gapless_storage::reader::RangeReader::new(&h.data(), "decahose", h.minute(1) * 60_000..h.minute(7) * 60_000)
+            .collect();
+    assert!(matches!(local, Err(gapless_storage::Error::Evicted { .. })), "{local:?}");
+    let r = fetch(&url).await;
+    assert_exact(r.root(), &h, 1, 8);
 }

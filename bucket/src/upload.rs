@@ -55,6 +55,8 @@ pub struct Round {
     /// A withdrawal (a repair) happened during the round: nothing was
     /// published, the next round starts over.
     pub restarted: bool,
+    /// With a local size limit: settled minutes now safe to evict.
+    pub evictions: Vec<Eviction>,
 }
 
 /// Copies one stream of one data directory to its site's place in the bucket.
@@ -71,6 +73,8 @@ pub struct Uploader {
     /// in this process: an unchanged file needs no new object.
     sources: HashMap<Minute, (u64, u64)>,
     dicts: BTreeSet<String>,
+    /// Keep the stream's segments under this many bytes (evictions).
+    local_max: Option<u64>,
 }
 
 impl Uploader {
@@ -91,7 +95,14 @@ impl Uploader {
             manifests: BTreeMap::new(),
             sources: HashMap::new(),
             dicts: BTreeSet::new(),
+            local_max: None,
         }
+    }
+
+    /// Proposes evictions so that the stream's segments stay under `bytes`.
+    pub fn with_local_max(mut self, bytes: u64) -> Uploader {
+        self.local_max = Some(bytes);
+        self
     }
 
     /// Copies the minutes of `span` (those before `settled_before` only)
@@ -126,10 +137,15 @@ impl Uploader {
         }
 
         let mut changed: BTreeSet<String> = BTreeSet::new();
+        // The manifests this round would publish: kept apart until they are
+        // written, so that a round that fails leaves nothing half-known.
+        let mut pending: BTreeMap<String, Manifest> = BTreeMap::new();
+        let evicted: BTreeSet<Minute> =
+            layout::evicted_minutes(&self.stream_dir, span.start, span.end)?.into_iter().collect();
         let mut replaced: Vec<Path> = Vec::new();
         let mut sources: Vec<(Minute, (u64, u64))> = Vec::new();
         let mut by_day: BTreeMap<String, Vec<Minute>> = BTreeMap::new();
-        for minute in minutes {
+        for minute in minutes.into_iter().chain(evicted.iter().copied()).collect::<BTreeSet<_>>() {
             by_day.entry(minute.day_dir()).or_default().push(minute);
         }
         for (day, minutes) in by_day {
@@ -145,17 +161,51 @@ impl Uploader {
                         .collect();
                     next.set_covered(i as u32 + 1, minute, &inside);
                 }
+                let key = Manifest::minute_key(minute);
+                let path = layout::segment_path(&self.stream_dir, minute);
+                let marker = read_marker(&path)?;
+                if let (Some(m), false) = (&marker, with_segments.contains(&minute)) {
+                    // Evicted: the bucket holds it as the marker says.
+                    let counts = counts.get(&minute).copied().unwrap_or_default();
+                    next.minutes.insert(
+                        key.clone(),
+                        MinuteObject { key: m.key.clone(), bytes: m.bytes, crc32c: m.crc32c, counts },
+                    );
+                }
                 if with_segments.contains(&minute) {
                     // (3): the segment as it is now, and what it is made of.
-                    let path = layout::segment_path(&self.stream_dir, minute);
                     let Some((file, ino, len)) = open(&path)? else {
                         // Gone since it was listed (a repair emptied it): its
                         // coverage was withdrawn; the check below restarts.
                         continue;
                     };
-                    let key = Manifest::minute_key(minute);
                     let current = manifest.minutes.get(&key);
-                    if self.sources.get(&minute) != Some(&(ino, len)) || current.is_none() {
+                    if let Some(m) = marker.as_ref().filter(|_| self.sources.get(&minute) != Some(&(ino, len))) {
+                        // Evicted before, and a segment again: late data
+                        // (or a crash while evicting). The bucket's object
+                        // and the new frames become one object.
+                        let (file, crc) = checksum(file, len, path.clone()).await?;
+                        if (len, crc) != (m.bytes, m.crc32c) {
+                            let merged = self.merge(m, file, len).await?;
+                            let merged_crc = crc32c::crc32c(&merged);
+                            let object = self.keys.segment(minute, merged_crc);
+                            let bytes = merged.len() as u64;
+                            self.bucket.put_verified(&object, merged).await?;
+                            round.objects += 1;
+                            round.bytes += bytes;
+                            for old in [Some(m.key.as_str()), current.map(|o| o.key.as_str())].into_iter().flatten() {
+                                if old != object.as_ref() {
+                                    replaced.push(Path::from(old));
+                                }
+                            }
+                            let counts = counts.get(&minute).copied().unwrap_or_default();
+                            next.minutes.insert(
+                                key.clone(),
+                                MinuteObject { key: object.to_string(), bytes, crc32c: merged_crc, counts },
+                            );
+                        }
+                        sources.push((minute, (ino, len)));
+                    } else if self.sources.get(&minute) != Some(&(ino, len)) || current.is_none() {
                         let (file, crc) = checksum(file, len, path.clone()).await?;
                         let same = current.is_some_and(|o| o.bytes == len && o.crc32c == crc);
                         if !same {
@@ -188,7 +238,7 @@ impl Uploader {
             }
             if next != manifest {
                 changed.insert(day.clone());
-                self.manifests.insert(day, next);
+                pending.insert(day, next);
             }
         }
         // (5): a repair during the round: publish nothing, start over.
@@ -205,26 +255,103 @@ impl Uploader {
         self.upload_dicts().await?;
         // (6): the manifests, after every object they name.
         for day in &changed {
-            let Some(m) = self.manifests.get_mut(day) else { continue };
+            let Some(mut m) = pending.remove(day) else { continue };
             m.dicts = self.dicts.iter().cloned().collect();
             m.owed_from = self.coverage.owed_from(&self.label)?;
             m.recovery_window_secs = self.coverage.recovery_window(&self.label)?;
-            let body = serde_json::to_vec_pretty(&*m)
+            let body = serde_json::to_vec_pretty(&m)
                 .map_err(|e| Error::BadManifest { key: self.keys.manifest(day).to_string(), why: e.to_string() })?;
             if let Err(e) = self.bucket.put_verified(&self.keys.manifest(day), Bytes::from(body)).await {
                 // Unknown whether it landed: read it again next round.
                 self.manifests.remove(day);
                 return Err(e);
             }
+            self.manifests.insert(day.clone(), m);
             round.manifests += 1;
         }
         self.sources.extend(sources);
+        if let Some(max) = self.local_max {
+            round.evictions = self.evictable(max, settled_before)?;
+        }
         for old in replaced {
             if let Err(e) = self.bucket.delete(&old).await {
                 tracing::warn!(error = %e, "a replaced segment object could not be deleted; it is unused");
             }
         }
         Ok(round)
+    }
+
+    /// The object an eviction marker names, read back and checked, with the
+    /// frames of the first `len` bytes of `file` (a segment started after
+    /// the eviction) after it.
+    async fn merge(&self, marker: &EvictionMarker, file: std::fs::File, len: u64) -> Result<Bytes> {
+        let key = Path::from(marker.key.as_str());
+        let old = self.bucket.get(&key).await?.ok_or_else(|| Error::Verify {
+            key: marker.key.clone(),
+            why: "the evicted minute's object is not in the bucket".into(),
+        })?;
+        let crc = crc32c::crc32c(&old);
+        if (old.len() as u64, crc) != (marker.bytes, marker.crc32c) {
+            return Err(Error::Checksum {
+                key: marker.key.clone(),
+                bytes: old.len() as u64,
+                expected: marker.crc32c,
+                got: crc,
+            });
+        }
+        let header = gapless_storage::segment::FILE_HEADER_LEN;
+        let mut out = Vec::with_capacity(old.len() + len as usize);
+        out.extend_from_slice(&old);
+        if len > header {
+            let path = layout::segment_path(&self.stream_dir, Minute(0));
+            let tail = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; (len - header) as usize];
+                file.read_exact_at(&mut buf, header).map(|()| buf)
+            })
+            .await
+            .map_err(|e| Error::Io { op: "read segment", path: path.clone(), source: std::io::Error::other(e) })?
+            .map_err(|source| Error::Io { op: "read segment", path, source })?;
+            out.extend_from_slice(&tail);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// The oldest settled minutes to evict so that the stream's segments
+    /// take at most `max` bytes: only those whose object in the bucket was
+    /// made from the segment as it is now.
+    fn evictable(&self, max: u64, settled_before: Minute) -> Result<Vec<Eviction>> {
+        use std::os::unix::fs::MetadataExt;
+        let all = layout::minutes_with_segments(&self.stream_dir, Minute(0), Minute(i64::from(u32::MAX)))?;
+        let mut sizes = Vec::with_capacity(all.len());
+        let mut total = 0u64;
+        for m in all {
+            let path = layout::segment_path(&self.stream_dir, m);
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            total += meta.len();
+            sizes.push((m, meta.ino(), meta.len()));
+        }
+        let mut out = Vec::new();
+        for (minute, ino, len) in sizes {
+            if total <= max || minute >= settled_before {
+                break;
+            }
+            if self.sources.get(&minute) != Some(&(ino, len)) {
+                continue;
+            }
+            let Some(o) =
+                self.manifests.get(&minute.day_dir()).and_then(|m| m.minutes.get(&Manifest::minute_key(minute)))
+            else {
+                continue;
+            };
+            let marker =
+                EvictionMarker { format: MARKER_FORMAT.into(), key: o.key.clone(), bytes: o.bytes, crc32c: o.crc32c };
+            let marker = serde_json::to_vec(&marker)
+                .map_err(|e| Error::BadManifest { key: o.key.clone(), why: e.to_string() })?;
+            out.push(Eviction { minute, ino, len, marker });
+            total -= len;
+        }
+        Ok(out)
     }
 
     /// The bucket's manifest of `day`, read once per process.
@@ -264,6 +391,48 @@ impl Uploader {
             self.dicts.insert(name);
         }
         Ok(())
+    }
+}
+
+/// The format tag of an eviction marker.
+pub const MARKER_FORMAT: &str = "gapless.evicted/1";
+
+/// What an eviction marker says (`layout::evicted_path`, FORMAT.md): the
+/// object in the bucket that holds the minute.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EvictionMarker {
+    pub format: String,
+    pub key: String,
+    pub bytes: u64,
+    pub crc32c: u32,
+}
+
+/// A segment the caller may evict (`StreamWriter::evict`): its copy in the
+/// bucket is verified and the manifest that names it is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eviction {
+    pub minute: Minute,
+    /// The segment file (inode, length) that was copied.
+    pub ino: u64,
+    pub len: u64,
+    /// The marker to leave in its place.
+    pub marker: Vec<u8>,
+}
+
+/// The eviction marker beside `segment`, if there is one.
+fn read_marker(segment: &std::path::Path) -> Result<Option<EvictionMarker>> {
+    let path = layout::evicted_path(segment);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<EvictionMarker>(&bytes)
+            .ok()
+            .filter(|m| m.format == MARKER_FORMAT)
+            .map(Some)
+            .ok_or_else(|| Error::BadManifest {
+                key: path.display().to_string(),
+                why: "not an eviction marker".into(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { op: "read eviction marker", path, source }),
     }
 }
 

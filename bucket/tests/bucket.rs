@@ -219,3 +219,62 @@ async fn racing_sites_never_hold_more_than_the_slots() {
     }
     assert_eq!(won, 2, "exactly two of twelve racing sites hold a slot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_minutes_stay_in_the_bucket_and_late_data_joins_them() {
+    let Some(url) = fresh_bucket() else { return };
+    let s0 = T0 / 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    archive(&store, 0..1800, s0..s0 + 180);
+    // No local room at all: every settled minute copied is evicted.
+    let mut up =
+        Uploader::new(Bucket::open(&url).unwrap(), "east", dir.path(), "d", store.coverage().clone()).with_local_max(0);
+    let round = up.round(minute(0)..minute(10), minute(10)).await.unwrap();
+    assert_eq!(round.evictions.len(), 3, "{round:?}");
+    let mut w = store.stream("d").unwrap();
+    for e in &round.evictions {
+        assert!(w.evict(e.minute, e.ino, e.len, &e.marker).unwrap(), "evicted {}", e.minute);
+    }
+    let seg = |m: i64| {
+        gapless_storage::layout::segment_path(&gapless_storage::layout::stream_dir(dir.path(), "d"), minute(m))
+    };
+    assert!(!seg(1).exists() && gapless_storage::layout::evicted_path(&seg(1)).exists());
+    // The local archive says where the data went rather than reading as empty.
+    let local: Result<Vec<_>, _> = RangeReader::new(dir.path(), "d", T0..T0 + 600_000).collect();
+    assert!(matches!(local, Err(gapless_storage::Error::Evicted { .. })), "{local:?}");
+    // The bucket has everything; nothing is copied again.
+    let all = tempfile::tempdir().unwrap();
+    let truth = Store::open(all.path(), StoreConfig::default()).unwrap();
+    archive(&truth, 0..1800, s0..s0 + 180);
+    assert_eq!(records(fetch(&url).await.root()), records(all.path()));
+    let again = up.round(minute(0)..minute(10), minute(10)).await.unwrap();
+    assert_eq!((again.objects, again.manifests, again.evictions.len()), (0, 0, 0), "{again:?}");
+
+    // Late data in evicted minute 1, one of it a copy of what the bucket
+    // holds: one object holds both, each activity once.
+    for id in (5000..5050).chain([700]) {
+        let ms = if id == 700 { T0 + 70_000 } else { T0 + 60_000 + (id as i64 - 5000) * 100 };
+        w.ingest(post(id, ms).as_bytes(), T0).unwrap();
+        if id != 700 {
+            let mut t = truth.stream("d").unwrap();
+            t.ingest(post(id, ms).as_bytes(), T0).unwrap();
+            t.commit().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    assert!(seg(1).exists(), "late data starts a segment again");
+    let late = up.round(minute(0)..minute(10), minute(10)).await.unwrap();
+    assert_eq!(late.objects, 1, "{late:?}");
+    assert_eq!(late.evictions.iter().map(|e| e.minute).collect::<Vec<_>>(), [minute(1)]);
+    for e in &late.evictions {
+        assert!(w.evict(e.minute, e.ino, e.len, &e.marker).unwrap());
+    }
+    assert_eq!(records(fetch(&url).await.root()), records(all.path()));
+    let objects = Bucket::open(&url)
+        .unwrap()
+        .list(&object_store::path::Path::from("archive/sites/east/streams/d/segments"))
+        .await
+        .unwrap();
+    assert_eq!(objects.len(), 3, "the merged object replaced minute 1's: {objects:?}");
+}

@@ -73,6 +73,11 @@ pub enum Error {
     /// A record that breaks its own rules (e.g. a job resuming outside its range).
     #[error("{0}")]
     BadRecord(String),
+
+    /// The minute's segment was evicted to the bucket (`[archive]`): read
+    /// the archive from the bucket (`--data s3://...`).
+    #[error("{}: evicted: this minute's data is in the bucket only (read the archive with --data s3://BUCKET/PREFIX)", path.display())]
+    Evicted { path: PathBuf },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

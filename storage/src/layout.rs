@@ -7,6 +7,7 @@
 //! DATA/coverage/                                   sled: coverage map, counters, jobs
 //! DATA/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ.seg
 //!                                    ….seg.damaged  bytes a repair moved aside
+//!                                    ….seg.evicted  the segment is in the bucket only
 //! DATA/streams/LABEL/dict/XXXXXXXX.zdict           zstd dictionaries
 //! DATA/streams/LABEL/quarantine.log                rejected lines, with reasons
 //!                    quarantine.log.torn-OFFSET    a torn tail cut off on open
@@ -75,6 +76,13 @@ pub fn system_log_path(stream_dir: &Path) -> PathBuf {
 /// Where a file's replacement is written before it is renamed over it.
 pub fn tmp_path(path: &Path) -> PathBuf {
     with_suffix(path, ".tmp")
+}
+
+/// The marker left where a segment was evicted after its copy in the
+/// bucket was verified (`[archive]`): the minute's data is in the bucket
+/// only (JSON: the object's key, size and CRC32C).
+pub fn evicted_path(segment: &Path) -> PathBuf {
+    with_suffix(segment, ".evicted")
 }
 
 /// Where a repair keeps the damaged bytes it moved out of a segment.
@@ -146,6 +154,28 @@ pub fn segment_minutes(stream_dir: &Path, day: &str, first: Minute, end: Minute)
     }
     minutes.sort_unstable();
     Ok(minutes)
+}
+
+/// The minutes in `[first, end)` whose segment was evicted to the bucket
+/// (an [`evicted_path`] marker and no segment), sorted.
+pub fn evicted_minutes(stream_dir: &Path, first: Minute, end: Minute) -> Result<Vec<Minute>> {
+    if end <= first {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for day in segment_days(stream_dir, first, Minute(end.0 - 1))? {
+        let path = stream_dir.join("segments").join(&day);
+        for e in std::fs::read_dir(&path).ctx("list day", &path)? {
+            let e = e.ctx("list day", &path)?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+            let Some(m) = name.strip_suffix(".evicted").and_then(segment_minute) else { continue };
+            if m >= first && m < end && !path.join(name.trim_end_matches(".evicted")).exists() {
+                out.push(m);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Every minute in `[first, end)` with a segment, sorted.

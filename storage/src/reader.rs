@@ -86,6 +86,15 @@ impl RangeReader {
 
     fn list_minutes(&self, day: &str) -> Result<Vec<Minute>> {
         let mut minutes = crate::layout::segment_minutes(&self.dir, day, self.first, self.end)?;
+        // Evicted minutes are read too: their read says they are in the
+        // bucket, rather than the range silently missing them.
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+            let start = Minute::of_secs(d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp()));
+            let end = Minute(start.0 + 1440);
+            let evicted = crate::layout::evicted_minutes(&self.dir, start.max(self.first), end.min(self.end))?;
+            minutes.extend(evicted);
+            minutes.sort_unstable();
+        }
         minutes.reverse();
         Ok(minutes)
     }
@@ -108,6 +117,10 @@ impl RangeReader {
     pub fn read_minute(&mut self, minute: Minute) -> Result<MinuteBatch> {
         let path = segment_path(&self.dir, minute);
         if !path.exists() {
+            // Evicted to the bucket: not an empty minute.
+            if layout::evicted_path(&path).exists() {
+                return Err(Error::Evicted { path });
+            }
             return Ok(MinuteBatch { minute, ..MinuteBatch::default() });
         }
         load_minute(&path, minute, &mut self.dicts, &self.range)

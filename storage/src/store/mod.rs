@@ -413,6 +413,49 @@ impl StreamWriter {
         self.sink.finished_seals()
     }
 
+    /// Evicts `minute`'s segment after its copy in the bucket was verified:
+    /// only if it is still exactly the file that was copied (inode `ino`,
+    /// `len` bytes), nothing of the minute is pending, and no seal of it is
+    /// in flight. Then `marker` (what the bucket holds) is written durably
+    /// at [`crate::layout::evicted_path`], the segment is removed and the
+    /// directory fsynced. Coverage is unchanged: the data is in the bucket.
+    /// `Ok(false)`: refused (the minute changed; copy it again first).
+    ///
+    /// A later activity of the minute (late data, Recovery) starts a new
+    /// segment for it: its keys are not known here any more, so a copy may
+    /// be stored again; readers of the bucket drop it by its key.
+    pub fn evict(&mut self, minute: Minute, ino: u64, len: u64, marker: &[u8]) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        if self.ingest.pending.frames.contains_key(&minute) || self.sink.in_flight.contains_key(&minute) {
+            return Ok(false);
+        }
+        let path = layout::segment_path(&self.ingest.dir, minute);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::Io { op: "stat segment", path, source: e }),
+        };
+        if meta.ino() != ino || meta.len() != len {
+            return Ok(false);
+        }
+        // Its frames are durable (nothing pending): the open handle goes.
+        self.sink.writers.remove(&minute);
+        let fs = self.sink.fs.clone();
+        let evicted = layout::evicted_path(&path);
+        let tmp = layout::tmp_path(&evicted);
+        {
+            let mut f = fs.open(&tmp, crate::io::Mode::Create).ctx("create eviction marker", &tmp)?;
+            std::io::Write::write_all(&mut f, marker).ctx("write eviction marker", &tmp)?;
+            f.sync_all().ctx("fsync eviction marker", &tmp)?;
+        }
+        fs.rename(&tmp, &evicted).ctx("install eviction marker", &evicted)?;
+        fs.remove_file(&path).ctx("remove evicted segment", &path)?;
+        let day = path.parent().unwrap_or(&self.ingest.dir);
+        fs.sync_dir(day).ctx("fsync day dir", day)?;
+        self.ingest.forget(minute);
+        Ok(true)
+    }
+
     /// Minutes being sealed in the background.
     pub fn seals_in_progress(&self) -> usize {
         self.sink.seals_in_progress()
