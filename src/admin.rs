@@ -366,7 +366,7 @@ impl Admin {
         }
         let bucket: [Counter; 4] = [
             (
-                "gapless_bucket_evicted_minutes_total",
+                "gapless_bucket_evicted_segments_total",
                 "Local segments evicted after their copy in the bucket was verified.",
                 |m| StreamMetrics::get(&m.evicted_minutes),
             ),

@@ -279,3 +279,46 @@ async fn local_disk_stays_bounded_and_the_bucket_keeps_everything() {
     let r = fetch(&url).await;
     assert_exact(r.root(), &h, 1, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_behind_their_own_faults_make_one_archive_that_equals_the_truth() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    let h = Harness::launch(Setup::new(76, 20.0, 30.0)).await;
+    let sim = h.sim.as_ref().unwrap().addr();
+    // Each archiver reaches stream-sim through its own proxy.
+    let (pe, pw) = (proxy::Proxy::start(sim).await, proxy::Proxy::start(sim).await);
+    let through = |p: &proxy::Proxy, site: &str, data: &std::path::Path| {
+        let mut c = config_with_bucket(&h, &url, site, data);
+        for s in &mut c.streams {
+            s.url = s.url.replace(&sim.to_string(), &p.addr.to_string());
+        }
+        c
+    };
+    let west_data = h.dir.path().join("west");
+    let east = start(&h, through(&pe, "east", &h.data())).await;
+    let west = start(&h, through(&pw, "west", &west_data)).await;
+    // East's network fails for minutes 2 to 9, west's for 9 to 16: longer
+    // than Backfill reaches, so each would need Recovery for the first
+    // minutes of its outage; the other site holds them, so neither spends
+    // a job on them, and neither archive alone is complete.
+    h.until_minute(2.0).await;
+    pe.cut();
+    h.until_minute(9.0).await;
+    pe.mend();
+    pw.cut();
+    h.until_minute(16.0).await;
+    pw.mend();
+    let (me, mw) = (east.metrics.streams[0].clone(), west.metrics.streams[0].clone());
+    until_in_bucket(&h, &me, 18).await;
+    until_in_bucket(&h, &mw, 18).await;
+    east.stop().await.unwrap();
+    west.stop().await.unwrap();
+
+    let (he, hw) = (not_full(&h.data(), &h, 1, 18), not_full(&west_data, &h, 1, 18));
+    assert!(!he.is_empty() && !hw.is_empty(), "each site alone misses minutes: east {he:?}, west {hw:?}");
+    let r = fetch(&url).await;
+    assert_eq!(r.sites, ["east", "west"]);
+    let n = assert_exact(r.root(), &h, 1, 18);
+    eprintln!("east misses {he:?}, west misses {hw:?}; the bucket's union holds all {n} activities of minutes 1 to 18");
+}

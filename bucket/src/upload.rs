@@ -249,10 +249,9 @@ impl Uploader {
             tracing::warn!(stream = %self.label, "coverage was withdrawn during an upload round; it starts over");
             return Ok(round);
         }
-        if changed.is_empty() {
-            return Ok(round);
+        if !changed.is_empty() {
+            self.upload_dicts().await?;
         }
-        self.upload_dicts().await?;
         // (6): the manifests, after every object they name.
         for day in &changed {
             let Some(mut m) = pending.remove(day) else { continue };
