@@ -5,18 +5,24 @@
 //! With `--data` alone it works whether or not the archiver runs: it opens
 //! the coverage store read-only, or, while an archiver holds it, asks that
 //! archiver at the URL it left in the data directory (`gapless-client`).
+//! `--data s3://BUCKET/PREFIX` reads an archive in a bucket, with no
+//! archiver anywhere: the coverage of its sites (their union) is fetched
+//! into a temporary data directory and reported as a local one's; segments
+//! only with `--verify-segments`.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
+use gapless_client::bucket::{bucket_url, Want};
 use gapless_client::exit::{Exit, Usage};
 use gapless_client::open::{locate, Archiver, Source};
 use gapless_client::segments::newest_segment_end;
 use gapless_report::query::{Query, DEFAULT_PENDING_SECS, DEFAULT_RECOVERY_WINDOW_SECS, DEFAULT_SUSPECT_RATIO};
+use gapless_storage::Minute;
 use gapless_time::{parse_duration_secs, parse_time_ms};
 use inspect_coverage::render::{render, Style};
 use inspect_coverage::{svg, verify, VERSION};
@@ -34,7 +40,9 @@ const GRAMMAR: &str = "Times (UTC): RFC 3339 (2017-07-18T23:25:04Z), 2017-07-18T
 )]
 struct Cli {
     /// The archive's data directory. While an archiver holds it, the tool
-    /// asks that archiver (at the URL in DIR/admin.url).
+    /// asks that archiver (at the URL in DIR/admin.url). Or the archive in
+    /// a bucket, s3://BUCKET/PREFIX (credentials and endpoint from the
+    /// AWS_* environment variables).
     #[arg(long, value_name = "DIR", required_unless_present = "admin")]
     data: Option<PathBuf>,
     /// Ask the running archiver's admin API instead of opening the store.
@@ -123,18 +131,42 @@ fn run(cli: Cli) -> Result<Exit> {
     let from_given = cli.from.as_deref().map(|t| parse_time_ms(t, now_ms).context("--from")).transpose()?;
     let window_given = to_given.is_some() || from_given.is_some();
 
+    // An archive in a bucket: what the report needs of it (the window's
+    // days, or every day when the window follows the newest data), in a
+    // temporary data directory that lives until the end (`replica`).
+    let bucket = cli.data.as_deref().and_then(bucket_url);
+    let replica = match bucket {
+        Some(url) if cli.admin.is_none() || cli.verify_segments => {
+            let minutes = window_given.then(|| {
+                let to = to_given.unwrap_or(now_ms);
+                let from = from_given.unwrap_or(to - 86_400_000);
+                Minute::of_ms(from)..Minute(Minute::of_ms(to.max(from + 1) - 1).0 + 1)
+            });
+            let stream = match cli.stream.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            };
+            Some(gapless_client::bucket::fetch(url, &Want { stream, minutes, segments: cli.verify_segments })?)
+        }
+        _ => None,
+    };
+    let data: Option<&Path> = replica.as_ref().map(|r| r.root()).or(cli.data.as_deref());
+
     // The store, or the archiver that holds it (named, or found).
-    let source = match (&cli.admin, &cli.data) {
+    let source = match (&cli.admin, data) {
         (Some(url), _) => Source::Archiver(Archiver { url: url.clone(), found_in: None }),
         (None, Some(data)) => locate(data)?,
         (None, None) => return Err(Usage("give --data DIR or --admin URL".into()).into()),
     };
 
     let mut to_ms = to_given.unwrap_or(now_ms);
-    if let (false, Source::Store(_), Some(data)) = (window_given, &source, &cli.data) {
+    if let (false, Source::Store(map), Some(data)) = (window_given, &source, data) {
         // No window given: the last 24 hours, or the 24 hours up to the
-        // newest data when there is none in the last 24 hours.
-        if let Some(newest) = newest_segment_end(data)? {
+        // newest data when there is none in the last 24 hours (from a
+        // bucket: the newest minute its manifests cover or count).
+        let newest =
+            if bucket.is_some() { gapless_client::bucket::newest_end(map)? } else { newest_segment_end(data)? };
+        if let Some(newest) = newest {
             if newest * 1000 < now_ms - 86_400_000 {
                 to_ms = (newest + 3599).div_euclid(3600) * 3600 * 1000;
             }
@@ -155,7 +187,7 @@ fn run(cli: Cli) -> Result<Exit> {
     let mut report = source.report(&q, !window_given, VERSION)?;
     drop(source); // let go of the store as early as possible
 
-    if let (true, Some(data)) = (cli.verify_segments, &cli.data) {
+    if let (true, Some(data)) = (cli.verify_segments, data) {
         verify::verify(&mut report, data)?;
     }
     if report.streams.is_empty() {
