@@ -13,6 +13,11 @@
 //!   range or all, coverage alone or with segments ([`Want`]). Every
 //!   object is checked against its manifest's size and CRC32C as it is
 //!   written; a mismatch is an error, never a silent hole.
+//! - A stream is never left out because it has no manifest among the
+//!   days asked for (its archivers were all away, or it started later):
+//!   that would hide a hole. It is registered as its other days' manifests
+//!   say (partitions, where coverage is owed from), covering nothing in
+//!   the range, and has its directory, as in a local archive.
 //! - The tools stay synchronous: the requests run on a small
 //!   current-thread tokio runtime that lives for one fetch.
 //! - Credentials, region and endpoint come only from the `AWS_*`
@@ -23,7 +28,7 @@
 use std::path::Path;
 
 use gapless_storage::coverage::{CoverageMap, MAX_SECS};
-use gapless_storage::Minute;
+use gapless_storage::{layout, Minute};
 
 pub use gapless_bucket::replica::{Replica, Want};
 
@@ -45,11 +50,44 @@ pub fn fetch(url: &str, want: &Want) -> Result<Replica, Error> {
         error => Error::Bucket { url: shown(url), detail: describe(&error), error: Box::new(error) },
     })?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
-    runtime.block_on(gapless_bucket::replica::fetch(&bucket, want)).map_err(|error| Error::Bucket {
-        url: bucket.url().to_string(),
-        detail: describe(&error),
-        error: Box::new(error),
-    })
+    let bucket_error =
+        |error| Error::Bucket { url: bucket.url().to_string(), detail: describe(&error), error: Box::new(error) };
+    let replica = runtime.block_on(gapless_bucket::replica::fetch(&bucket, want)).map_err(bucket_error)?;
+    if want.minutes.is_some() {
+        let map = crate::open::open_coverage(replica.root())?;
+        for label in &replica.streams {
+            if map.partitions(label)?.is_none() {
+                // No manifest of this stream among the days asked for.
+                let all = Want { stream: Some(label.clone()), minutes: None, segments: false };
+                let all = runtime.block_on(gapless_bucket::replica::fetch(&bucket, &all)).map_err(bucket_error)?;
+                register(&map, &crate::open::open_coverage(all.root())?, label)?;
+            }
+        }
+        map.flush()?;
+    }
+    for label in &replica.streams {
+        let dir = layout::stream_dir(replica.root(), label);
+        std::fs::create_dir_all(&dir).map_err(|source| gapless_storage::Error::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(replica)
+}
+
+/// Registers `label` in `map` as `from` has it (partitions, where coverage
+/// is owed from, the recovery window), covering nothing.
+fn register(map: &CoverageMap, from: &CoverageMap, label: &str) -> Result<(), Error> {
+    let Some(partitions) = from.partitions(label)? else { return Ok(()) };
+    map.set_partitions(label, partitions)?;
+    if let Some(secs) = from.owed_from(label)? {
+        map.owe_from(label, secs)?;
+    }
+    if let Some(secs) = from.recovery_window(label)? {
+        map.set_recovery_window(label, secs)?;
+    }
+    Ok(())
 }
 
 /// What went wrong with the bucket, in one line: for a request the server

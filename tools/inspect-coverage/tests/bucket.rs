@@ -119,6 +119,25 @@ fn two_incomplete_sites_report_as_their_union() {
 }
 
 #[test]
+fn a_stream_with_no_manifest_in_the_window_is_reported_not_left_out() {
+    let Some(url) = fresh_bucket("ic-quiet") else { return };
+    let all = full();
+    // Likes was archived the day before only: no manifest of the window's day.
+    add_likes(all.path(), BASE - 86_400..BASE - 86_400 + 3600);
+    upload(&url, "east", all.path(), "decahose");
+    upload(&url, "east", all.path(), "likes");
+    for more in [&["--json"][..], &["--json", "--stream", "likes"], &["--summary"]] {
+        let local = tool(&args(path(all.path()), more));
+        let remote = tool(&args(&url, more));
+        assert_eq!(remote.status.code(), local.status.code(), "{more:?}");
+        assert_eq!(String::from_utf8_lossy(&remote.stdout), String::from_utf8_lossy(&local.stdout), "{more:?}");
+    }
+    let v = json_of(&tool(&args(&url, &["--json", "--stream", "likes"])));
+    let t = &v["streams"][0]["totals"];
+    assert_eq!((t["owed"].as_u64(), t["none"].as_u64(), t["holes"].as_u64()), (Some(120), Some(119), Some(1)), "{t}");
+}
+
+#[test]
 fn a_missing_bucket_or_a_bad_url_is_a_clear_error_without_credentials() {
     let Some(url) = fresh_bucket("ic-missing") else { return };
     let missing = url.replace("/archive", "-nope/archive");

@@ -128,6 +128,33 @@ fn every_format_from_a_bucket_is_the_local_export() {
 }
 
 #[test]
+fn a_range_with_no_manifest_exports_nothing_and_says_so_as_locally() {
+    let Some(url) = fresh_bucket("se-quiet") else { return };
+    let all = tempfile::tempdir().unwrap();
+    build(all.path(), MINUTES);
+    add_likes(all.path(), BASE - 86_400..BASE - 86_400 + 3600);
+    upload(&url, "east", all.path(), "decahose");
+    upload(&url, "east", all.path(), "likes");
+    let local = all.path().to_str().unwrap();
+    let outs = tempfile::tempdir().unwrap();
+    // Likes on a day it has no manifest; decahose the day after its data.
+    for (stream, from, to) in [("likes", 0, 10), ("decahose", 1440, 1450)] {
+        let (lp, rp) = (outs.path().join(format!("local-{stream}")), outs.path().join(format!("remote-{stream}")));
+        for (data, out) in [(local, &lp), (url.as_str(), &rp)] {
+            let mut args = range(data, from, to, &["--out", out.to_str().unwrap()]);
+            args[3] = stream.into();
+            ok(&run(&args));
+        }
+        assert_eq!(std::fs::read(&rp).unwrap(), b"", "{stream}");
+        let (lm, rm) = (manifest(&lp), manifest(&rp));
+        assert_eq!(rm["coverage"]["complete"], false, "{stream}: {}", rm["coverage"]);
+        for field in ["records", "coverage", "minutes"] {
+            assert_eq!(rm[field], lm[field], "{stream}: {field}");
+        }
+    }
+}
+
+#[test]
 fn require_full_missing_streams_and_buckets_follow_the_exit_table() {
     let Some((url, _all)) = archives("se-errors") else { return };
     let outs = tempfile::tempdir().unwrap();

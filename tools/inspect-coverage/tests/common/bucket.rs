@@ -60,6 +60,20 @@ pub fn build_part(dir: &Path, minutes: Range<i64>, per_minute: u16, covered: &[R
     store.coverage().flush().unwrap();
 }
 
+/// Adds stream `likes` (1 partition, no data), owing coverage from
+/// `covered.start` and covering `covered` (Unix seconds): a stream with no
+/// manifest on days after `covered`.
+pub fn add_likes(dir: &Path, covered: Range<i64>) {
+    let store = reopen(dir);
+    let mut w = store.stream("likes").unwrap();
+    let (durable, _) = w.commit().unwrap();
+    let cov = store.coverage();
+    cov.set_partitions("likes", 1).unwrap();
+    cov.owe_from("likes", covered.start).unwrap();
+    cov.cover(&durable, "likes", 1, covered).unwrap();
+    cov.flush().unwrap();
+}
+
 /// Uploads every minute of stream `stream` of the data directory `dir` to
 /// the bucket at `url` under `site`, as the archiver's uploader does.
 pub fn upload(url: &str, site: &str, dir: &Path, stream: &str) {
