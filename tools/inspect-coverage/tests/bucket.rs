@@ -108,14 +108,42 @@ fn two_incomplete_sites_report_as_their_union() {
 
     // No window given, data older than a day: the day up to the newest
     // minute, found in the manifests as in the local segments.
-    let later = |data: &str| {
-        let out =
-            tool(&["--data".into(), data.into(), "--now".into(), format!("@{}", BASE + 10 * 86_400), "--json".into()]);
-        json_of(&out)
+    let later = |data: &str, more: &[&str]| {
+        let mut a: Vec<String> = vec!["--data".into(), data.into(), "--now".into(), format!("@{}", BASE + 10 * 86_400)];
+        a.extend(more.iter().map(|s| s.to_string()));
+        json_of(&tool(&a))
     };
-    let remote = later(&url);
-    assert_eq!(remote["window"]["to_secs"], BASE + 7200, "{}", remote["window"]);
-    assert_eq!(remote, later(path(all.path())));
+    for more in [&["--json"][..], &["--json", "--verify-segments"]] {
+        let remote = later(&url, more);
+        assert_eq!(remote["window"]["to_secs"], BASE + 7200, "{}", remote["window"]);
+        assert_eq!(remote, later(path(all.path()), more), "{more:?}");
+    }
+}
+
+#[test]
+fn with_no_window_only_the_last_day_is_read_while_it_holds_data() {
+    let Some(url) = fresh_bucket("ic-recent") else { return };
+    let all = full();
+    upload(&url, "east", all.path(), "decahose");
+    put_junk_manifest(&url, "east", "decahose", "2017-07-10");
+    let no_window = |data: &str, now: i64, more: &[&str]| {
+        let mut a: Vec<String> = vec!["--data".into(), data.into(), "--now".into(), format!("@{now}")];
+        a.extend(more.iter().map(|s| s.to_string()));
+        tool(&a)
+    };
+    // Data in the last 24 hours: the default window is theirs, and no
+    // older day is read (the damaged manifest of July 10 is not).
+    for more in [&["--json"][..], &["--json", "--verify-segments"]] {
+        let (local, remote) = (no_window(path(all.path()), BASE + 7260, more), no_window(&url, BASE + 7260, more));
+        assert_eq!(remote.status.code(), Some(1), "{more:?}: {}", String::from_utf8_lossy(&remote.stderr));
+        assert_eq!(json_of(&remote), json_of(&local), "{more:?}");
+    }
+    // None in the last 24 hours: every day is read to find the newest
+    // data, and the damaged manifest is an error, never a silent hole.
+    let out = no_window(&url, BASE + 10 * 86_400, &["--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    assert!(err.contains("coverage/2017-07-10.json"), "{err}");
 }
 
 #[test]

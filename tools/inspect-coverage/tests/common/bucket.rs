@@ -86,6 +86,16 @@ pub fn upload(url: &str, site: &str, dir: &Path, stream: &str) {
     assert!(round.manifests > 0 && !round.restarted, "{site}: {round:?}");
 }
 
+/// Writes a manifest of `day` (`YYYY-MM-DD`) that does not parse under
+/// `site`'s `stream`: reading it is an error, so a tool that succeeds did
+/// not read it.
+pub fn put_junk_manifest(url: &str, site: &str, stream: &str, day: &str) {
+    let bucket = Bucket::open(url).unwrap();
+    let key = gapless_bucket::keys::StreamKeys::new(bucket.prefix(), site, stream).manifest(day);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(bucket.put_verified(&key, b"not a manifest".to_vec().into())).unwrap();
+}
+
 /// The test server's secret is nowhere in what a tool printed.
 pub fn assert_no_secret(out: &Output) {
     for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
