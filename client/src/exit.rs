@@ -9,7 +9,7 @@
 //! | 2 | [`Exit::Lost`] | inspect-coverage: lost data |
 //! | 3 | [`Exit::Refused`] | segment-export: refused by `--require-full` (holes, or coverage unknown); nothing written |
 //! | 64 | [`Exit::Usage`] | bad arguments: an unknown option, a time or duration not in the grammar, an empty window |
-//! | 66 | [`Exit::NoData`] | no such data directory, no coverage store there, or no such stream |
+//! | 66 | [`Exit::NoData`] | no such data directory or bucket, no coverage store there, or no such stream |
 //! | 69 | [`Exit::ArchiverUnreachable`] | an archiver holds the data directory and cannot be asked (no `admin.url`, or nothing answers at it or at `--admin`) |
 //! | 70 | [`Exit::Error`] | any other failure: I/O, a damaged store, an unexpected answer |
 //! | 141 | [`Exit::BrokenPipe`] | standard output was closed early (`\| head`): ended quietly, as on SIGPIPE |
@@ -56,7 +56,7 @@ impl Exit {
 
     /// The `after_help` line of the tools: the table, short.
     pub const HELP: &'static str = "Exit status (both tools): 0 done (complete / exported), 1 recoverable holes, \
-2 lost data, 3 refused by --require-full, 64 bad arguments, 66 no such data directory, store or stream, \
+2 lost data, 3 refused by --require-full, 64 bad arguments, 66 no such data directory, bucket, store or stream, \
 69 the archiver holds the data directory and cannot be asked (give --admin URL), 70 any other error, \
 141 output closed early.";
 }
@@ -120,7 +120,8 @@ fn classify(e: &(dyn StdError + 'static)) -> Option<Exit> {
             E::NoDataDir(_) | E::NotAnArchive { .. } | E::NoStream(_) => Some(Exit::NoData),
             E::ArchiverUnreachable { .. } | E::NoAnswer { .. } => Some(Exit::ArchiverUnreachable),
             // The archiver refused the query (a window too wide, say).
-            E::Status { status: 400, .. } | E::BadUrl(_) => Some(Exit::Usage),
+            E::Status { status: 400, .. } | E::BadUrl(_) | E::BadBucketUrl { .. } => Some(Exit::Usage),
+            E::Bucket { error, .. } => Some(bucket_exit(error)),
             // Transparent: their source is the inner error's source.
             E::Report(r) => classify(r),
             E::Storage(s) => classify(s),
@@ -144,6 +145,19 @@ fn classify(e: &(dyn StdError + 'static)) -> Option<Exit> {
         };
     }
     None
+}
+
+/// The status for an error of the bucket: a bucket that is not there is
+/// "no such data", like a data directory that is not (an object that a
+/// manifest names and is not there is damage: [`Exit::Error`]).
+fn bucket_exit(e: &gapless_bucket::Error) -> Exit {
+    use gapless_bucket::Error as B;
+    match e {
+        B::BadUrl { .. } => Exit::Usage,
+        B::Request { .. } if crate::bucket::s3_error(e).is_some_and(|(code, _)| code == "NoSuchBucket") => Exit::NoData,
+        B::Storage(s) => classify(s).unwrap_or(Exit::Error),
+        _ => Exit::Error,
+    }
 }
 
 #[cfg(test)]

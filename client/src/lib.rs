@@ -11,12 +11,17 @@
 //!   [`gapless_storage::layout`] (the one module that knows paths).
 //! - [`exit`]: the one exit-status table of the tools, and how an error
 //!   chain maps onto it.
+//! - [`bucket`]: an archive in a bucket (`--data s3://BUCKET/PREFIX`),
+//!   fetched into a temporary data directory that the tools open as any
+//!   other.
 //!
 //! The report itself (schema, query, build) is `gapless-report`, shared
 //! with the archiver; times and durations are `gapless-time`'s grammar.
-//! Nothing here is async or writes to the data directory.
+//! Nothing here is async (a bucket's requests run on a runtime of their
+//! own) or writes to the data directory.
 
 pub mod admin;
+pub mod bucket;
 pub mod exit;
 pub mod open;
 pub mod segments;
@@ -64,6 +69,18 @@ pub enum Error {
     Report(#[from] gapless_report::Error),
     #[error(transparent)]
     Storage(#[from] gapless_storage::Error),
+    /// `--data s3://...` that is not a bucket URL the tools can use.
+    #[error("--data {url}: {why}")]
+    BadBucketUrl { url: String, why: String },
+    /// Reading the archive from its bucket. `detail` says which request or
+    /// object, and for an answer of the server its S3 error code and
+    /// message, never its whole body ([`bucket::describe`]); no message
+    /// carries a credential.
+    #[error("cannot read the archive in {url}: {detail}")]
+    Bucket { url: String, detail: String, error: Box<gapless_bucket::Error> },
+    /// The runtime for the bucket's requests could not start.
+    #[error("cannot start the runtime for the bucket's requests")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// Wall-clock now, in Unix milliseconds.

@@ -5,18 +5,27 @@
 //! With `--data` alone it works whether or not the archiver runs: it opens
 //! the coverage store read-only, or, while an archiver holds it, asks that
 //! archiver at the URL it left in the data directory (`gapless-client`).
+//! `--data s3://BUCKET/PREFIX` reads an archive in a bucket, with no
+//! archiver anywhere: the coverage of its sites (their union) is fetched
+//! into a temporary data directory and reported as a local one's; segments
+//! only with `--verify-segments`; only the window's days, and with no
+//! window given only the last day's unless it holds no data
+//! (`from_bucket`).
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
+use gapless_client::bucket::{bucket_url, fetch, newest_end, Replica, Want};
 use gapless_client::exit::{Exit, Usage};
-use gapless_client::open::{locate, Archiver, Source};
+use gapless_client::open::{locate, open_coverage, Archiver, Source};
 use gapless_client::segments::newest_segment_end;
 use gapless_report::query::{Query, DEFAULT_PENDING_SECS, DEFAULT_RECOVERY_WINDOW_SECS, DEFAULT_SUSPECT_RATIO};
+use gapless_storage::Minute;
 use gapless_time::{parse_duration_secs, parse_time_ms};
 use inspect_coverage::render::{render, Style};
 use inspect_coverage::{svg, verify, VERSION};
@@ -34,7 +43,9 @@ const GRAMMAR: &str = "Times (UTC): RFC 3339 (2017-07-18T23:25:04Z), 2017-07-18T
 )]
 struct Cli {
     /// The archive's data directory. While an archiver holds it, the tool
-    /// asks that archiver (at the URL in DIR/admin.url).
+    /// asks that archiver (at the URL in DIR/admin.url). Or the archive in
+    /// a bucket, s3://BUCKET/PREFIX (credentials and endpoint from the
+    /// AWS_* environment variables).
     #[arg(long, value_name = "DIR", required_unless_present = "admin")]
     data: Option<PathBuf>,
     /// Ask the running archiver's admin API instead of opening the store.
@@ -92,6 +103,54 @@ enum ColorChoice {
     Never,
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The end of the window when none is given: now (the window is the last
+/// 24 hours), or, when the archive's newest data ends (`newest`, Unix
+/// seconds) more than a day ago, the end of that data's hour.
+fn default_to(newest: Option<i64>, now_ms: i64) -> i64 {
+    match newest {
+        Some(n) if n * 1000 < now_ms - DAY_MS => (n + 3599).div_euclid(3600) * 3600 * 1000,
+        _ => now_ms,
+    }
+}
+
+/// The minutes that `[from_ms, to_ms)` touches (at least one).
+fn span(from_ms: i64, to_ms: i64) -> Range<Minute> {
+    Minute::of_ms(from_ms)..Minute(Minute::of_ms(to_ms.max(from_ms + 1) - 1).0 + 1)
+}
+
+/// What the report needs of the archive in the bucket at `url`: the
+/// coverage of the window's days (`window`, ms), with segments for
+/// `--verify-segments`. With no window given, the last 24 hours' days
+/// first: when they hold data, the default window is theirs; only when
+/// they hold none is every day's coverage fetched, to find the newest
+/// data (and then, for `--verify-segments`, the segments of its day).
+fn from_bucket(url: &str, cli: &Cli, window: Option<(i64, i64)>, now_ms: i64) -> Result<Replica> {
+    let stream = match cli.stream.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    };
+    let want = |minutes, segments| Want { stream: stream.clone(), minutes, segments };
+    let segments = cli.verify_segments;
+    if let Some((from, to)) = window {
+        return Ok(fetch(url, &want(Some(span(from, to)), segments))?);
+    }
+    let newest = |r: &Replica| newest_end(&open_coverage(r.root())?);
+    let recent = fetch(url, &want(Some(span(now_ms - DAY_MS, now_ms)), segments))?;
+    if newest(&recent)?.is_some_and(|n| n * 1000 >= now_ms - DAY_MS) {
+        return Ok(recent);
+    }
+    drop(recent);
+    let all = fetch(url, &want(None, false))?;
+    if !segments {
+        return Ok(all);
+    }
+    let to = default_to(newest(&all)?, now_ms);
+    drop(all);
+    Ok(fetch(url, &want(Some(span(to - DAY_MS, to)), true))?)
+}
+
 fn main() -> ExitCode {
     gapless_client::exit::run_tool("inspect-coverage", run)
 }
@@ -123,24 +182,35 @@ fn run(cli: Cli) -> Result<Exit> {
     let from_given = cli.from.as_deref().map(|t| parse_time_ms(t, now_ms).context("--from")).transpose()?;
     let window_given = to_given.is_some() || from_given.is_some();
 
+    // An archive in a bucket: what the report needs of it, in a temporary
+    // data directory that lives until the end (`replica`).
+    let bucket = cli.data.as_deref().and_then(bucket_url);
+    let replica = match bucket {
+        Some(url) if cli.admin.is_none() || cli.verify_segments => {
+            let window = window_given.then(|| {
+                let to = to_given.unwrap_or(now_ms);
+                (from_given.unwrap_or(to - DAY_MS), to)
+            });
+            Some(from_bucket(url, &cli, window, now_ms)?)
+        }
+        _ => None,
+    };
+    let data: Option<&Path> = replica.as_ref().map(|r| r.root()).or(cli.data.as_deref());
+
     // The store, or the archiver that holds it (named, or found).
-    let source = match (&cli.admin, &cli.data) {
+    let source = match (&cli.admin, data) {
         (Some(url), _) => Source::Archiver(Archiver { url: url.clone(), found_in: None }),
         (None, Some(data)) => locate(data)?,
         (None, None) => return Err(Usage("give --data DIR or --admin URL".into()).into()),
     };
 
     let mut to_ms = to_given.unwrap_or(now_ms);
-    if let (false, Source::Store(_), Some(data)) = (window_given, &source, &cli.data) {
-        // No window given: the last 24 hours, or the 24 hours up to the
-        // newest data when there is none in the last 24 hours.
-        if let Some(newest) = newest_segment_end(data)? {
-            if newest * 1000 < now_ms - 86_400_000 {
-                to_ms = (newest + 3599).div_euclid(3600) * 3600 * 1000;
-            }
-        }
+    if let (false, Source::Store(map), Some(data)) = (window_given, &source, data) {
+        // From a bucket, the newest minute its manifests cover or count.
+        let newest = if bucket.is_some() { newest_end(map)? } else { newest_segment_end(data)? };
+        to_ms = default_to(newest, now_ms);
     }
-    let from_ms = from_given.unwrap_or(to_ms - 86_400_000);
+    let from_ms = from_given.unwrap_or(to_ms - DAY_MS);
     if from_ms >= to_ms {
         return Err(Usage("--from must be before --to".into()).into());
     }
@@ -155,7 +225,7 @@ fn run(cli: Cli) -> Result<Exit> {
     let mut report = source.report(&q, !window_given, VERSION)?;
     drop(source); // let go of the store as early as possible
 
-    if let (true, Some(data)) = (cli.verify_segments, &cli.data) {
+    if let (true, Some(data)) = (cli.verify_segments, data) {
         verify::verify(&mut report, data)?;
     }
     if report.streams.is_empty() {

@@ -3,7 +3,13 @@
 //! frame headers whose CRC holds; payloads are not read) are compared with
 //! the `stored` counter. Segments are plain files, so this works while the
 //! archiver runs (with `--admin` for the rest of the report).
+//!
+//! A record is counted once per key, as readers read it: a minute that
+//! several sites of a bucket hold is their frames one after another
+//! (`gapless_bucket::replica`), and an activity both sites stored is in
+//! it twice but is one record.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -12,14 +18,17 @@ use gapless_storage::Minute;
 
 use gapless_report::schema::{AuditMinute, Report};
 
-/// Records in the segment of `minute`, or 0 when there is none.
+/// Records (distinct keys) in the segment of `minute`, or 0 when there is none.
 pub fn segment_records(data: &Path, stream: &str, minute: Minute) -> Result<u64> {
     let path = segment_path(&stream_dir(data, stream), minute);
     if !path.exists() {
         return Ok(0);
     }
     match gapless_storage::segment::read_headers(&path) {
-        Ok((_, frames)) => Ok(frames.iter().map(|f| f.header.entries.len() as u64).sum()),
+        Ok((_, frames)) => {
+            let keys: HashSet<_> = frames.iter().flat_map(|f| f.header.entries.iter().map(|e| e.key)).collect();
+            Ok(keys.len() as u64)
+        }
         // A segment being created this instant has no header yet.
         Err(gapless_storage::Error::NotASegment { reason, .. }) if reason.contains("shorter than its header") => Ok(0),
         Err(e) => Err(e).with_context(|| format!("read {}", path.display())),

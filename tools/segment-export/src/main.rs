@@ -9,6 +9,14 @@
 //! whether or not the archiver runs; which minutes have one is asked of
 //! `gapless_storage::layout`.
 //!
+//! `--data s3://BUCKET/PREFIX` exports from an archive in a bucket, with no
+//! archiver anywhere: the stream's minutes of the range (and, for
+//! `--compliance`, every later minute, where deletes may be), with their
+//! coverage, are fetched from the bucket's sites (their union) into a
+//! temporary data directory (`gapless_client::bucket`), read as a local
+//! one, and removed when done. With `--require-full`, the coverage alone
+//! is fetched first, so that a refusal downloads no segment.
+//!
 //! Minutes are read, verified, decompressed and ordered on two worker
 //! threads, a few minutes ahead at most (`read`), while the main thread
 //! filters and writes them through a 1 MiB buffer, or around it for large
@@ -29,6 +37,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use gapless_client::bucket::{bucket_url, Replica, Want};
 use gapless_client::exit::{Exit, Refused, Usage};
 use gapless_client::open::{locate, Archiver, Source};
 use gapless_report::query::Query;
@@ -54,7 +63,9 @@ Durations: 90 (seconds), 250ms, 45s, 30m, 6h, 5d, 1w, 1h30m, 1.5h.";
 )]
 struct Cli {
     /// The archive's data directory. While an archiver holds it, coverage
-    /// comes from that archiver (at the URL in DIR/admin.url).
+    /// comes from that archiver (at the URL in DIR/admin.url). Or the
+    /// archive in a bucket, s3://BUCKET/PREFIX (credentials and endpoint
+    /// from the AWS_* environment variables).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// The stream's label.
@@ -198,8 +209,8 @@ fn deleted_posts(data: &Path, stream: &str, from_minute: Minute) -> Result<HashS
 /// Longest range whose coverage is reported minute by minute (as inspect-coverage).
 const MAX_COVERAGE_MINUTES: i64 = 400 * 1440;
 
-/// Coverage of the range: from the store, the archiver, or unknown.
-fn coverage(cli: &Cli, q: &Query) -> Result<CoverageInfo> {
+/// Coverage of the range: from the store of `data`, the archiver, or unknown.
+fn coverage(cli: &Cli, data: &Path, q: &Query) -> Result<CoverageInfo> {
     if (q.to_secs - q.from_secs) / 60 > MAX_COVERAGE_MINUTES {
         return Ok(CoverageInfo::Unknown(
             "unknown (the range is longer than 400 days: export it in parts for per-minute coverage)".to_string(),
@@ -207,7 +218,7 @@ fn coverage(cli: &Cli, q: &Query) -> Result<CoverageInfo> {
     }
     let source = match &cli.admin {
         Some(url) => Source::Archiver(Archiver { url: url.clone(), found_in: None }),
-        None => locate(&cli.data)?,
+        None => locate(data)?,
     };
     if let Source::Store(map) = &source {
         if map.partitions(&cli.stream)?.is_none() {
@@ -218,6 +229,39 @@ fn coverage(cli: &Cli, q: &Query) -> Result<CoverageInfo> {
         }
     }
     Ok(CoverageInfo::Known(Box::new(source.report(q, false, env!("CARGO_PKG_VERSION"))?)))
+}
+
+/// The stream's minutes of `[from_ms, to_ms)` in the bucket at `url`
+/// (every later minute too for `--compliance`), with segments or not.
+fn fetch(cli: &Cli, url: &str, from_ms: i64, to_ms: i64, segments: bool) -> Result<Replica> {
+    let end = if cli.compliance { Minute::of_ms(LATEST_MS) } else { Minute(Minute::of_ms(to_ms - 1).0 + 1) };
+    let want = Want { stream: Some(cli.stream.clone()), minutes: Some(Minute::of_ms(from_ms)..end), segments };
+    let replica = gapless_client::bucket::fetch(url, &want)?;
+    if segments && !cli.quiet {
+        eprintln!(
+            "segment-export: fetched {} segments ({} bytes) of sites {} from {url}",
+            replica.objects,
+            replica.bytes,
+            if replica.sites.is_empty() { "(none)".to_string() } else { replica.sites.join(", ") }
+        );
+    }
+    Ok(replica)
+}
+
+/// `--require-full`: refuses (exit 3) unless every minute of the range is full.
+fn require_full(cov: &CoverageInfo) -> Result<()> {
+    match cov {
+        CoverageInfo::Known(r) => {
+            let gaps = describe_gaps(r);
+            if !gaps.is_empty() {
+                return Err(Refused(format!("--require-full: the range has holes, nothing exported:\n{gaps}")).into());
+            }
+        }
+        CoverageInfo::Unknown(why) => {
+            return Err(Refused(format!("--require-full: coverage is {why}; nothing exported")).into());
+        }
+    }
+    Ok(())
 }
 
 fn describe_gaps(r: &Report) -> String {
@@ -258,7 +302,8 @@ fn run(cli: Cli) -> Result<()> {
         return Err(Usage("--from must be before --to".into()).into());
     }
     layout::check_label(&cli.stream)?;
-    if !cli.data.is_dir() {
+    let bucket = bucket_url(&cli.data);
+    if bucket.is_none() && !cli.data.is_dir() {
         return Err(gapless_client::Error::NoDataDir(cli.data.clone()).into());
     }
     let kinds = parse_kinds(&cli.kinds)?;
@@ -279,25 +324,27 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(p) = &cli.pending {
         q.pending_secs = parse_duration_secs(p).context("--pending")?;
     }
-    let cov = coverage(&cli, &q)?;
-    if cli.require_full {
-        match &cov {
-            CoverageInfo::Known(r) => {
-                let gaps = describe_gaps(r);
-                if !gaps.is_empty() {
-                    return Err(
-                        Refused(format!("--require-full: the range has holes, nothing exported:\n{gaps}")).into()
-                    );
-                }
+    // From a bucket: its copy of what is exported, in a temporary data
+    // directory (`replica`, removed when done). Coverage and data both
+    // come from that one copy; with --require-full a coverage-only copy
+    // decides first, so that a refusal fetches no segment.
+    let replica = match bucket {
+        Some(url) => {
+            if cli.require_full && cli.admin.is_none() {
+                let precheck = fetch(&cli, url, from_ms, to_ms, false)?;
+                require_full(&coverage(&cli, precheck.root(), &q)?)?;
             }
-            CoverageInfo::Unknown(why) => {
-                return Err(Refused(format!("--require-full: coverage is {why}; nothing exported")).into());
-            }
+            Some(fetch(&cli, url, from_ms, to_ms, true)?)
         }
+        None => None,
+    };
+    let data: &Path = replica.as_ref().map_or(cli.data.as_path(), |r| r.root());
+    let cov = coverage(&cli, data, &q)?;
+    if cli.require_full {
+        require_full(&cov)?;
     }
 
-    let deleted =
-        if cli.compliance { Some(deleted_posts(&cli.data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
+    let deleted = if cli.compliance { Some(deleted_posts(data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
 
     // The output: a temporary name, renamed when complete.
     let partial = cli.out.as_ref().map(|p| {
@@ -320,7 +367,7 @@ fn run(cli: Cli) -> Result<()> {
 
     // Only the minutes that have a segment: a range of years costs a
     // directory listing, not a look-up per minute.
-    let stream_dir = layout::stream_dir(&cli.data, &cli.stream);
+    let stream_dir = layout::stream_dir(data, &cli.stream);
     if !stream_dir.is_dir() {
         let why = format!("{}: no such stream in {}", cli.stream, cli.data.display());
         return Err(gapless_client::Error::NoStream(why).into());
