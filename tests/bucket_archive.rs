@@ -322,3 +322,34 @@ async fn two_sites_behind_their_own_faults_make_one_archive_that_equals_the_trut
     let n = assert_exact(r.root(), &h, 1, 18);
     eprintln!("east misses {he:?}, west misses {hw:?}; the bucket's union holds all {n} activities of minutes 1 to 18");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_is_away_delays_the_copy_and_loses_nothing() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    let server = test_server::server().unwrap();
+    // The archiver reaches the bucket through a proxy that goes away.
+    let proxy = proxy::Proxy::start(server.addr).await;
+    std::env::set_var("AWS_ENDPOINT", format!("http://{}", proxy.addr));
+    let h = Harness::launch(Setup::new(77, 20.0, 30.0)).await;
+    let running = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
+    std::env::set_var("AWS_ENDPOINT", server.endpoint());
+    let m = running.metrics.streams[0].clone();
+    h.until_minute(2.0).await;
+    proxy.cut();
+    h.until_minute(8.0).await;
+    // Away: rounds fail, and the status says how far behind the bucket is.
+    assert!(StreamMetrics::get(&m.upload_errors) > 0, "no failed round while the bucket was away");
+    let text = reqwest::get(format!("http://{}/status", running.admin.unwrap())).await.unwrap().text().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let bucket = &status["streams"][0]["bucket"];
+    assert!(bucket["behind_seconds"].as_i64().unwrap() >= 180, "{bucket}");
+    assert!(bucket["error"].is_string(), "{bucket}");
+    assert!(!text.contains(test_server::SECRET_ACCESS_KEY));
+    // Back: the copy catches up, and nothing is missing.
+    proxy.mend();
+    until_in_bucket(&h, &m, 10).await;
+    running.stop().await.unwrap();
+    let r = fetch(&url).await;
+    assert_exact(r.root(), &h, 1, 10);
+}
