@@ -13,7 +13,7 @@
 //! downtime and backfills or recovers it.
 //!
 //! Logs: whatever a stream's tasks log is inside a `stream{stream=LABEL}`
-//! span; a realtime connection adds `connection{connection=partition-1/0}`,
+//! span (`stream{stream=LABEL site=SITE}` with a bucket); a realtime connection adds `connection{connection=partition-1/0}`,
 //! the planner `planner`, a Recovery job `recovery{job=ID}`; the storage
 //! thread logs in the stream's span. Events do not repeat these fields.
 
@@ -98,7 +98,11 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let owed = coverage.owe_from(&cfg.label, owed_from)?;
         coverage.set_recovery_window(&cfg.label, reach)?;
         // The stream's tasks, its storage thread included, log inside this span.
-        let span = tracing::info_span!("stream", stream = %cfg.label);
+        let span = tracing::info_span!("stream", stream = %cfg.label, site = tracing::field::Empty);
+        if let Some(a) = &opts.config.archive {
+            // Archivers of one stream on several sites may log to one place.
+            span.record("site", tracing::field::display(&a.site));
+        }
         span.in_scope(|| tracing::info!(kind = cfg.kind.name(), partitions = cfg.partitions, owed_from = %gapless_time::rfc3339(owed), "archiving"));
         let m = Arc::new(StreamMetrics::new(&cfg.label, cfg.kind.name()));
         metrics.streams.push(m.clone());

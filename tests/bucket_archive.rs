@@ -170,7 +170,8 @@ async fn a_site_spends_no_recovery_on_what_another_site_holds() {
     // what west holds: minutes 3 to 6 (only east recovers here; west has
     // no hole).
     let (w0, w1) = (h.minute(3) * 60_000 + 30_000, h.minute(6) * 60_000);
-    let over_west: Vec<String> = log_lines(&["recovery started"])
+    assert!(!log_lines(&["stream{stream=decahose site=east}"]).is_empty(), "east's logs name its site");
+    let over_west: Vec<String> = log_lines(&["recovery started", "site=east"])
         .into_iter()
         .filter(|l| {
             let from = field(l, "from").and_then(parse_ms).unwrap_or(0);
