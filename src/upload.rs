@@ -182,7 +182,14 @@ pub async fn run_uploader(mut ctx: UploadCtx) {
                 from = from.min(Minute::of_secs(owed));
             }
         }
-        let wait = match up.round(from..Minute::of_ms(now_ms).next(), settled).await {
+        // A shutdown does not wait for a round (a bucket that is away): a
+        // round cut short has published nothing it did not finish, and
+        // the next process copies what it left.
+        let round = tokio::select! {
+            r = up.round(from..Minute::of_ms(now_ms).next(), settled) => r,
+            _ = ctx.shutdown.wait_for(|s| *s) => return,
+        };
+        let wait = match round {
             Ok(round) => {
                 first = first && round.restarted;
                 failures = 0;
@@ -221,14 +228,12 @@ pub async fn run_uploader(mut ctx: UploadCtx) {
             }
         };
         // The other sites' coverage over the same span, for the planner.
-        match gapless_bucket::peers::read(
-            &ctx.bucket,
-            &ctx.archive.site,
-            &ctx.label,
-            from..Minute::of_ms(now_ms).next(),
-        )
-        .await
-        {
+        let span = from..Minute::of_ms(now_ms).next();
+        let peers = tokio::select! {
+            p = gapless_bucket::peers::read(&ctx.bucket, &ctx.archive.site, &ctx.label, span) => p,
+            _ = ctx.shutdown.wait_for(|s| *s) => return,
+        };
+        match peers {
             Ok(p) => ctx.peers.set(p),
             Err(e) => tracing::warn!(error = %e, "could not read the other sites' coverage"),
         }

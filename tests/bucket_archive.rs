@@ -354,3 +354,24 @@ async fn a_bucket_that_is_away_delays_the_copy_and_loses_nothing() {
     let r = fetch(&url).await;
     assert_exact(r.root(), &h, 1, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_does_not_wait_for_a_bucket_that_is_away() {
+    let _g = serial().await;
+    let Some(url) = fresh_bucket() else { return };
+    let server = test_server::server().unwrap();
+    let proxy = proxy::Proxy::start(server.addr).await;
+    std::env::set_var("AWS_ENDPOINT", format!("http://{}", proxy.addr));
+    let h = Harness::launch(Setup::new(78, 20.0, 30.0)).await;
+    let running = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
+    std::env::set_var("AWS_ENDPOINT", server.endpoint());
+    // The bucket goes silent: requests hang (until object_store's timeout).
+    proxy.hang();
+    h.until_minute(3.0).await;
+    // A round in flight against a bucket that does not answer is cut
+    // short: the archiver stops as promptly as without a bucket.
+    let t = std::time::Instant::now();
+    running.stop().await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20), "stopping took {:?}", t.elapsed());
+    assert_eq!(not_full(&h.data(), &h, 1, 2), Vec::<i64>::new(), "the local archive is whole");
+}

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
+use object_store::{ClientConfigKey, RetryConfig};
 use object_store::{
     ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
 };
@@ -44,10 +47,16 @@ impl Bucket {
     /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`.
     pub fn open(url: &str) -> Result<Bucket> {
         let (bucket, prefix, url) = Bucket::check_url(url)?;
-        let store = AmazonS3Builder::from_env()
-            .with_bucket_name(&bucket)
-            .build()
-            .map_err(|source| Error::Configure { url: url.clone(), source })?;
+        // Requests fail within about a minute when the bucket is away: the
+        // uploader retries rounds with its own backoff, and a shutdown does
+        // not wait on object_store's (3 minutes by default).
+        let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(30), ..RetryConfig::default() };
+        let client = |key, value: &str| (AmazonS3ConfigKey::Client(key), value.to_string());
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket).with_retry(retry);
+        for (key, value) in [client(ClientConfigKey::ConnectTimeout, "5s"), client(ClientConfigKey::Timeout, "60s")] {
+            builder = builder.with_config(key, value);
+        }
+        let store = builder.build().map_err(|source| Error::Configure { url: url.clone(), source })?;
         Ok(Bucket { store: Arc::new(store), prefix, url })
     }
 

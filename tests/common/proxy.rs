@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Proxy {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    /// New connections are accepted and then never answered.
+    hang: Arc<AtomicBool>,
     /// Bumped by each cut: connections of an earlier epoch end.
     epoch: Arc<AtomicU64>,
 }
@@ -21,10 +23,18 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
+        let hang = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(AtomicU64::new(0));
-        let (c, e) = (cut.clone(), epoch.clone());
+        let (c, e, hg) = (cut.clone(), epoch.clone(), hang.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if hg.load(Ordering::SeqCst) {
+                    tokio::spawn(async move {
+                        let _held = client;
+                        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                    });
+                    continue;
+                }
                 if c.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -47,7 +57,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, cut, epoch }
+        Proxy { addr, cut, hang, epoch }
     }
 
     /// Drops every connection and refuses new ones.
@@ -56,8 +66,16 @@ impl Proxy {
         self.cut.store(true, Ordering::SeqCst);
     }
 
+    /// Drops every connection; new ones are accepted and never answered
+    /// (a peer that has gone silent, not away).
+    pub fn hang(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.hang.store(true, Ordering::SeqCst);
+    }
+
     /// Lets connections through again.
     pub fn mend(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.hang.store(false, Ordering::SeqCst);
     }
 }
