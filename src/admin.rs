@@ -325,7 +325,7 @@ impl Admin {
     fn prometheus(&self) -> String {
         let mut out = String::new();
         let now_ms = self.clock.now_ms();
-        let counters: [Counter; 10] = [
+        let counters: [Counter; 15] = [
             ("gapless_received_total", "Lines received (activities, system messages, bad lines).", |m| {
                 StreamMetrics::get(&m.received)
             }),
@@ -342,29 +342,9 @@ impl Admin {
                 StreamMetrics::get(&m.commit_errors)
             }),
             ("gapless_connections_connected", "Connections currently connected.", |m| m.connected() as u64),
-        ];
-        for (name, help, f) in counters {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for m in &self.metrics.streams {
-                let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", m.label, f(m));
-            }
-        }
-        // Where the storage thread's time goes, in seconds (Prometheus'
-        // base unit; kept in µs).
-        let _ = writeln!(
-            out,
-            "# HELP gapless_recovery_jobs_started_total Recovery jobs started.\n# TYPE gapless_recovery_jobs_started_total counter"
-        );
-        for m in &self.metrics.streams {
-            let _ = writeln!(
-                out,
-                "gapless_recovery_jobs_started_total{{stream=\"{}\"}} {}",
-                m.label,
+            ("gapless_recovery_jobs_started_total", "Recovery jobs started.", |m| {
                 StreamMetrics::get(&m.recovery_jobs_started)
-            );
-        }
-        let bucket: [Counter; 4] = [
+            }),
             (
                 "gapless_bucket_evicted_segments_total",
                 "Local segments evicted after their copy in the bucket was verified.",
@@ -380,8 +360,9 @@ impl Admin {
                 StreamMetrics::get(&m.upload_errors)
             }),
         ];
-        for (name, help, f) in bucket {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (name, help, f) in counters {
+            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for m in &self.metrics.streams {
                 let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", m.label, f(m));
             }
@@ -395,6 +376,8 @@ impl Admin {
                 let _ = writeln!(out, "gapless_bucket_behind_seconds{{stream=\"{}\"}} {}", m.label, behind / 1000);
             }
         }
+        // Where the storage thread's time goes, in seconds (Prometheus'
+        // base unit; kept in µs).
         let seconds: [Counter; 3] = [
             (
                 "gapless_storage_accept_seconds_total",

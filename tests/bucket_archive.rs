@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +21,7 @@ use gapless_storage::Minute;
 
 /// A fresh bucket on the test server, or `None` (the test is skipped).
 fn fresh_bucket() -> Option<String> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let server = test_server::server()?;
-    let name = format!("a{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    server.create_bucket(&name);
-    Some(format!("s3://{name}/gapless"))
+    Some(format!("s3://{}/gapless", test_server::server()?.fresh_bucket()))
 }
 
 /// The harness's config with `[archive]` and a site.

@@ -38,6 +38,15 @@ impl Server {
         );
     }
 
+    /// A new bucket with a name no other test of this process uses (a
+    /// bucket per test keeps tests apart).
+    pub fn fresh_bucket(&self) -> String {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!("t{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.create_bucket(&name);
+        name
+    }
+
     /// Stops the server (tests of a bucket that is away).
     pub fn kill(&self) {
         if let Ok(mut c) = self.child.lock() {

@@ -4,7 +4,6 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gapless_bucket::replica::{self, Want};
 use gapless_bucket::test_server;
@@ -30,11 +29,7 @@ fn minute(i: i64) -> Minute {
 
 /// A fresh bucket URL on the test server, or `None` (skipped).
 fn fresh_bucket() -> Option<String> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let server = test_server::server()?;
-    let name = format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    server.create_bucket(&name);
-    Some(format!("s3://{name}/archive"))
+    Some(format!("s3://{}/archive", test_server::server()?.fresh_bucket()))
 }
 
 /// Stores posts `ids` (each at T0 + id * 100 ms) and covers `covered`
