@@ -89,6 +89,11 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         Some(a) => Some(gapless_bucket::Bucket::open(&a.url).context("[archive]")?),
         None => None,
     };
+    // What names this archiver in the bucket's manifests of its site.
+    let identity = match &bucket {
+        Some(_) => store.identity().context("the data directory's identity")?,
+        None => String::new(),
+    };
     for (cfg, slots) in opts.config.streams.iter().zip(slots) {
         let secret = cfg.credentials.load().with_context(|| format!("stream {}", cfg.label))?;
         let partitions = cfg.coverage_partitions();
@@ -151,6 +156,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
                 shutdown: rx.clone(),
                 peers: ctx.peers.clone().unwrap_or_else(crate::upload::Peers::new),
                 writer: ctx.tx.clone(),
+                identity: identity.clone(),
             };
             let upload_span = tracing::info_span!(parent: &span, "upload");
             tasks.push(tokio::spawn(crate::upload::run_uploader(up).instrument(upload_span)));

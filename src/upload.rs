@@ -156,11 +156,14 @@ pub struct UploadCtx {
     pub peers: Arc<Peers>,
     /// The stream's storage thread, which evicts.
     pub writer: tokio::sync::mpsc::Sender<Msg>,
+    /// The data directory's identity, named in the manifests.
+    pub identity: String,
 }
 
 /// Runs until shutdown.
 pub async fn run_uploader(mut ctx: UploadCtx) {
     let mut up = Uploader::new(ctx.bucket.clone(), &ctx.archive.site, &ctx.data, &ctx.label, ctx.coverage.clone());
+    up = up.with_writer(&ctx.identity);
     if let Some(max) = ctx.archive.local_max {
         up = up.with_local_max(max);
     }

@@ -25,6 +25,12 @@ pub enum Error {
     /// A segment object's bytes do not match its manifest's checksum.
     #[error("{key}: {bytes} bytes with CRC32C {got:08x}, the manifest says {expected:08x}")]
     Checksum { key: String, bytes: u64, expected: u32, got: u32 },
+    /// Another archiver writes this site's copy (two archivers were given
+    /// the same `site`): nothing of this one is published there.
+    #[error(
+        "site {site:?} of stream {stream} is written by another archiver ({writer}); give each archiver its own `site`"
+    )]
+    SiteTaken { site: String, stream: String, writer: String },
     /// The local archive (data directory, coverage map).
     #[error(transparent)]
     Storage(#[from] gapless_storage::Error),

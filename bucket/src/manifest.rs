@@ -42,6 +42,11 @@ pub struct Manifest {
     pub owed_from: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_window_secs: Option<i64>,
+    /// The archiver that writes this site's copy (its data directory's
+    /// identity): another one finding it refuses to write under the same
+    /// site, rather than replace what the first copied.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub writer: String,
 }
 
 /// The object holding one minute's segment.

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use gapless_storage::coverage::CoverageMap;
 use gapless_storage::{layout, Minute};
 use object_store::path::Path;
+use object_store::UpdateVersion;
 
 use crate::error::{Error, Result};
 use crate::keys::StreamKeys;
@@ -69,6 +70,11 @@ pub struct Uploader {
     coverage: Arc<CoverageMap>,
     /// The bucket's manifests as this process last wrote or read them.
     manifests: BTreeMap<String, Manifest>,
+    /// Their versions in the bucket (`None`: there was none): a manifest
+    /// is replaced only if it is still the version this process knows.
+    versions: BTreeMap<String, Option<UpdateVersion>>,
+    /// This archiver's identity in the manifests it writes.
+    writer: String,
     /// The local file (inode, length) each minute's object was made from,
     /// in this process: an unchanged file needs no new object.
     sources: HashMap<Minute, (u64, u64)>,
@@ -93,10 +99,20 @@ impl Uploader {
             stream_dir: layout::stream_dir(data, label),
             coverage,
             manifests: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            writer: String::new(),
             sources: HashMap::new(),
             dicts: BTreeSet::new(),
             local_max: None,
         }
+    }
+
+    /// Names this archiver in the manifests it writes (a stable identity of
+    /// its data directory): an uploader with another name finding them
+    /// refuses to write under the same site ([`Error::SiteTaken`]).
+    pub fn with_writer(mut self, writer: &str) -> Uploader {
+        self.writer = writer.to_string();
+        self
     }
 
     /// Proposes evictions so that the stream's segments stay under `bytes`.
@@ -244,6 +260,7 @@ impl Uploader {
         // (5): a repair during the round: publish nothing, start over.
         if self.coverage.withdrawals() != withdrawals {
             self.manifests.clear();
+            self.versions.clear();
             self.sources.clear();
             round.restarted = true;
             tracing::warn!(stream = %self.label, "coverage was withdrawn during an upload round; it starts over");
@@ -258,11 +275,13 @@ impl Uploader {
             m.dicts = self.dicts.iter().cloned().collect();
             m.owed_from = self.coverage.owed_from(&self.label)?;
             m.recovery_window_secs = self.coverage.recovery_window(&self.label)?;
+            m.writer = self.writer.clone();
             let body = serde_json::to_vec_pretty(&m)
                 .map_err(|e| Error::BadManifest { key: self.keys.manifest(day).to_string(), why: e.to_string() })?;
-            if let Err(e) = self.bucket.put_verified(&self.keys.manifest(day), Bytes::from(body)).await {
+            if let Err(e) = self.publish(day, Bytes::from(body)).await {
                 // Unknown whether it landed: read it again next round.
                 self.manifests.remove(day);
+                self.versions.remove(day);
                 return Err(e);
             }
             self.manifests.insert(day.clone(), m);
@@ -353,16 +372,47 @@ impl Uploader {
         Ok(out)
     }
 
+    /// Writes the manifest of `day` only over the version this process
+    /// knows (or where there is none), then reads it back.
+    async fn publish(&mut self, day: &str, body: Bytes) -> Result<()> {
+        let key = self.keys.manifest(day);
+        let (len, crc) = (body.len() as u64, crc32c::crc32c(&body));
+        let written = match self.versions.get(day).cloned().flatten() {
+            Some(v) => self.bucket.replace(&key, body, v).await?,
+            None => self.bucket.create(&key, body).await?,
+        };
+        let Some(version) = written else {
+            // Someone else wrote it meanwhile: whoever, this site is not ours.
+            let writer = match self.bucket.get(&key).await? {
+                Some(bytes) => parse_manifest(&key, &bytes).map(|m| m.writer).unwrap_or_default(),
+                None => String::new(),
+            };
+            return Err(self.taken(writer));
+        };
+        self.bucket.verify(&key, len, crc).await?;
+        self.versions.insert(day.to_string(), Some(version));
+        Ok(())
+    }
+
+    fn taken(&self, writer: String) -> Error {
+        let writer = if writer.is_empty() { "another process".to_string() } else { writer };
+        Error::SiteTaken { site: self.site.clone(), stream: self.label.clone(), writer }
+    }
+
     /// The bucket's manifest of `day`, read once per process.
     async fn manifest(&mut self, day: &str, partitions: u32) -> Result<Manifest> {
         if let Some(m) = self.manifests.get(day) {
             return Ok(m.clone());
         }
         let key = self.keys.manifest(day);
-        let m = match self.bucket.get(&key).await? {
-            Some(bytes) => parse_manifest(&key, &bytes)?,
-            None => Manifest::new(&self.site, &self.label, day, partitions),
+        let (m, version) = match self.bucket.get_versioned(&key).await? {
+            Some((bytes, version)) => (parse_manifest(&key, &bytes)?, Some(version)),
+            None => (Manifest::new(&self.site, &self.label, day, partitions), None),
         };
+        if !m.writer.is_empty() && !self.writer.is_empty() && m.writer != self.writer {
+            return Err(self.taken(m.writer));
+        }
+        self.versions.insert(day.to_string(), version);
         self.dicts.extend(m.dicts.iter().cloned());
         self.manifests.insert(day.to_string(), m.clone());
         Ok(m)

@@ -273,3 +273,34 @@ async fn evicted_minutes_stay_in_the_bucket_and_late_data_joins_them() {
         .unwrap();
     assert_eq!(objects.len(), 3, "the merged object replaced minute 1's: {objects:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_archiver_under_the_same_site_is_refused() {
+    let Some(url) = fresh_bucket() else { return };
+    let s0 = T0 / 1000;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (
+        Store::open(a.path(), StoreConfig::default()).unwrap(),
+        Store::open(b.path(), StoreConfig::default()).unwrap(),
+    );
+    archive(&sa, 0..600, s0..s0 + 60);
+    archive(&sb, 600..1200, s0 + 60..s0 + 120);
+    let (ida, idb) = (sa.identity().unwrap(), sb.identity().unwrap());
+    assert_ne!(ida, idb);
+    assert_eq!(sa.identity().unwrap(), ida, "an identity is kept");
+    let mut up_a =
+        Uploader::new(Bucket::open(&url).unwrap(), "east", a.path(), "d", sa.coverage().clone()).with_writer(&ida);
+    let mut up_b =
+        Uploader::new(Bucket::open(&url).unwrap(), "east", b.path(), "d", sb.coverage().clone()).with_writer(&idb);
+    up_a.round(minute(0)..minute(10), minute(10)).await.unwrap();
+    // B, given the same site by mistake, publishes nothing over A's copy.
+    let err = up_b.round(minute(0)..minute(10), minute(10)).await.unwrap_err();
+    assert!(matches!(err, gapless_bucket::Error::SiteTaken { .. }), "{err}");
+    assert_eq!(records(fetch(&url).await.root()), records(a.path()), "A's copy is intact");
+    // A, restarted (same data directory), goes on.
+    let mut again =
+        Uploader::new(Bucket::open(&url).unwrap(), "east", a.path(), "d", sa.coverage().clone()).with_writer(&ida);
+    archive(&sa, 1200..1300, s0 + 120..s0 + 130);
+    again.round(minute(0)..minute(10), minute(10)).await.unwrap();
+    assert_eq!(records(fetch(&url).await.root()), records(a.path()));
+}

@@ -4,6 +4,7 @@
 //! ```text
 //! DATA/LOCK                                        held by the one writing process
 //! DATA/admin.url                                   where that process's admin API listens
+//! DATA/identity                                    this directory's identity (bucket manifests name it)
 //! DATA/coverage/                                   sled: coverage map, counters, jobs
 //! DATA/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ.seg
 //!                                    ….seg.damaged  bytes a repair moved aside
@@ -37,6 +38,14 @@ pub fn coverage_dir(root: &Path) -> PathBuf {
 /// up, removed on a clean stop; trust it only while the lock is held.
 pub fn admin_url_path(root: &Path) -> PathBuf {
     root.join("admin.url")
+}
+
+/// The data directory's identity: one line made when it is first needed
+/// (host, path and time of creation), kept for good, so that a copy of the
+/// archive elsewhere (a bucket's site) can tell this directory's writes
+/// from another's.
+pub fn identity_path(root: &Path) -> PathBuf {
+    root.join("identity")
 }
 
 /// A label names a directory: letters, digits, `-`, `_`, `.`, not starting

@@ -187,6 +187,28 @@ impl Store {
         &self.root
     }
 
+    /// The data directory's identity ([`layout::identity_path`]), made and
+    /// fsynced the first time it is asked for.
+    pub fn identity(&self) -> Result<String> {
+        let path = layout::identity_path(&self.root);
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io { op: "read identity", path, source: e }),
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let dir = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let id = format!("{}:{}:{nanos:x}", host.trim(), dir.display());
+        let tmp = layout::tmp_path(&path);
+        std::fs::write(&tmp, format!("{id}\n")).ctx("write identity", &tmp)?;
+        File::open(&tmp).and_then(|f| f.sync_all()).ctx("fsync identity", &tmp)?;
+        std::fs::rename(&tmp, &path).ctx("install identity", &path)?;
+        File::open(&self.root).and_then(|f| f.sync_all()).ctx("fsync data directory", &self.root)?;
+        Ok(id)
+    }
+
     pub fn coverage(&self) -> &Arc<CoverageMap> {
         &self.coverage
     }
