@@ -23,6 +23,7 @@
 //! minutes (`out`); the output is the same bytes as a sequential reading.
 
 mod fields;
+mod hive;
 mod manifest;
 mod out;
 mod parquet_out;
@@ -80,8 +81,15 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     format: Format,
     /// Output file (default: standard output). The manifest goes to FILE.manifest.json.
+    /// With --partitioned, the dataset's root: a directory or s3://BUCKET/PREFIX.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// With --format parquet: write a Hive-partitioned dataset under --out
+    /// (stream=LABEL/date=YYYY-MM-DD/hour=HH/part-00000.parquet, manifest
+    /// in _manifests/), replacing the range's partitions. --from and --to
+    /// on whole hours.
+    #[arg(long)]
+    partitioned: bool,
     /// Where to write the manifest (default: beside --out; none for standard output unless given).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -146,6 +154,7 @@ enum Sink {
     Plain(Out),
     Zstd(zstd::stream::write::Encoder<'static, Out>),
     Parquet(Box<parquet_out::ParquetSink<Out>>),
+    Hive(Box<hive::HiveSink>),
 }
 
 impl Sink {
@@ -155,6 +164,7 @@ impl Sink {
             Sink::Plain(w) => w,
             Sink::Zstd(z) => z.finish()?,
             Sink::Parquet(p) => p.finish()?,
+            Sink::Hive(_) => return Err(anyhow::anyhow!("a partitioned dataset is finished with HiveSink::finish")),
         };
         let mut c = w.into_inner().map_err(|e| e.into_error())?;
         c.flush()?;
@@ -307,6 +317,21 @@ fn run(cli: Cli) -> Result<()> {
         return Err(gapless_client::Error::NoDataDir(cli.data.clone()).into());
     }
     let kinds = parse_kinds(&cli.kinds)?;
+    let out_bucket = cli.out.as_deref().and_then(bucket_url);
+    if cli.partitioned {
+        match (cli.format, &cli.out) {
+            (Format::Parquet, Some(_)) => hive::check_range(from_ms, to_ms)?,
+            _ => {
+                return Err(
+                    Usage("--partitioned needs --format parquet and --out DIR or s3://BUCKET/PREFIX".into()).into()
+                )
+            }
+        }
+    } else if out_bucket.is_some() {
+        return Err(
+            Usage("--out s3://... writes a partitioned dataset: add --format parquet --partitioned".into()).into()
+        );
+    }
     let compress = match (cli.format, cli.compress) {
         (Format::Parquet, Compress::Zstd) => {
             return Err(Usage("--compress applies to NDJSON; Parquet pages are always zstd-compressed".into()).into())
@@ -347,7 +372,7 @@ fn run(cli: Cli) -> Result<()> {
     let deleted = if cli.compliance { Some(deleted_posts(data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
 
     // The output: a temporary name, renamed when complete.
-    let partial = cli.out.as_ref().map(|p| {
+    let partial = cli.out.as_ref().filter(|_| !cli.partitioned).map(|p| {
         let mut s = p.as_os_str().to_owned();
         s.push(".partial");
         PathBuf::from(s)
@@ -359,10 +384,13 @@ fn run(cli: Cli) -> Result<()> {
     // An export that fails leaves no half-written file behind.
     let mut cleanup = RemoveOnDrop(partial.clone());
     let buffered = out::new(file).context("standard output")?;
-    let mut sink = match cli.format {
-        Format::Parquet => Sink::Parquet(Box::new(parquet_out::ParquetSink::new(buffered, cli.level)?)),
-        Format::Ndjson if compress => Sink::Zstd(zstd::stream::write::Encoder::new(buffered, cli.level)?),
-        Format::Ndjson => Sink::Plain(buffered),
+    let mut sink = match (cli.format, &cli.out) {
+        (Format::Parquet, Some(out)) if cli.partitioned => {
+            Sink::Hive(Box::new(hive::HiveSink::new(out, &cli.stream, cli.level, from_ms, to_ms)?))
+        }
+        (Format::Parquet, _) => Sink::Parquet(Box::new(parquet_out::ParquetSink::new(buffered, cli.level)?)),
+        (Format::Ndjson, _) if compress => Sink::Zstd(zstd::stream::write::Encoder::new(buffered, cli.level)?),
+        (Format::Ndjson, _) => Sink::Plain(buffered),
     };
 
     // Only the minutes that have a segment: a range of years costs a
@@ -448,6 +476,13 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+            Sink::Hive(h) => {
+                for (e, b) in batch.iter() {
+                    if keep(e, b) {
+                        h.push(e, b)?;
+                    }
+                }
+            }
         }
         if n > 0 {
             exported.insert(m.0, n);
@@ -461,7 +496,13 @@ fn run(cli: Cli) -> Result<()> {
         .filter(|k| by_kind_n[**k as usize] > 0)
         .map(|k| (k.name(), by_kind_n[*k as usize]))
         .collect();
-    let bytes = sink.finish()?;
+    let (bytes, dataset) = match sink {
+        Sink::Hive(mut h) => {
+            let partitions = h.finish()?;
+            (partitions.iter().map(|p| p.bytes).sum(), Some((h, partitions)))
+        }
+        sink => (sink.finish()?, None),
+    };
     progress.finish();
     if let (Some(p), Some(out)) = (&partial, &cli.out) {
         std::fs::rename(p, out).with_context(|| format!("rename {} to {}", p.display(), out.display()))?;
@@ -469,7 +510,7 @@ fn run(cli: Cli) -> Result<()> {
     cleanup.0 = None;
 
     let manifest_path = cli.manifest.clone().or_else(|| {
-        cli.out.as_ref().map(|o| {
+        cli.out.as_ref().filter(|_| !cli.partitioned).map(|o| {
             let mut s = o.as_os_str().to_owned();
             s.push(".manifest.json");
             PathBuf::from(s)
@@ -486,7 +527,8 @@ fn run(cli: Cli) -> Result<()> {
             (_, true) => "zstd",
             _ => "none",
         },
-        out: cli.out.as_deref(),
+        out: dataset.as_ref().map(|(h, _)| h.shown()).or_else(|| cli.out.as_ref().map(|p| p.display().to_string())),
+        partitions: dataset.as_ref().map(|(_, p)| p.clone()),
         bytes,
         kinds: &kinds,
         compliance: deleted.as_ref().map(|d| (d.len() as u64, dropped)),
@@ -497,12 +539,17 @@ fn run(cli: Cli) -> Result<()> {
         coverage: &cov,
         unverified: &unverified,
     });
-    match &manifest_path {
-        Some(p) => {
-            let text = serde_json::to_string_pretty(&manifest)?;
-            std::fs::write(p, text + "\n").with_context(|| format!("write {}", p.display()))?;
-        }
-        None => eprintln!("segment-export: no manifest written (output is standard output; give --manifest FILE)"),
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    if let Some(p) = &manifest_path {
+        std::fs::write(p, &text).with_context(|| format!("write {}", p.display()))?;
+    }
+    // A dataset's manifest goes last, beside its files.
+    let dataset_manifest = match &dataset {
+        Some((h, _)) => Some(h.write_manifest(&text)?),
+        None => None,
+    };
+    if manifest_path.is_none() && dataset_manifest.is_none() {
+        eprintln!("segment-export: no manifest written (output is standard output; give --manifest FILE)");
     }
     if !cli.quiet && cli.out.is_some() {
         eprintln!(
@@ -510,7 +557,7 @@ fn run(cli: Cli) -> Result<()> {
             raw_bytes / 1_000_000,
             rfc3339_ms(from_ms),
             rfc3339_ms(to_ms),
-            cli.out.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            manifest.output.clone().unwrap_or_default(),
             bytes,
             if cli.compliance { format!(", {dropped} deleted Posts dropped") } else { String::new() },
             manifest.coverage.summary
