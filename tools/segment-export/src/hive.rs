@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! ROOT/stream=LABEL/date=YYYY-MM-DD/hour=HH/part-00000.parquet     the hour's rows (activity time, UTC)
+//!                                           part-00001.parquet     more of them, past 1 GiB of raw JSON
 //! ROOT/_manifests/stream=LABEL/YYYYMMDDTHHZ-YYYYMMDDTHHZ.json      what one export wrote
 //! ```
 //!
@@ -13,7 +14,11 @@
 //!   hours (UTC), so that every partition an export writes holds the whole
 //!   hour, and replacing it never drops rows outside the range. Rows go
 //!   to the hour of their activity time; minutes come in order, so one
-//!   Parquet file is open at a time (one per hour: `part-00000`).
+//!   Parquet file is open at a time. An hour's rows go to `part-00000`,
+//!   and to the next part once a file holds [`PART_RAW_BYTES`] of raw
+//!   JSON (a Firehose hour would otherwise be one file of tens of GB;
+//!   readers split work by file, and a bucket's copy is staged locally
+//!   one file at a time).
 //! - **Re-running replaces** (as Spark's dynamic partition overwrite, or
 //!   pyarrow's `existing_data_behavior="delete_matching"`): every file in
 //!   the partitions of the range that this export did not write is
@@ -47,8 +52,14 @@ use crate::out::{self, Out};
 use crate::parquet_out::ParquetSink;
 
 const HOUR_MS: i64 = 3_600_000;
-/// The one file of an hour.
-pub const PART: &str = "part-00000.parquet";
+/// Raw JSON bytes after which an hour's file is closed and the next part
+/// begun (Parquet with zstd is several times smaller: a few hundred MB).
+pub const PART_RAW_BYTES: u64 = 1 << 30;
+
+/// The name of an hour's file number `n`.
+fn part_name(n: u32) -> String {
+    format!("part-{n:05}.parquet")
+}
 /// Where the manifests are, under the dataset's root.
 pub const MANIFESTS: &str = "_manifests";
 
@@ -59,12 +70,22 @@ pub struct Partition {
     pub path: String,
     pub date: String,
     pub hour: u32,
-    /// Rows in its file.
+    /// Rows in its files.
     pub rows: u64,
-    /// Its file, relative to the root; null when the hour has no rows.
-    pub file: Option<String>,
+    /// Bytes of its files.
     pub bytes: u64,
-    pub crc32c: Option<u32>,
+    /// Its files, in order; none when the hour has no rows.
+    pub files: Vec<PartFile>,
+}
+
+/// One file of a partition, in the manifest.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartFile {
+    /// Relative to the root.
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub crc32c: u32,
 }
 
 /// Where the dataset is.
@@ -76,6 +97,9 @@ enum Root {
 /// The hour being written.
 struct Current {
     hour: i64,
+    part: u32,
+    /// Raw bytes of its rows.
+    raw: u64,
     sink: ParquetSink<Out>,
     /// The local file being written (hidden name, or in the staging directory).
     path: PathBuf,
@@ -92,6 +116,7 @@ pub struct HiveSink {
     to_ms: i64,
     cur: Option<Current>,
     written: Vec<Partition>,
+    part_raw_bytes: u64,
 }
 
 /// `stream=LABEL/date=YYYY-MM-DD/hour=HH` of the hour starting at `hour_ms`.
@@ -175,7 +200,16 @@ impl HiveSink {
                 Root::Dir(out.to_path_buf())
             }
         };
-        let sink = HiveSink { root, stream: stream.to_string(), level, from_ms, to_ms, cur: None, written: Vec::new() };
+        let sink = HiveSink {
+            root,
+            stream: stream.to_string(),
+            level,
+            from_ms,
+            to_ms,
+            cur: None,
+            written: Vec::new(),
+            part_raw_bytes: PART_RAW_BYTES,
+        };
         sink.remove_overlapping_manifests()?;
         Ok(sink)
     }
@@ -234,33 +268,39 @@ impl HiveSink {
     pub fn push(&mut self, e: &Entry, raw: &[u8]) -> Result<()> {
         let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
         match &self.cur {
-            Some(c) if c.hour == hour => {}
+            Some(c) if c.hour == hour && c.raw < self.part_raw_bytes => {}
+            Some(c) if c.hour == hour => {
+                let part = c.part + 1;
+                self.close()?;
+                self.open(hour, part)?;
+            }
             Some(c) if c.hour > hour => {
                 return Err(anyhow!("records out of order: {} after hour {}", e.time_ms, c.hour));
             }
             _ => {
                 self.close()?;
-                self.open(hour)?;
+                self.open(hour, 0)?;
             }
         }
         let Some(c) = self.cur.as_mut() else { return Err(anyhow!("no partition open")) };
         c.rows += 1;
+        c.raw += raw.len() as u64 + 1;
         c.sink.push(e, raw)
     }
 
-    fn open(&mut self, hour: i64) -> Result<()> {
+    fn open(&mut self, hour: i64, part: u32) -> Result<()> {
         let (rel, _, _) = partition_path(&self.stream, hour);
         let path = match &self.root {
             Root::Dir(d) => {
                 let dir = d.join(&rel);
                 std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-                dir.join(format!(".{PART}.partial"))
+                dir.join(format!(".{}.partial", part_name(part)))
             }
-            Root::Bucket { staging, .. } => staging.path().join(PART),
+            Root::Bucket { staging, .. } => staging.path().join(part_name(part)),
         };
         let file = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
         let sink = ParquetSink::new(out::new(Some(file))?, self.level)?;
-        self.cur = Some(Current { hour, sink, path, rows: 0 });
+        self.cur = Some(Current { hour, part, raw: 0, sink, path, rows: 0 });
         Ok(())
     }
 
@@ -274,7 +314,7 @@ impl HiveSink {
         drop(counting);
         let crc = crc_of(&c.path)?;
         let (rel, date, hour) = partition_path(&self.stream, c.hour);
-        let file = format!("{rel}/{PART}");
+        let file = format!("{rel}/{}", part_name(c.part));
         match &self.root {
             Root::Dir(d) => {
                 let target = d.join(&file);
@@ -293,15 +333,16 @@ impl HiveSink {
                 let _ = std::fs::remove_file(&c.path);
             }
         }
-        self.written.push(Partition {
-            path: rel,
-            date,
-            hour,
-            rows: c.rows,
-            file: Some(file),
-            bytes,
-            crc32c: Some(crc),
-        });
+        let f = PartFile { file, rows: c.rows, bytes, crc32c: crc };
+        match self.written.last_mut().filter(|p| p.path == rel) {
+            Some(p) => {
+                (p.rows, p.bytes) = (p.rows + f.rows, p.bytes + f.bytes);
+                p.files.push(f);
+            }
+            None => {
+                self.written.push(Partition { path: rel, date, hour, rows: f.rows, bytes: f.bytes, files: vec![f] })
+            }
+        }
         Ok(())
     }
 
@@ -311,7 +352,7 @@ impl HiveSink {
     /// with [`HiveSink::write_manifest`].
     pub fn finish(&mut self) -> Result<Vec<Partition>> {
         self.close()?;
-        let ours: BTreeSet<String> = self.written.iter().filter_map(|p| p.file.clone()).collect();
+        let ours: BTreeSet<String> = self.written.iter().flat_map(|p| p.files.iter().map(|f| f.file.clone())).collect();
         let hours: Vec<i64> = (self.from_ms / HOUR_MS..self.to_ms / HOUR_MS).map(|h| h * HOUR_MS).collect();
         let in_range: BTreeSet<String> = hours.iter().map(|&h| partition_path(&self.stream, h).0).collect();
         let stale =
@@ -363,9 +404,8 @@ impl HiveSink {
                     date,
                     hour,
                     rows: 0,
-                    file: None,
                     bytes: 0,
-                    crc32c: None,
+                    files: Vec::new(),
                 })
             })
             .collect())
@@ -412,5 +452,46 @@ mod tests {
         assert_eq!(manifest_range("x.json"), None);
         assert!(check_range(base, base + HOUR_MS).is_ok());
         assert!(check_range(base + 60_000, base + HOUR_MS).is_err());
+    }
+
+    /// An hour past the part size is several files, each row in one; an
+    /// hour with no rows has none; a file left from before is removed.
+    #[test]
+    fn large_hours_are_split_into_parts_and_the_rest_replaced() {
+        let base = 1_500_336_000_000;
+        let root = tempfile::tempdir().unwrap();
+        let old = root.path().join("stream=s/date=2017-07-18/hour=01/part-00000.parquet");
+        std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+        std::fs::write(&old, b"from an earlier export").unwrap();
+        let mut h = HiveSink::new(root.path(), "s", 3, base, base + 3 * HOUR_MS).unwrap();
+        h.part_raw_bytes = 1000;
+        let raw = format!(r#"{{"text":"{}"}}"#, "x".repeat(90)); // 101 bytes with its newline
+        for i in 0..25i64 {
+            let hour = if i < 20 { 0 } else { 2 };
+            let e = Entry {
+                kind: gapless_storage::ActivityKind::AsActivity,
+                key: gapless_storage::Key::Hashed(i as u64),
+                time_ms: base + hour * HOUR_MS + i * 1000,
+                len: raw.len() as u32,
+            };
+            h.push(&e, raw.as_bytes()).unwrap();
+        }
+        let parts = h.finish().unwrap();
+        let files = |p: &Partition| p.files.iter().map(|f| (f.file.clone(), f.rows)).collect::<Vec<_>>();
+        assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [20, 0, 5]);
+        assert_eq!(
+            files(&parts[0]),
+            [
+                ("stream=s/date=2017-07-18/hour=00/part-00000.parquet".to_string(), 10),
+                ("stream=s/date=2017-07-18/hour=00/part-00001.parquet".to_string(), 10)
+            ]
+        );
+        assert_eq!(files(&parts[1]), []);
+        assert!(!old.exists() && !old.parent().unwrap().exists(), "hour 01 has no rows now: no file");
+        assert_eq!(files(&parts[2]), [("stream=s/date=2017-07-18/hour=02/part-00000.parquet".to_string(), 5)]);
+        for f in parts.iter().flat_map(|p| &p.files) {
+            let bytes = std::fs::read(root.path().join(&f.file)).unwrap();
+            assert_eq!((bytes.len() as u64, crc32c::crc32c(&bytes)), (f.bytes, f.crc32c), "{}", f.file);
+        }
     }
 }

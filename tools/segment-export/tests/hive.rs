@@ -84,7 +84,13 @@ fn rows_of(manifest: &Value) -> Vec<(String, u64, bool)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["path"].as_str().unwrap().to_string(), p["rows"].as_u64().unwrap(), p["file"].is_string()))
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_string(),
+                p["rows"].as_u64().unwrap(),
+                !p["files"].as_array().unwrap().is_empty(),
+            )
+        })
         .collect()
 }
 
