@@ -371,6 +371,26 @@ fn run(cli: Cli) -> Result<()> {
 
     let deleted = if cli.compliance { Some(deleted_posts(data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
 
+    // Only the minutes that have a segment: a range of years costs a
+    // directory listing, not a look-up per minute.
+    let stream_dir = layout::stream_dir(data, &cli.stream);
+    if !stream_dir.is_dir() {
+        let why = format!("{}: no such stream in {}", cli.stream, cli.data.display());
+        return Err(gapless_client::Error::NoStream(why).into());
+    }
+    let (first, end) = (Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1));
+    if replica.is_none() {
+        // Minutes evicted to the bucket would read as empty here: refused
+        // (with --compliance, every later minute too: deletes may be there).
+        let evicted_end = if cli.compliance { Minute::of_ms(LATEST_MS) } else { end };
+        let evicted = gapless_client::segments::evicted_minutes(data, &cli.stream, first, evicted_end)?;
+        if let Some(m) = evicted.first() {
+            let (data, stream, minutes) = (cli.data.clone(), cli.stream.clone(), evicted.len());
+            return Err(gapless_client::Error::Evicted { data, stream, minutes, first: m.to_string() }.into());
+        }
+    }
+    let minutes = layout::minutes_with_segments(&stream_dir, first, end)?;
+
     // The output: a temporary name, renamed when complete.
     let partial = cli.out.as_ref().filter(|_| !cli.partitioned).map(|p| {
         let mut s = p.as_os_str().to_owned();
@@ -393,25 +413,6 @@ fn run(cli: Cli) -> Result<()> {
         (Format::Ndjson, _) => Sink::Plain(buffered),
     };
 
-    // Only the minutes that have a segment: a range of years costs a
-    // directory listing, not a look-up per minute.
-    let stream_dir = layout::stream_dir(data, &cli.stream);
-    if !stream_dir.is_dir() {
-        let why = format!("{}: no such stream in {}", cli.stream, cli.data.display());
-        return Err(gapless_client::Error::NoStream(why).into());
-    }
-    let (first, end) = (Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1));
-    if replica.is_none() {
-        // Minutes evicted to the bucket would read as empty here: refused
-        // (with --compliance, every later minute too: deletes may be there).
-        let evicted_end = if cli.compliance { Minute::of_ms(LATEST_MS) } else { end };
-        let evicted = gapless_client::segments::evicted_minutes(data, &cli.stream, first, evicted_end)?;
-        if let Some(m) = evicted.first() {
-            let (data, stream, minutes) = (cli.data.clone(), cli.stream.clone(), evicted.len());
-            return Err(gapless_client::Error::Evicted { data, stream, minutes, first: m.to_string() }.into());
-        }
-    }
-    let minutes = layout::minutes_with_segments(&stream_dir, first, end)?;
     let mut progress = progress::Progress::new(minutes.len() as u64, !cli.quiet);
     let mut exported: BTreeMap<i64, u64> = BTreeMap::new();
     // Records by kind, indexed by the kind's number (counted on the hot path).

@@ -34,6 +34,11 @@ fn a_range_with_evicted_minutes_is_refused_not_exported_empty() {
         assert!(err.contains("in the bucket only") && err.contains("--data s3://") && err.contains(first), "{err}");
         assert!(std::fs::read_dir(outs.path()).unwrap().next().is_none(), "nothing written: {from}..{to}");
     }
+    // A partitioned dataset: refused before anything of it is touched.
+    let root = outs.path().join("dataset");
+    let out = export(dir.path(), 0, 60, &["--format", "parquet", "--partitioned", "--out", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!root.exists());
     // The other minutes export as before; --compliance looks at later minutes too.
     let out = export(dir.path(), 0, 3, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
