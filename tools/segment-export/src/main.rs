@@ -17,6 +17,11 @@
 //! one, and removed when done. With `--require-full`, the coverage alone
 //! is fetched first, so that a refusal downloads no segment.
 //!
+//! `--format parquet --partitioned --out DIR|s3://BUCKET/PREFIX` writes a
+//! Hive-partitioned dataset instead of one file (`hive`). From a local
+//! data directory, a range with minutes evicted to the bucket is refused
+//! (`gapless_client::segments::evicted_minutes`): they would read as empty.
+//!
 //! Minutes are read, verified, decompressed and ordered on two worker
 //! threads, a few minutes ahead at most (`read`), while the main thread
 //! filters and writes them through a 1 MiB buffer, or around it for large
