@@ -9,7 +9,7 @@
 //! | 2 | [`Exit::Lost`] | inspect-coverage: lost data |
 //! | 3 | [`Exit::Refused`] | segment-export: refused by `--require-full` (holes, or coverage unknown); nothing written |
 //! | 64 | [`Exit::Usage`] | bad arguments: an unknown option, a time or duration not in the grammar, an empty window |
-//! | 66 | [`Exit::NoData`] | no such data directory or bucket, no coverage store there, or no such stream |
+//! | 66 | [`Exit::NoData`] | no such data directory or bucket, no coverage store there, no such stream, or (segment-export) minutes of the range evicted to the bucket |
 //! | 69 | [`Exit::ArchiverUnreachable`] | an archiver holds the data directory and cannot be asked (no `admin.url`, or nothing answers at it or at `--admin`) |
 //! | 70 | [`Exit::Error`] | any other failure: I/O, a damaged store, an unexpected answer |
 //! | 141 | [`Exit::BrokenPipe`] | standard output was closed early (`\| head`): ended quietly, as on SIGPIPE |
@@ -56,7 +56,8 @@ impl Exit {
 
     /// The `after_help` line of the tools: the table, short.
     pub const HELP: &'static str = "Exit status (both tools): 0 done (complete / exported), 1 recoverable holes, \
-2 lost data, 3 refused by --require-full, 64 bad arguments, 66 no such data directory, bucket, store or stream, \
+2 lost data, 3 refused by --require-full, 64 bad arguments, 66 no such data directory, bucket, store or stream \
+(or minutes evicted to the bucket: export them with --data s3://...), \
 69 the archiver holds the data directory and cannot be asked (give --admin URL), 70 any other error, \
 141 output closed early.";
 }
@@ -117,7 +118,7 @@ fn classify(e: &(dyn StdError + 'static)) -> Option<Exit> {
     if let Some(e) = e.downcast_ref::<crate::Error>() {
         use crate::Error as E;
         return match e {
-            E::NoDataDir(_) | E::NotAnArchive { .. } | E::NoStream(_) => Some(Exit::NoData),
+            E::NoDataDir(_) | E::NotAnArchive { .. } | E::NoStream(_) | E::Evicted { .. } => Some(Exit::NoData),
             E::ArchiverUnreachable { .. } | E::NoAnswer { .. } => Some(Exit::ArchiverUnreachable),
             // The archiver refused the query (a window too wide, say).
             E::Status { status: 400, .. } | E::BadUrl(_) | E::BadBucketUrl { .. } => Some(Exit::Usage),
@@ -180,6 +181,8 @@ mod tests {
             crate::Error::Report(gapless_report::Error::Storage(gapless_storage::Error::UnknownStream("x".into())));
         assert_eq!(of(&stream), Exit::NoData);
         assert_eq!(of(&crate::Error::NoDataDir("/x".into())), Exit::NoData);
+        let evicted = crate::Error::Evicted { data: "/x".into(), stream: "s".into(), minutes: 1, first: "t".into() };
+        assert_eq!(of(&evicted), Exit::NoData);
         assert_eq!(of(&Usage("--from after --to".into())), Exit::Usage);
         assert_eq!(of(&Refused("holes".into())), Exit::Refused);
         assert_eq!(of(&gapless_time::parse_duration("5x").expect_err("bad")), Exit::Usage);

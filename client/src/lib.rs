@@ -69,6 +69,15 @@ pub enum Error {
     Report(#[from] gapless_report::Error),
     #[error(transparent)]
     Storage(#[from] gapless_storage::Error),
+    /// Minutes of the range were evicted from the data directory to the
+    /// bucket (`[archive] local_max`): read locally they would look empty.
+    #[error(
+        "{} minutes of stream {stream} in the range are in the bucket only (evicted from {}; first: {first}): \
+         nothing exported; read them from the bucket with --data s3://BUCKET/PREFIX (the archiver's [archive] url)",
+        .minutes,
+        .data.display()
+    )]
+    Evicted { data: PathBuf, stream: String, minutes: usize, first: String },
     /// `--data s3://...` that is not a bucket URL the tools can use.
     #[error("--data {url}: {why}")]
     BadBucketUrl { url: String, why: String },

@@ -9,6 +9,26 @@ use gapless_storage::{layout, Minute};
 
 use crate::Error;
 
+/// The minutes of `[first, end)` of stream `label` in the data directory
+/// `data` whose data is in the bucket, wholly or in part: evicted
+/// (`[archive] local_max`), their segment replaced by an eviction marker
+/// ([`layout::evicted_path`]). A minute with a marker and a segment again
+/// (late data after the eviction, or an eviction cut short) counts too:
+/// its segment may hold only the late activities, so the local copy is
+/// not the minute (when in doubt, it is not here). Sorted.
+pub fn evicted_minutes(data: &Path, label: &str, first: Minute, end: Minute) -> Result<Vec<Minute>, Error> {
+    let dir = layout::stream_dir(data, label);
+    let mut out = layout::evicted_minutes(&dir, first, end)?;
+    for m in layout::minutes_with_segments(&dir, first, end)? {
+        if layout::evicted_path(&layout::segment_path(&dir, m)).exists() {
+            out.push(m);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 /// The end (Unix seconds) of the newest minute that has a segment in any
 /// stream of `data`, from file names alone; `None` when there is none.
 pub fn newest_segment_end(data: &Path) -> Result<Option<i64>, Error> {
@@ -48,5 +68,27 @@ mod tests {
         // A day directory with nothing in it is passed over.
         std::fs::create_dir_all(dir.path().join("streams/b/segments/2017-07-25")).expect("mkdir");
         assert_eq!(newest_segment_end(dir.path()).ok(), Some(Some(1_500_336_000 + 86_400 + 180)));
+    }
+
+    #[test]
+    fn evicted_minutes_with_or_without_a_segment_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = 1_500_336_000;
+        let stream = layout::stream_dir(dir.path(), "a");
+        let seg = |k: i64| layout::segment_path(&stream, Minute::of_secs(base + k * 60));
+        std::fs::create_dir_all(seg(0).parent().expect("a day directory")).expect("mkdir");
+        // 0: a segment; 1: evicted; 2: evicted, then late data; 3: evicted, out of the range.
+        for (k, segment, marker) in [(0, true, false), (1, false, true), (2, true, true), (3, false, true)] {
+            if segment {
+                std::fs::write(seg(k), b"").expect("write");
+            }
+            if marker {
+                std::fs::write(layout::evicted_path(&seg(k)), b"{}").expect("write");
+            }
+        }
+        let range = (Minute::of_secs(base), Minute::of_secs(base + 180));
+        let got = evicted_minutes(dir.path(), "a", range.0, range.1).expect("list");
+        assert_eq!(got, [Minute::of_secs(base + 60), Minute::of_secs(base + 120)]);
+        assert_eq!(evicted_minutes(dir.path(), "nope", range.0, range.1).ok(), Some(vec![]));
     }
 }

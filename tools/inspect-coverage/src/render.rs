@@ -297,8 +297,18 @@ fn summary(out: &mut String, s: &StreamReport, report: &Report, c: bool) {
         }
     }
     if s.audit.segments_verified {
+        // Rows left unchecked: evicted to the bucket (`verify`).
+        let in_bucket = s.minutes.iter().filter(|m| m.segment_records.is_none()).count();
+        if in_bucket > 0 {
+            let _ = writeln!(
+                out,
+                "  segments: {in_bucket} minutes are in the bucket (evicted from this data directory), not checked here \
+                 (check them with --data s3://BUCKET/PREFIX --verify-segments)"
+            );
+        }
         if s.audit.segment_mismatch.is_empty() {
-            let _ = writeln!(out, "  segments: every minute's segment holds as many records as `stored` says");
+            let which = if in_bucket > 0 { "every other" } else { "every" };
+            let _ = writeln!(out, "  segments: {which} minute's segment holds as many records as `stored` says");
         } else {
             let _ = writeln!(
                 out,

@@ -8,6 +8,12 @@
 //! several sites of a bucket hold is their frames one after another
 //! (`gapless_bucket::replica`), and an activity both sites stored is in
 //! it twice but is one record.
+//!
+//! A minute evicted to the bucket (`[archive] local_max`: an eviction
+//! marker, with or without a segment again) is not checked here: its
+//! records are in the bucket, so its row gets no `segment_records` and it
+//! is no mismatch; the terminal view says how many minutes are "in the
+//! bucket". `--data s3://BUCKET/PREFIX --verify-segments` checks them.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -39,7 +45,19 @@ pub fn segment_records(data: &Path, stream: &str, minute: Minute) -> Result<u64>
 pub fn verify(report: &mut Report, data: &Path) -> Result<()> {
     for s in &mut report.streams {
         let mut mismatches = Vec::new();
+        let evicted: std::collections::BTreeSet<Minute> = match (s.minutes.first(), s.minutes.last()) {
+            (Some(a), Some(b)) => {
+                gapless_client::segments::evicted_minutes(data, &s.stream, Minute(a.minute), Minute(b.minute + 1))?
+                    .into_iter()
+                    .collect()
+            }
+            _ => Default::default(),
+        };
         for row in &mut s.minutes {
+            if evicted.contains(&Minute(row.minute)) {
+                row.segment_records = None;
+                continue;
+            }
             let n = segment_records(data, &s.stream, Minute(row.minute))?;
             row.segment_records = Some(n);
             if n != row.counts.stored {

@@ -17,12 +17,18 @@
 //! one, and removed when done. With `--require-full`, the coverage alone
 //! is fetched first, so that a refusal downloads no segment.
 //!
+//! `--format parquet --partitioned --out DIR|s3://BUCKET/PREFIX` writes a
+//! Hive-partitioned dataset instead of one file (`hive`). From a local
+//! data directory, a range with minutes evicted to the bucket is refused
+//! (`gapless_client::segments::evicted_minutes`): they would read as empty.
+//!
 //! Minutes are read, verified, decompressed and ordered on two worker
 //! threads, a few minutes ahead at most (`read`), while the main thread
 //! filters and writes them through a 1 MiB buffer, or around it for large
 //! minutes (`out`); the output is the same bytes as a sequential reading.
 
 mod fields;
+mod hive;
 mod manifest;
 mod out;
 mod parquet_out;
@@ -80,8 +86,15 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     format: Format,
     /// Output file (default: standard output). The manifest goes to FILE.manifest.json.
+    /// With --partitioned, the dataset's root: a directory or s3://BUCKET/PREFIX.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// With --format parquet: write a Hive-partitioned dataset under --out
+    /// (stream=LABEL/date=YYYY-MM-DD/hour=HH/part-00000.parquet, manifest
+    /// in _manifests/), replacing the range's partitions. --from and --to
+    /// on whole hours.
+    #[arg(long)]
+    partitioned: bool,
     /// Where to write the manifest (default: beside --out; none for standard output unless given).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -146,6 +159,7 @@ enum Sink {
     Plain(Out),
     Zstd(zstd::stream::write::Encoder<'static, Out>),
     Parquet(Box<parquet_out::ParquetSink<Out>>),
+    Hive(Box<hive::HiveSink>),
 }
 
 impl Sink {
@@ -155,6 +169,7 @@ impl Sink {
             Sink::Plain(w) => w,
             Sink::Zstd(z) => z.finish()?,
             Sink::Parquet(p) => p.finish()?,
+            Sink::Hive(_) => return Err(anyhow::anyhow!("a partitioned dataset is finished with HiveSink::finish")),
         };
         let mut c = w.into_inner().map_err(|e| e.into_error())?;
         c.flush()?;
@@ -307,6 +322,21 @@ fn run(cli: Cli) -> Result<()> {
         return Err(gapless_client::Error::NoDataDir(cli.data.clone()).into());
     }
     let kinds = parse_kinds(&cli.kinds)?;
+    let out_bucket = cli.out.as_deref().and_then(bucket_url);
+    if cli.partitioned {
+        match (cli.format, &cli.out) {
+            (Format::Parquet, Some(_)) => hive::check_range(from_ms, to_ms)?,
+            _ => {
+                return Err(
+                    Usage("--partitioned needs --format parquet and --out DIR or s3://BUCKET/PREFIX".into()).into()
+                )
+            }
+        }
+    } else if out_bucket.is_some() {
+        return Err(
+            Usage("--out s3://... writes a partitioned dataset: add --format parquet --partitioned".into()).into()
+        );
+    }
     let compress = match (cli.format, cli.compress) {
         (Format::Parquet, Compress::Zstd) => {
             return Err(Usage("--compress applies to NDJSON; Parquet pages are always zstd-compressed".into()).into())
@@ -346,8 +376,28 @@ fn run(cli: Cli) -> Result<()> {
 
     let deleted = if cli.compliance { Some(deleted_posts(data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
 
+    // Only the minutes that have a segment: a range of years costs a
+    // directory listing, not a look-up per minute.
+    let stream_dir = layout::stream_dir(data, &cli.stream);
+    if !stream_dir.is_dir() {
+        let why = format!("{}: no such stream in {}", cli.stream, cli.data.display());
+        return Err(gapless_client::Error::NoStream(why).into());
+    }
+    let (first, end) = (Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1));
+    if replica.is_none() {
+        // Minutes evicted to the bucket would read as empty here: refused
+        // (with --compliance, every later minute too: deletes may be there).
+        let evicted_end = if cli.compliance { Minute::of_ms(LATEST_MS) } else { end };
+        let evicted = gapless_client::segments::evicted_minutes(data, &cli.stream, first, evicted_end)?;
+        if let Some(m) = evicted.first() {
+            let (data, stream, minutes) = (cli.data.clone(), cli.stream.clone(), evicted.len());
+            return Err(gapless_client::Error::Evicted { data, stream, minutes, first: m.to_string() }.into());
+        }
+    }
+    let minutes = layout::minutes_with_segments(&stream_dir, first, end)?;
+
     // The output: a temporary name, renamed when complete.
-    let partial = cli.out.as_ref().map(|p| {
+    let partial = cli.out.as_ref().filter(|_| !cli.partitioned).map(|p| {
         let mut s = p.as_os_str().to_owned();
         s.push(".partial");
         PathBuf::from(s)
@@ -359,21 +409,15 @@ fn run(cli: Cli) -> Result<()> {
     // An export that fails leaves no half-written file behind.
     let mut cleanup = RemoveOnDrop(partial.clone());
     let buffered = out::new(file).context("standard output")?;
-    let mut sink = match cli.format {
-        Format::Parquet => Sink::Parquet(Box::new(parquet_out::ParquetSink::new(buffered, cli.level)?)),
-        Format::Ndjson if compress => Sink::Zstd(zstd::stream::write::Encoder::new(buffered, cli.level)?),
-        Format::Ndjson => Sink::Plain(buffered),
+    let mut sink = match (cli.format, &cli.out) {
+        (Format::Parquet, Some(out)) if cli.partitioned => {
+            Sink::Hive(Box::new(hive::HiveSink::new(out, &cli.stream, cli.level, from_ms, to_ms)?))
+        }
+        (Format::Parquet, _) => Sink::Parquet(Box::new(parquet_out::ParquetSink::new(buffered, cli.level)?)),
+        (Format::Ndjson, _) if compress => Sink::Zstd(zstd::stream::write::Encoder::new(buffered, cli.level)?),
+        (Format::Ndjson, _) => Sink::Plain(buffered),
     };
 
-    // Only the minutes that have a segment: a range of years costs a
-    // directory listing, not a look-up per minute.
-    let stream_dir = layout::stream_dir(data, &cli.stream);
-    if !stream_dir.is_dir() {
-        let why = format!("{}: no such stream in {}", cli.stream, cli.data.display());
-        return Err(gapless_client::Error::NoStream(why).into());
-    }
-    let minutes =
-        layout::minutes_with_segments(&stream_dir, Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1))?;
     let mut progress = progress::Progress::new(minutes.len() as u64, !cli.quiet);
     let mut exported: BTreeMap<i64, u64> = BTreeMap::new();
     // Records by kind, indexed by the kind's number (counted on the hot path).
@@ -438,6 +482,13 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+            Sink::Hive(h) => {
+                for (e, b) in batch.iter() {
+                    if keep(e, b) {
+                        h.push(e, b)?;
+                    }
+                }
+            }
         }
         if n > 0 {
             exported.insert(m.0, n);
@@ -451,7 +502,13 @@ fn run(cli: Cli) -> Result<()> {
         .filter(|k| by_kind_n[**k as usize] > 0)
         .map(|k| (k.name(), by_kind_n[*k as usize]))
         .collect();
-    let bytes = sink.finish()?;
+    let (bytes, dataset) = match sink {
+        Sink::Hive(mut h) => {
+            let partitions = h.finish()?;
+            (partitions.iter().map(|p| p.bytes).sum(), Some((h, partitions)))
+        }
+        sink => (sink.finish()?, None),
+    };
     progress.finish();
     if let (Some(p), Some(out)) = (&partial, &cli.out) {
         std::fs::rename(p, out).with_context(|| format!("rename {} to {}", p.display(), out.display()))?;
@@ -459,7 +516,7 @@ fn run(cli: Cli) -> Result<()> {
     cleanup.0 = None;
 
     let manifest_path = cli.manifest.clone().or_else(|| {
-        cli.out.as_ref().map(|o| {
+        cli.out.as_ref().filter(|_| !cli.partitioned).map(|o| {
             let mut s = o.as_os_str().to_owned();
             s.push(".manifest.json");
             PathBuf::from(s)
@@ -476,7 +533,8 @@ fn run(cli: Cli) -> Result<()> {
             (_, true) => "zstd",
             _ => "none",
         },
-        out: cli.out.as_deref(),
+        out: dataset.as_ref().map(|(h, _)| h.shown()).or_else(|| cli.out.as_ref().map(|p| p.display().to_string())),
+        partitions: dataset.as_ref().map(|(_, p)| p.clone()),
         bytes,
         kinds: &kinds,
         compliance: deleted.as_ref().map(|d| (d.len() as u64, dropped)),
@@ -487,12 +545,17 @@ fn run(cli: Cli) -> Result<()> {
         coverage: &cov,
         unverified: &unverified,
     });
-    match &manifest_path {
-        Some(p) => {
-            let text = serde_json::to_string_pretty(&manifest)?;
-            std::fs::write(p, text + "\n").with_context(|| format!("write {}", p.display()))?;
-        }
-        None => eprintln!("segment-export: no manifest written (output is standard output; give --manifest FILE)"),
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    if let Some(p) = &manifest_path {
+        std::fs::write(p, &text).with_context(|| format!("write {}", p.display()))?;
+    }
+    // A dataset's manifest goes last, beside its files.
+    let dataset_manifest = match &dataset {
+        Some((h, _)) => Some(h.write_manifest(&text)?),
+        None => None,
+    };
+    if manifest_path.is_none() && dataset_manifest.is_none() {
+        eprintln!("segment-export: no manifest written (output is standard output; give --manifest FILE)");
     }
     if !cli.quiet && cli.out.is_some() {
         eprintln!(
@@ -500,7 +563,7 @@ fn run(cli: Cli) -> Result<()> {
             raw_bytes / 1_000_000,
             rfc3339_ms(from_ms),
             rfc3339_ms(to_ms),
-            cli.out.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            manifest.output.clone().unwrap_or_default(),
             bytes,
             if cli.compliance { format!(", {dropped} deleted Posts dropped") } else { String::new() },
             manifest.coverage.summary

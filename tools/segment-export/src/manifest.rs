@@ -30,8 +30,12 @@ pub struct Manifest {
     pub range: Range,
     pub format: &'static str,
     pub compression: &'static str,
-    /// null when written to standard output.
+    /// null when written to standard output; the dataset's root with --partitioned.
     pub output: Option<String>,
+    /// With --partitioned: every hour of the range, its file and rows
+    /// (`hive::Partition`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<crate::hive::Partition>>,
     pub output_bytes: u64,
     pub kinds: Vec<&'static str>,
     pub compliance: Compliance,
@@ -112,7 +116,8 @@ pub struct Args<'a> {
     pub to_ms: i64,
     pub format: &'static str,
     pub compression: &'static str,
-    pub out: Option<&'a Path>,
+    pub out: Option<String>,
+    pub partitions: Option<Vec<crate::hive::Partition>>,
     pub bytes: u64,
     pub kinds: &'a [ActivityKind],
     pub compliance: Option<(u64, u64)>,
@@ -199,7 +204,8 @@ impl Manifest {
             range: Range { from: rfc3339_ms(a.from_ms), to: rfc3339_ms(a.to_ms), from_ms: a.from_ms, to_ms: a.to_ms },
             format: a.format,
             compression: a.compression,
-            output: a.out.map(|p| p.display().to_string()),
+            output: a.out,
+            partitions: a.partitions,
             output_bytes: a.bytes,
             kinds: a.kinds.iter().map(|k| k.name()).collect(),
             compliance: Compliance {

@@ -200,3 +200,29 @@ pub fn serve_admin(
     });
     (url, h)
 }
+
+/// Evicts `stream`'s segment of the minute starting at `minute_secs`, as the
+/// archiver does once its copy in the bucket is verified (`[archive]
+/// local_max`): a marker in its place, the segment gone; coverage and
+/// counters stay. With `late`, a Post arrives afterwards (late data): the
+/// minute has a segment again, holding that Post only.
+pub fn evict(dir: &Path, stream: &str, minute_secs: i64, late: bool) {
+    use std::os::unix::fs::MetadataExt;
+    let store = reopen(dir);
+    let mut w = store.stream(stream).unwrap();
+    let minute = Minute::of_secs(minute_secs);
+    let seg = gapless_storage::layout::segment_path(&gapless_storage::layout::stream_dir(dir, stream), minute);
+    let meta = std::fs::metadata(&seg).unwrap();
+    let marker = format!(
+        r#"{{"format":"gapless.evicted/1","key":"archive/sites/east/streams/{stream}/segments/x.seg","bytes":{},"crc32c":0}}"#,
+        meta.len()
+    );
+    assert!(w.evict(minute, meta.ino(), meta.len(), marker.as_bytes()).unwrap(), "evicted {minute}");
+    if late {
+        let ms = minute_secs * 1000 + 59_500;
+        w.ingest(post(ms, 999).as_bytes(), ms).unwrap();
+        w.commit().unwrap();
+        assert!(seg.exists(), "late data starts a segment again");
+    }
+    store.coverage().flush().unwrap();
+}
