@@ -54,6 +54,18 @@ async fn until_in_bucket(h: &Harness, m: &Arc<StreamMetrics>, minute: i64) {
     .await;
 }
 
+/// The archiver of site east, reaching the bucket through a proxy of its
+/// own (the endpoint is read from the environment when it starts; the
+/// tests of this binary run one at a time).
+async fn start_behind_proxy(h: &Harness, url: &str) -> (Running, proxy::Proxy) {
+    let server = test_server::server().unwrap();
+    let proxy = proxy::Proxy::start(server.addr).await;
+    std::env::set_var("AWS_ENDPOINT", format!("http://{}", proxy.addr));
+    let running = start(h, config_with_bucket(h, url, "east", &h.data())).await;
+    std::env::set_var("AWS_ENDPOINT", server.endpoint());
+    (running, proxy)
+}
+
 async fn fetch(url: &str) -> Replica {
     replica::fetch(&Bucket::open(url).unwrap(), &Want { stream: None, minutes: None, segments: true }).await.unwrap()
 }
@@ -324,13 +336,9 @@ async fn two_sites_behind_their_own_faults_make_one_archive_that_equals_the_trut
 async fn a_bucket_that_is_away_delays_the_copy_and_loses_nothing() {
     let _g = serial().await;
     let Some(url) = fresh_bucket() else { return };
-    let server = test_server::server().unwrap();
     // The archiver reaches the bucket through a proxy that goes away.
-    let proxy = proxy::Proxy::start(server.addr).await;
-    std::env::set_var("AWS_ENDPOINT", format!("http://{}", proxy.addr));
     let h = Harness::launch(Setup::new(77, 20.0, 30.0)).await;
-    let running = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
-    std::env::set_var("AWS_ENDPOINT", server.endpoint());
+    let (running, proxy) = start_behind_proxy(&h, &url).await;
     let m = running.metrics.streams[0].clone();
     h.until_minute(2.0).await;
     proxy.cut();
@@ -355,12 +363,8 @@ async fn a_bucket_that_is_away_delays_the_copy_and_loses_nothing() {
 async fn a_shutdown_does_not_wait_for_a_bucket_that_is_away() {
     let _g = serial().await;
     let Some(url) = fresh_bucket() else { return };
-    let server = test_server::server().unwrap();
-    let proxy = proxy::Proxy::start(server.addr).await;
-    std::env::set_var("AWS_ENDPOINT", format!("http://{}", proxy.addr));
     let h = Harness::launch(Setup::new(78, 20.0, 30.0)).await;
-    let running = start(&h, config_with_bucket(&h, &url, "east", &h.data())).await;
-    std::env::set_var("AWS_ENDPOINT", server.endpoint());
+    let (running, proxy) = start_behind_proxy(&h, &url).await;
     // The bucket goes silent: requests hang (until object_store's timeout).
     proxy.hang();
     h.until_minute(3.0).await;

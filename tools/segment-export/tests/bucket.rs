@@ -9,23 +9,14 @@
 mod bucket;
 #[path = "../../inspect-coverage/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use bucket::*;
 use common::*;
+use run::*;
 use serde_json::Value;
-
-fn export(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_segment-export")).args(args).output().expect("run segment-export");
-    assert_no_secret(&out);
-    out
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "status {:?}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
-}
 
 fn manifest(out: &Path) -> Value {
     let text = std::fs::read_to_string(format!("{}.manifest.json", out.display())).unwrap();
@@ -78,10 +69,6 @@ fn range(data: &str, from: i64, to: i64, more: &[&str]) -> Vec<String> {
     }
     a.extend(more.iter().map(|s| s.to_string()));
     a
-}
-
-fn run(args: &[String]) -> Output {
-    export(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[test]

@@ -9,23 +9,15 @@
 mod bucket;
 #[path = "../../inspect-coverage/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use bucket::*;
 use common::*;
+use run::*;
 use serde_json::Value;
-
-fn export(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_segment-export")).args(args).output().expect("run segment-export");
-    assert_no_secret(&out);
-    out
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "status {:?}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
-}
 
 /// `--stream decahose`, hours `from..to` from BASE (midnight), judged after the archive.
 fn range(data: &str, from: i64, to: i64, more: &[&str]) -> Vec<String> {
@@ -36,10 +28,6 @@ fn range(data: &str, from: i64, to: i64, more: &[&str]) -> Vec<String> {
     }
     a.extend(more.iter().map(|s| s.to_string()));
     a
-}
-
-fn run(args: &[String]) -> Output {
-    export(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Minutes -30..90 from midnight, 8 Posts each: 240 rows in hour 23 of the
