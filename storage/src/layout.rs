@@ -13,6 +13,8 @@
 //! DATA/streams/LABEL/quarantine.log                rejected lines, with reasons
 //!                    quarantine.log.torn-OFFSET    a torn tail cut off on open
 //! DATA/streams/LABEL/system.log                    system messages, as received
+//! DATA/streams/LABEL/compliance.ledger             compliance events (deletes, withholdings, ...)
+//!                    compliance.ledger.torn-OFFSET a torn tail cut off on open
 //! ```
 //!
 //! A file replaced atomically is written to `NAME.tmp` beside it, fsynced
@@ -80,6 +82,11 @@ pub fn quarantine_path(stream_dir: &Path) -> PathBuf {
 /// A stream's system messages, as received.
 pub fn system_log_path(stream_dir: &Path) -> PathBuf {
     stream_dir.join("system.log")
+}
+
+/// A stream's compliance ledger ([`crate::compliance::ledger`]).
+pub fn ledger_path(stream_dir: &Path) -> PathBuf {
+    stream_dir.join("compliance.ledger")
 }
 
 /// Where a file's replacement is written before it is renamed over it.

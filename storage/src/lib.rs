@@ -13,6 +13,7 @@
 //! appended before it.
 
 pub mod activity;
+pub mod compliance;
 pub mod coverage;
 pub mod dict;
 pub mod durable;

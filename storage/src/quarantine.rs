@@ -137,7 +137,7 @@ impl Quarantine {
             (scanner.pos, scanner.entries)
         };
         if good_len < file_len {
-            cut_torn_tail(fs.as_ref(), path, &mut file, good_len, file_len)?;
+            keep_torn_tail(fs.as_ref(), path, &mut file, good_len, file_len)?;
         }
         if created {
             sync_parent(fs.as_ref(), path)?;
@@ -478,20 +478,26 @@ fn sync_parent(fs: &dyn Filesystem, path: &Path) -> Result<()> {
 
 /// Copies `[from, to)` of the file to `<file name>.torn-<from>` (fsynced),
 /// then cuts the file at `from` (fsynced).
-fn cut_torn_tail(fs: &dyn Filesystem, path: &Path, file: &mut Box<dyn FileHandle>, from: u64, to: u64) -> Result<()> {
+pub(crate) fn keep_torn_tail(
+    fs: &dyn Filesystem,
+    path: &Path,
+    file: &mut Box<dyn FileHandle>,
+    from: u64,
+    to: u64,
+) -> Result<()> {
     let (kept, mut out) = create_torn_file(fs, path, from)?;
-    file.seek(SeekFrom::Start(from)).ctx("seek quarantine", path)?;
+    file.seek(SeekFrom::Start(from)).ctx("seek", path)?;
     io::copy(&mut Read::by_ref(file).take(to - from), &mut out).ctx("copy torn tail to", &kept)?;
     out.sync_all().ctx("fsync", &kept)?;
     sync_parent(fs, &kept)?;
     file.set_len(from).ctx("cut torn tail of", path)?;
-    file.sync_all().ctx("fsync quarantine", path)?;
+    file.sync_all().ctx("fsync", path)?;
     tracing::warn!(
         path = %path.display(),
         offset = from,
         bytes = to - from,
         kept = %kept.display(),
-        "quarantine had a torn tail; cut it off and kept its bytes"
+        "a torn tail was cut off and its bytes kept"
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::activity::{self, Activity, Line};
+use crate::compliance;
 use crate::coverage::Counts;
 use crate::dict::{self, Dictionaries};
 use crate::frame::Encoder;
@@ -30,6 +31,8 @@ pub struct Pending {
     pub(super) counts: BTreeMap<Minute, Counts>,
     pub(super) quarantined: Vec<(Vec<u8>, String, i64)>,
     pub(super) system: Vec<u8>,
+    /// Compliance events of the stored lines, for the ledger.
+    pub(super) ledger: Vec<compliance::Event>,
     /// Minutes whose segments were found damaged: the sink repairs them.
     pub(super) repair: Vec<Minute>,
     pub(super) seq: u64,
@@ -50,6 +53,7 @@ impl Pending {
             && self.quarantined.is_empty()
             && self.system.is_empty()
             && self.repair.is_empty()
+            && self.ledger.is_empty()
     }
 }
 
@@ -182,6 +186,7 @@ impl Ingest {
         if let Key::Hashed(h) = a.key {
             self.hashed.entry(minute).or_default().add(h, line);
         }
+        self.pending.ledger.extend(compliance::event_of(a.kind, a.time_ms, line));
         self.pending.frames.entry(minute).or_default().push(a.kind, a.key, a.time_ms, line);
         Ok(Outcome::Stored { minute, kind: a.kind })
     }
@@ -301,6 +306,7 @@ impl Ingest {
         p.quarantined.extend(newer.quarantined);
         p.system.extend(newer.system);
         p.repair.extend(newer.repair);
+        p.ledger.extend(newer.ledger);
         self.pending = p;
     }
 

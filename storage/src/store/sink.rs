@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::compliance::LedgerWriter;
 use crate::coverage::{Counts, CoverageMap};
 use crate::dict::Dictionaries;
 use crate::error::IoContext;
@@ -30,6 +31,8 @@ pub struct Sink {
     pub(super) writers: HashMap<Minute, SegmentWriter>,
     pub(super) new_dirs: HashSet<PathBuf>,
     pub(super) quarantine: Quarantine,
+    /// The stream's compliance ledger: fsynced before the segments.
+    pub(super) ledger: LedgerWriter,
     pub(super) system_log: Option<Box<dyn FileHandle>>,
     pub(super) dicts: Dictionaries,
     pub(super) dict: Option<u32>,
@@ -89,6 +92,7 @@ impl Sink {
             writers: HashMap::new(),
             new_dirs: HashSet::new(),
             quarantine,
+            ledger: LedgerWriter::new(fs.clone(), layout::ledger_path(dir)),
             system_log: None,
             dicts,
             dict,
@@ -149,6 +153,11 @@ impl Sink {
                 }
             }
         }
+        // Events first: the ledger never lags the segments (compliance::ledger).
+        for e in p.ledger.drain(..) {
+            self.ledger.push(&e);
+        }
+        self.ledger.flush()?;
         let minutes: Vec<Minute> = p.frames.keys().copied().collect();
         let total = minutes.len();
         for minute in minutes {
@@ -248,6 +257,8 @@ impl Sink {
     }
 
     pub(super) fn sync_files(&mut self) -> Result<()> {
+        // Before the segments: see compliance::ledger.
+        self.ledger.sync()?;
         for w in self.writers.values_mut() {
             w.sync()?;
         }
