@@ -10,8 +10,8 @@
 //! `gapless_storage::layout`.
 //!
 //! `--data s3://BUCKET/PREFIX` exports from an archive in a bucket, with no
-//! archiver anywhere: the stream's minutes of the range (and, for
-//! `--compliance`, every later minute, where deletes may be), with their
+//! archiver anywhere: the stream's minutes of the range (and, unless
+//! `--raw`, every other minute: its compliance events), with their
 //! coverage, are fetched from the bucket's sites (their union) into a
 //! temporary data directory (`gapless_client::bucket`), read as a local
 //! one, and removed when done. With `--require-full`, the coverage alone
@@ -22,11 +22,15 @@
 //! data directory, a range with minutes evicted to the bucket is refused
 //! (`gapless_client::segments::evicted_minutes`): they would read as empty.
 //!
+//! Compliance is applied by default (`compliance`: the stream's ledger
+//! decides what is left out or rewritten); `--raw` exports as received.
+//!
 //! Minutes are read, verified, decompressed and ordered on two worker
 //! threads, a few minutes ahead at most (`read`), while the main thread
 //! filters and writes them through a 1 MiB buffer, or around it for large
 //! minutes (`out`); the output is the same bytes as a sequential reading.
 
+mod compliance;
 mod fields;
 mod hive;
 mod manifest;
@@ -35,7 +39,7 @@ mod parquet_out;
 mod progress;
 mod read;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,12 +52,13 @@ use gapless_client::exit::{Exit, Refused, Usage};
 use gapless_client::open::{locate, Archiver, Source};
 use gapless_report::query::Query;
 use gapless_report::schema::{Report, State};
-use gapless_storage::activity::LATEST_MS;
-use gapless_storage::{layout, ActivityKind, Key, Minute};
+use gapless_storage::activity::{EARLIEST_MS, LATEST_MS};
+use gapless_storage::{layout, ActivityKind, Minute};
 use gapless_time::{parse_duration_secs, parse_time_ms, rfc3339_ms};
 
 use crate::manifest::{CoverageInfo, Manifest};
 use crate::out::Out;
+use crate::read::Decision;
 
 /// The grammar of `T` and `DURATION` (gapless-time's, as everywhere).
 const GRAMMAR: &str = "Times (UTC): RFC 3339 (2017-07-18T23:25:04Z), 2017-07-18T23:25, 2017-07-18T23, 2017-07-18, \
@@ -110,8 +115,18 @@ struct Cli {
     /// Refuse (exit 3) unless every minute of the range is full.
     #[arg(long)]
     require_full: bool,
-    /// Compliance mode: drop Posts whose delete is in the archive.
+    /// The archive as received: no compliance applied. By default the
+    /// stream's compliance ledger is applied (deleted Posts and Posts of
+    /// deleted, protected or suspended users left out, unliked likes left
+    /// out, geo scrubbed, withheld Posts per --withheld).
     #[arg(long)]
+    raw: bool,
+    /// Withheld Posts: drop (leave them out) or keep (with
+    /// withheld_in_countries set to every country that applies).
+    #[arg(long, value_enum, default_value_t = compliance::Withheld::Drop, value_name = "drop|keep")]
+    withheld: compliance::Withheld,
+    /// Compliance is applied by default now (kept so that old command lines work).
+    #[arg(long, hide = true, conflicts_with = "raw")]
     compliance: bool,
     /// Ask the running archiver's admin API for coverage instead of opening the store.
     #[arg(long, value_name = "URL")]
@@ -197,30 +212,6 @@ fn parse_kinds(names: &[String]) -> Result<Vec<ActivityKind>> {
     Ok(out)
 }
 
-/// IDs of the Posts whose delete is in the stream's segments from
-/// `from_minute` on (a delete never comes before its Post). Reads frame
-/// headers only.
-fn deleted_posts(data: &Path, stream: &str, from_minute: Minute) -> Result<HashSet<u64>> {
-    let mut ids = HashSet::new();
-    let dir = layout::stream_dir(data, stream);
-    for m in layout::minutes_with_segments(&dir, from_minute, Minute::of_ms(LATEST_MS))? {
-        let path = layout::segment_path(&dir, m);
-        let frames = match gapless_storage::segment::read_headers(&path) {
-            Ok((_, frames)) => frames,
-            Err(gapless_storage::Error::NotASegment { .. }) => continue, // being created right now
-            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
-        };
-        for fr in frames {
-            for e in &fr.header.entries {
-                if let Key::PostDelete(id) = e.key {
-                    ids.insert(id);
-                }
-            }
-        }
-    }
-    Ok(ids)
-}
-
 /// Longest range whose coverage is reported minute by minute (as inspect-coverage).
 const MAX_COVERAGE_MINUTES: i64 = 400 * 1440;
 
@@ -247,10 +238,15 @@ fn coverage(cli: &Cli, data: &Path, q: &Query) -> Result<CoverageInfo> {
 }
 
 /// The stream's minutes of `[from_ms, to_ms)` in the bucket at `url`
-/// (every later minute too for `--compliance`), with segments or not.
+/// (every minute of the stream unless --raw: its compliance events may
+/// be anywhere, and a replica has no ledger), with segments or not.
 fn fetch(cli: &Cli, url: &str, from_ms: i64, to_ms: i64, segments: bool) -> Result<Replica> {
-    let end = if cli.compliance { Minute::of_ms(LATEST_MS) } else { Minute(Minute::of_ms(to_ms - 1).0 + 1) };
-    let want = Want { stream: Some(cli.stream.clone()), minutes: Some(Minute::of_ms(from_ms)..end), segments };
+    let minutes = if cli.raw {
+        Minute::of_ms(from_ms)..Minute(Minute::of_ms(to_ms - 1).0 + 1)
+    } else {
+        Minute::of_ms(EARLIEST_MS)..Minute::of_ms(LATEST_MS)
+    };
+    let want = Want { stream: Some(cli.stream.clone()), minutes: Some(minutes), segments };
     let replica = gapless_client::bucket::fetch(url, &want)?;
     if segments && !cli.quiet {
         eprintln!(
@@ -374,8 +370,6 @@ fn run(cli: Cli) -> Result<()> {
         require_full(&cov)?;
     }
 
-    let deleted = if cli.compliance { Some(deleted_posts(data, &cli.stream, Minute::of_ms(from_ms))?) } else { None };
-
     // Only the minutes that have a segment: a range of years costs a
     // directory listing, not a look-up per minute.
     let stream_dir = layout::stream_dir(data, &cli.stream);
@@ -384,11 +378,13 @@ fn run(cli: Cli) -> Result<()> {
         return Err(gapless_client::Error::NoStream(why).into());
     }
     let (first, end) = (Minute::of_ms(from_ms), Minute(Minute::of_ms(to_ms - 1).0 + 1));
+    let mut applier = if cli.raw { None } else { Some(compliance::Applier::load(&stream_dir, cli.withheld)?) };
     if replica.is_none() {
         // Minutes evicted to the bucket would read as empty here: refused
-        // (with --compliance, every later minute too: deletes may be there).
-        let evicted_end = if cli.compliance { Minute::of_ms(LATEST_MS) } else { end };
-        let evicted = gapless_client::segments::evicted_minutes(data, &cli.stream, first, evicted_end)?;
+        // (without a ledger, every minute: compliance events may be there).
+        let everywhere = applier.as_ref().is_some_and(|a| !a.has_ledger());
+        let (from, to) = if everywhere { (Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS)) } else { (first, end) };
+        let evicted = gapless_client::segments::evicted_minutes(data, &cli.stream, from, to)?;
         if let Some(m) = evicted.first() {
             let (data, stream, minutes) = (cli.data.clone(), cli.stream.clone(), evicted.len());
             return Err(gapless_client::Error::Evicted { data, stream, minutes, first: m.to_string() }.into());
@@ -422,9 +418,12 @@ fn run(cli: Cli) -> Result<()> {
     let mut exported: BTreeMap<i64, u64> = BTreeMap::new();
     // Records by kind, indexed by the kind's number (counted on the hot path).
     let mut by_kind_n = [0u64; 8];
-    let (mut records, mut raw_bytes, mut dropped) = (0u64, 0u64, 0u64);
+    let (mut records, mut raw_bytes) = (0u64, 0u64);
     let mut unverified = Vec::new();
     let mut done = 0u64;
+    // Nothing in the ledger can change a record: the fast path (runs
+    // written where they are) stays open.
+    let applier_idle = applier.as_ref().is_none_or(|a| a.is_idle());
     // Minutes are read and decompressed on worker threads, in order, while
     // this thread writes (`read`).
     read::read_minutes(&stream_dir, &minutes, from_ms..to_ms, |m, batch| {
@@ -447,45 +446,53 @@ fn run(cli: Cli) -> Result<()> {
             unverified.push((m, r.start, r.end - r.start));
         }
         let mut n = 0u64;
-        let mut keep = |e: &gapless_storage::frame::Entry, b: &[u8]| {
+        let mut decide = |e: &gapless_storage::frame::Entry, b: &[u8]| {
             if !kinds.contains(&e.kind) {
-                return false;
+                return Decision::Skip;
             }
-            if let (Some(d), Key::Post(id)) = (&deleted, e.key) {
-                if d.contains(&id) {
-                    dropped += 1;
-                    return false;
-                }
-            }
+            let d = applier.as_mut().map_or(Decision::Keep, |a| a.decide(e, b));
+            let len = match &d {
+                Decision::Skip => return d,
+                Decision::Keep => b.len(),
+                Decision::Replace(r) => r.len(),
+            };
             n += 1;
-            raw_bytes += b.len() as u64 + 1;
+            raw_bytes += len as u64 + 1;
             by_kind_n[e.kind as usize] += 1;
-            true
+            d
         };
         match &mut sink {
-            Sink::Plain(w) => {
+            Sink::Plain(w) if applier_idle => {
                 // The runs of the minute, written where they are (`out`).
                 let mut runs = Vec::new();
                 batch
-                    .for_each_run(keep, |run| {
-                        runs.push(std::io::IoSlice::new(run));
-                        Ok::<(), std::convert::Infallible>(())
-                    })
+                    .for_each_run(
+                        |e, b| matches!(decide(e, b), Decision::Keep),
+                        |run| {
+                            runs.push(std::io::IoSlice::new(run));
+                            Ok::<(), std::convert::Infallible>(())
+                        },
+                    )
                     .unwrap_or_else(|e| match e {});
                 out::write_slices(w, &mut runs)?;
             }
-            Sink::Zstd(w) => batch.for_each_run(keep, |run| w.write_all(run))?,
+            Sink::Plain(w) => batch.for_each_decided(decide, |run| w.write_all(run))?,
+            Sink::Zstd(w) => batch.for_each_decided(decide, |run| w.write_all(run))?,
             Sink::Parquet(p) => {
                 for (e, b) in batch.iter() {
-                    if keep(e, b) {
-                        p.push(e, b)?;
+                    match decide(e, b) {
+                        Decision::Skip => {}
+                        Decision::Keep => p.push(e, b)?,
+                        Decision::Replace(r) => p.push(e, &r)?,
                     }
                 }
             }
             Sink::Hive(h) => {
                 for (e, b) in batch.iter() {
-                    if keep(e, b) {
-                        h.push(e, b)?;
+                    match decide(e, b) {
+                        Decision::Skip => {}
+                        Decision::Keep => h.push(e, b)?,
+                        Decision::Replace(r) => h.push(e, &r)?,
                     }
                 }
             }
@@ -537,7 +544,7 @@ fn run(cli: Cli) -> Result<()> {
         partitions: dataset.as_ref().map(|(_, p)| p.clone()),
         bytes,
         kinds: &kinds,
-        compliance: deleted.as_ref().map(|d| (d.len() as u64, dropped)),
+        compliance: applier.as_ref().map_or_else(compliance::ManifestCompliance::raw, |a| a.manifest()),
         records,
         raw_bytes,
         by_kind: &by_kind,
@@ -565,7 +572,9 @@ fn run(cli: Cli) -> Result<()> {
             rfc3339_ms(to_ms),
             manifest.output.clone().unwrap_or_default(),
             bytes,
-            if cli.compliance { format!(", {dropped} deleted Posts dropped") } else { String::new() },
+            applier
+                .as_ref()
+                .map_or_else(|| ", raw (no compliance applied)".to_string(), |a| format!("; {}", a.summary())),
             manifest.coverage.summary
         );
     }

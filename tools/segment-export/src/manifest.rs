@@ -38,7 +38,7 @@ pub struct Manifest {
     pub partitions: Option<Vec<crate::hive::Partition>>,
     pub output_bytes: u64,
     pub kinds: Vec<&'static str>,
-    pub compliance: Compliance,
+    pub compliance: crate::compliance::ManifestCompliance,
     pub records: u64,
     /// Bytes of the records as NDJSON (raw bytes plus newlines).
     pub raw_bytes: u64,
@@ -66,15 +66,6 @@ pub struct Range {
     pub to: String,
     pub from_ms: i64,
     pub to_ms: i64,
-}
-
-#[derive(Serialize)]
-pub struct Compliance {
-    pub enabled: bool,
-    /// Posts with a delete in the archive (from the range's start on).
-    pub deleted_posts_known: Option<u64>,
-    /// Posts left out of the export because of them.
-    pub posts_dropped: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -120,7 +111,7 @@ pub struct Args<'a> {
     pub partitions: Option<Vec<crate::hive::Partition>>,
     pub bytes: u64,
     pub kinds: &'a [ActivityKind],
-    pub compliance: Option<(u64, u64)>,
+    pub compliance: crate::compliance::ManifestCompliance,
     pub records: u64,
     pub raw_bytes: u64,
     pub by_kind: &'a BTreeMap<&'static str, u64>,
@@ -208,11 +199,7 @@ impl Manifest {
             partitions: a.partitions,
             output_bytes: a.bytes,
             kinds: a.kinds.iter().map(|k| k.name()).collect(),
-            compliance: Compliance {
-                enabled: a.compliance.is_some(),
-                deleted_posts_known: a.compliance.map(|c| c.0),
-                posts_dropped: a.compliance.map(|c| c.1),
-            },
+            compliance: a.compliance,
             records: a.records,
             raw_bytes: a.raw_bytes,
             records_by_kind: a.by_kind.clone(),

@@ -52,6 +52,14 @@ pub const WORKERS: usize = 2;
 /// one it holds: none (a hand-over; see the module doc).
 const QUEUE: usize = 0;
 
+/// What becomes of one record in the output.
+pub enum Decision {
+    Skip,
+    Keep,
+    /// Kept with these bytes instead (compliance rewrote it).
+    Replace(Vec<u8>),
+}
+
 /// One record of a minute: where its bytes are.
 #[derive(Clone, Copy, Debug)]
 struct Rec {
@@ -101,6 +109,43 @@ impl Batch {
     /// Each record's table entry and raw bytes (without newline), in order.
     pub fn iter(&self) -> impl Iterator<Item = (&Entry, &[u8])> {
         self.recs.iter().map(|r| (&r.entry, self.bytes(r)))
+    }
+
+    /// Like [`Batch::for_each_run`], where `decide` may also replace a
+    /// record's bytes: a replaced record is its own call, its new bytes
+    /// then a newline.
+    pub fn for_each_decided<E>(
+        &self,
+        mut decide: impl FnMut(&Entry, &[u8]) -> Decision,
+        mut run: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut cur: Option<(u32, usize, usize)> = None;
+        for r in &self.recs {
+            let (start, end) = (r.start as usize, r.start as usize + r.entry.len as usize + 1);
+            match decide(&r.entry, self.bytes(r)) {
+                Decision::Skip => {}
+                Decision::Keep => match &mut cur {
+                    Some((buf, _, e)) if *buf == r.buf && *e == start => *e = end,
+                    _ => {
+                        if let Some((buf, s, e)) = cur {
+                            run(&self.bufs[buf as usize][s..e])?;
+                        }
+                        cur = Some((r.buf, start, end));
+                    }
+                },
+                Decision::Replace(bytes) => {
+                    if let Some((buf, s, e)) = cur.take() {
+                        run(&self.bufs[buf as usize][s..e])?;
+                    }
+                    run(&bytes)?;
+                    run(b"\n")?;
+                }
+            }
+        }
+        if let Some((buf, s, e)) = cur {
+            run(&self.bufs[buf as usize][s..e])?;
+        }
+        Ok(())
     }
 
     /// Calls `run` with the lines (bytes and newline) of the records that

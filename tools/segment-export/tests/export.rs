@@ -146,7 +146,7 @@ fn zstd_output_kinds_and_compliance() {
     let (from, to) = (at(BASE), at(BASE + 600));
     let zst = dir.path().join("out.ndjson.zst");
     let mut args = range_args(d, &from, &to);
-    args.extend(["--out", zst.to_str().unwrap()]);
+    args.extend(["--raw", "--out", zst.to_str().unwrap()]);
     ok(&export(&args));
     let plain = zstd::decode_all(std::fs::File::open(&zst).unwrap()).unwrap();
     let expected: String = want.iter().map(|(_, _, l)| format!("{l}\n")).collect();
@@ -168,7 +168,7 @@ fn zstd_output_kinds_and_compliance() {
     let (from, to) = (at(BASE + 120), at(BASE + 180));
     let c = dir.path().join("c.ndjson");
     let mut args = range_args(d, &from, &to);
-    args.extend(["--compliance", "--kinds", "posts", "--out", c.to_str().unwrap()]);
+    args.extend(["--kinds", "posts", "--out", c.to_str().unwrap()]);
     ok(&export(&args));
     let text = std::fs::read_to_string(&c).unwrap();
     assert_eq!(text.lines().count(), 5);
@@ -176,11 +176,13 @@ fn zstd_output_kinds_and_compliance() {
     let m = manifest(&c);
     assert_eq!(m["compliance"]["enabled"], true);
     assert_eq!(m["compliance"]["posts_dropped"], 1);
-    assert_eq!(m["compliance"]["deleted_posts_known"], 1);
+    assert_eq!(m["compliance"]["left_out"]["deleted_posts"], 1);
+    assert_eq!(m["compliance"]["events"]["delete"], 1);
+    assert_eq!(m["compliance"]["source"], "ledger");
     assert_eq!(m["minutes"][0]["exported"], 5);
-    // Without compliance mode it is there.
+    // With --raw it is there.
     let mut args = range_args(d, &from, &to);
-    args.extend(["--kinds", "posts"]);
+    args.extend(["--raw", "--kinds", "posts"]);
     assert!(String::from_utf8(export(&args).stdout).unwrap().contains(&victim.to_string()));
 }
 
