@@ -113,11 +113,17 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         metrics.streams.push(m.clone());
         let (tx, rx_msgs) = mpsc::channel(256);
         let writer = store.stream(&cfg.label)?;
-        threads.push(
-            span.in_scope(|| {
-                crate::writer::spawn(writer, coverage.clone(), partitions, m.clone(), opts.clock, rx_msgs)
-            })?,
-        );
+        threads.push(span.in_scope(|| {
+            crate::writer::spawn(
+                writer,
+                coverage.clone(),
+                partitions,
+                m.clone(),
+                opts.clock,
+                opts.config.purge,
+                rx_msgs,
+            )
+        })?);
         let ctx = Arc::new(StreamCtx {
             cfg: cfg.clone(),
             clock: opts.clock,

@@ -56,6 +56,25 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Report what the archive applied of the streams' compliance events
+    /// (deletes, user deletes, protections, suspensions, withholdings,
+    /// scrub_geo, unlikes), what is still to be purged from disk, and what
+    /// could not be applied. Works while an archiver runs.
+    Compliance {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+        /// JSON (schema gapless.compliance-report/1) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The archiver's `[compliance] purge_after`, to say when pending
+        /// purges become due (90, 45s, 30m, 6h, 5d, ...).
+        #[arg(long, default_value = "24h", value_parser = |s: &str| gapless_time::parse_duration_secs(s).map_err(|e| e.to_string()))]
+        purge_after: i64,
+    },
     /// Check every checksum of every segment; repair what does not verify
     /// (its minute's coverage withdrawn first, so that the archiver
     /// recovers it; damaged bytes kept aside). Stop the archiver first.
@@ -117,6 +136,17 @@ pub fn run() -> anyhow::Result<()> {
             let summary = crate::import::import(&data, &stream, &files)
                 .with_context(|| format!("import into stream {stream:?} of {}", data.display()))?;
             println!("{summary}");
+            Ok(())
+        }
+        Command::Compliance { data, stream, json, purge_after } => {
+            let after = std::time::Duration::from_secs(purge_after.max(0) as u64);
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let report = crate::compliance::report(&data, stream.as_deref(), after, now_ms)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
             Ok(())
         }
         Command::Verify { data, stream } => {

@@ -338,9 +338,42 @@ struct File {
     /// streams on different machines write under their own.
     site: Option<String>,
     archive: Option<ArchiveConfig>,
+    #[serde(default)]
+    compliance: ComplianceConfig,
     credentials: Option<CredentialSource>,
     #[serde(rename = "stream", default)]
     streams: Vec<StreamConfig>,
+}
+
+/// `[compliance]`: purging deleted content from the archive itself
+/// (`crate::purge`). On by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// Purge at all (`false`: readers still hide deleted content).
+    #[serde(default = "yes")]
+    pub purge: bool,
+    /// How old a compliance event is (its time) before the content it
+    /// deletes is removed from the segments: until then a
+    /// `user_undelete` brings a user's Posts back.
+    #[serde(default = "one_day")]
+    pub purge_after: Dur,
+    /// How often the ledger is looked at for events that became due.
+    #[serde(default = "one_hour")]
+    pub purge_interval: Dur,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        ComplianceConfig { purge: true, purge_after: one_day(), purge_interval: one_hour() }
+    }
+}
+
+fn one_day() -> Dur {
+    Dur(Duration::from_secs(86_400))
+}
+fn one_hour() -> Dur {
+    Dur(Duration::from_secs(3_600))
 }
 
 /// The whole configuration, resolved.
@@ -351,6 +384,8 @@ pub struct Config {
     pub streams: Vec<Stream>,
     /// The bucket the archive is copied to, if any.
     pub archive: Option<Archive>,
+    /// Purging deleted content (`[compliance]`); `None`: off.
+    pub purge: Option<crate::purge::PurgeConfig>,
 }
 
 impl Config {
@@ -436,7 +471,10 @@ impl Config {
             }
             None => None,
         };
-        Ok(Config { data, admin: file.admin, streams, archive })
+        let c = &file.compliance;
+        let purge =
+            c.purge.then_some(crate::purge::PurgeConfig { after: c.purge_after.0, interval: c.purge_interval.0 });
+        Ok(Config { data, admin: file.admin, streams, archive, purge })
     }
 }
 

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::lines::Batch;
 use crate::metrics::StreamMetrics;
+use crate::purge::{PurgeConfig, Purger};
 
 /// Commit at least this often (wall time): the bound on how long received
 /// data waits before it is durable, and so on coverage's delay.
@@ -82,9 +83,11 @@ pub fn spawn(
     partitions: u32,
     metrics: Arc<StreamMetrics>,
     clock: Clock,
+    purge: Option<PurgeConfig>,
     mut rx: mpsc::Receiver<Msg>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let label = writer.label().to_string();
+    let mut purger = purge.map(|p| Purger::new(p, writer.dir().to_path_buf()));
     // The storage thread is a plain thread (its work is blocking I/O); a
     // small runtime of its own gives it a timed wait on the channel.
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
@@ -176,7 +179,7 @@ pub fn spawn(
                 Recv::Closed => open = false,
             }
             if writer.seals_in_progress() > 0 {
-                install_seals(&mut writer, &mut unsealed, clock.now_ms());
+                install_seals(&mut writer, &mut unsealed, purger.as_mut(), clock.now_ms());
             }
             if last_commit.elapsed() >= COMMIT_INTERVAL || pending_bytes >= COMMIT_BYTES || !open {
                 last_commit = Instant::now();
@@ -187,6 +190,9 @@ pub fn spawn(
                 }
                 if ok && open {
                     seal_quiet_minutes(&mut writer, &mut unsealed, clock.now_ms());
+                    if let Some(p) = purger.as_mut() {
+                        p.tick(&mut writer, clock.now_ms());
+                    }
                 }
                 if !open && (!ok || !claims.is_empty()) {
                     tracing::error!(claims = claims.len(), "last commit failed: these claims are not recorded");
@@ -325,8 +331,18 @@ fn seal_quiet_minutes(writer: &mut StreamWriter, unsealed: &mut std::collections
 
 /// Installs the seals the sealer finished. A minute that changed while it
 /// was sealed is sealed again once quiet.
-fn install_seals(writer: &mut StreamWriter, unsealed: &mut std::collections::BTreeMap<Minute, i64>, now_ms: i64) {
+/// Purges are the purger's.
+fn install_seals(
+    writer: &mut StreamWriter,
+    unsealed: &mut std::collections::BTreeMap<Minute, i64>,
+    mut purger: Option<&mut Purger>,
+    now_ms: i64,
+) {
     for (minute, outcome) in writer.finished_seals() {
+        if let Some(p) = purger.as_mut().filter(|p| p.owns(minute)) {
+            p.finished(minute, outcome, now_ms);
+            continue;
+        }
         match outcome {
             SealOutcome::Sealed(s) => {
                 tracing::debug!(%minute, frames = s.frames_before, bytes_before = s.bytes_before, bytes_after = s.bytes_after, "sealed")
@@ -459,7 +475,8 @@ mod tests {
         fs.fail(Rule::always(Op::Open, &format!("{stem}.seg"), Fault::Io));
         let (tx, rx) = mpsc::channel(16);
         let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
-        let handle = spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        let handle =
+            spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), None, rx).unwrap();
         let lines = [post(1, T0 + 10), post(2, T0 + 70), post(3, T0 + 130)].concat();
         tx.send(Msg::Batch(Batch::classify(lines.into_bytes(), &Limits::default()))).await.unwrap();
         let (done, mut answered) = oneshot::channel();
@@ -562,7 +579,7 @@ mod tests {
         fs.gate.0.lock().unwrap().0 = true;
         let (tx, rx) = mpsc::channel(16);
         let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
-        let handle = spawn(writer, coverage.clone(), 1, metrics, clock, rx).unwrap();
+        let handle = spawn(writer, coverage.clone(), 1, metrics, clock, None, rx).unwrap();
         for i in 0..2 {
             let lines = [post(1 + i, t + 10 + i as i64), post(3 + i, t + 20 + i as i64)].concat();
             tx.send(Msg::Batch(Batch::classify(lines.into_bytes(), &Limits::default()))).await.unwrap();
@@ -618,7 +635,8 @@ mod tests {
         fs.fail(Rule::always(Op::Write, ".seg", Fault::NoSpace));
         let (tx, rx) = mpsc::channel(4);
         let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
-        let handle = spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        let handle =
+            spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), None, rx).unwrap();
         // Batches of ten ~100 KB Posts (1 MB each).
         let batch = |b: u64| {
             let mut buf = Vec::new();
@@ -681,7 +699,8 @@ mod tests {
         assert_eq!(coverage.covered_ranges("s", 1, t..t + 60).unwrap(), vec![t..t + 60]);
         let (tx, rx) = mpsc::channel(16);
         let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
-        let handle = spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        let handle =
+            spawn(store.stream("s").unwrap(), coverage.clone(), 1, metrics, Clock::system(), None, rx).unwrap();
         assert!(flush(&tx).await);
         assert!(coverage.covered_ranges("s", 1, t..t + 60).unwrap().is_empty(), "the damaged minute is a hole");
         drop(tx);
@@ -704,7 +723,7 @@ mod tests {
         std::fs::create_dir_all(&bad).unwrap();
         let (tx, rx) = mpsc::channel(16);
         let metrics = Arc::new(StreamMetrics::new("s", "decahose"));
-        let handle = spawn(writer, coverage.clone(), 1, metrics, Clock::system(), rx).unwrap();
+        let handle = spawn(writer, coverage.clone(), 1, metrics, Clock::system(), None, rx).unwrap();
 
         let lines = [post(1, T0 + 10), post(2, T0 + 70), post(3, T0 + 80)].concat();
         tx.send(Msg::Batch(Batch::classify(lines.into_bytes(), &Limits::default()))).await.unwrap();

@@ -197,7 +197,22 @@ async fn a_hole_in_one_partition_is_recovered_for_that_partition_only() {
     let in_window: Vec<&String> = started.iter().filter(|l| range(l).0 < w1 && w0 < range(l).1).collect();
     assert!(!in_window.is_empty(), "no Recovery job over the withheld minutes:\n{}", log_tail(30));
     let for_one: Vec<&String> = in_window.iter().copied().filter(|l| field(l, "partition") == Some("1")).collect();
-    assert!(!for_one.is_empty(), "no job for partition 1 alone over the withheld minutes: {in_window:#?}");
+    if for_one.is_empty() {
+        // A busy machine can make partition 2 miss the same minutes (its
+        // connection stalled or ended): then one job for both partitions
+        // is right, and the archive (compared with the truth by `run`) is
+        // all there is to check. Without such a break, a job for both is
+        // a regression.
+        let p2_broke = log_lines(&["connection=partition-2/"])
+            .iter()
+            .any(|l| l.contains("reconnecting") || l.contains("connection ended"));
+        assert!(
+            p2_broke,
+            "no job for partition 1 alone over the withheld minutes, though partition 2's connections never broke: {in_window:#?}"
+        );
+        eprintln!("partition 2's connection broke too: one Recovery for both partitions was right ({in_window:#?})");
+        return;
+    }
     // Their traffic: stream-sim says what each Recovery request of
     // partition 1 sent; the same requests for both partitions would have
     // sent partition 2's activities of those minutes too (each a

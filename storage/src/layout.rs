@@ -9,12 +9,14 @@
 //! DATA/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ.seg
 //!                                    ….seg.damaged  bytes a repair moved aside
 //!                                    ….seg.evicted  the segment is in the bucket only
+//!                                    ….seg.purged   keys purged from the segment (compliance)
 //! DATA/streams/LABEL/dict/XXXXXXXX.zdict           zstd dictionaries
 //! DATA/streams/LABEL/quarantine.log                rejected lines, with reasons
 //!                    quarantine.log.torn-OFFSET    a torn tail cut off on open
 //! DATA/streams/LABEL/system.log                    system messages, as received
 //! DATA/streams/LABEL/compliance.ledger             compliance events (deletes, withholdings, ...)
 //!                    compliance.ledger.torn-OFFSET a torn tail cut off on open
+//! DATA/streams/LABEL/compliance.purged             events whose purge finished
 //! ```
 //!
 //! A file replaced atomically is written to `NAME.tmp` beside it, fsynced
@@ -87,6 +89,17 @@ pub fn system_log_path(stream_dir: &Path) -> PathBuf {
 /// A stream's compliance ledger ([`crate::compliance::ledger`]).
 pub fn ledger_path(stream_dir: &Path) -> PathBuf {
     stream_dir.join("compliance.ledger")
+}
+
+/// A stream's purge log ([`crate::compliance::purge`]).
+pub fn purge_log_path(stream_dir: &Path) -> PathBuf {
+    stream_dir.join("compliance.purged")
+}
+
+/// The keys purged from a segment (kept so that a copy delivered again is
+/// a duplicate).
+pub fn purged_path(segment: &Path) -> PathBuf {
+    with_suffix(segment, ".purged")
 }
 
 /// Where a file's replacement is written before it is renamed over it.

@@ -46,9 +46,14 @@ pub const MAGIC: &[u8; 8] = b"GLEDGER1";
 /// Largest body a reader accepts (the largest possible is 27 + 255 × 17).
 const MAX_BODY: usize = 8 << 10;
 
+/// Encodes a record of no event (`code`, a time, two numbers, no
+/// countries): the purge log's pass-end records.
+pub(crate) fn encode_raw(code: u8, time_ms: i64, a: u64, b: u64, out: &mut Vec<u8>) {
+    encode_parts(code, time_ms, a, b, &[], out);
+}
+
 /// Encodes one record (length, checksum, body) onto `out`.
 pub fn encode(e: &Event, out: &mut Vec<u8>) {
-    let mut body = Vec::with_capacity(32);
     let (code, a, b, countries): (u8, u64, u64, &[String]) = match &e.action {
         Action::DeletePost { post, user } => (1, *post, *user, &[]),
         Action::Unlike { post, user } => (2, *post, *user, &[]),
@@ -58,8 +63,13 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
         Action::WithholdUser { user, countries } => (11, *user, 0, countries),
         Action::NotApplied { line_hash, reason } => (255, *line_hash, *reason as u64, &[]),
     };
+    encode_parts(code, e.time_ms, a, b, countries, out);
+}
+
+fn encode_parts(code: u8, time_ms: i64, a: u64, b: u64, countries: &[String], out: &mut Vec<u8>) {
+    let mut body = Vec::with_capacity(32);
     body.push(code);
-    body.extend_from_slice(&e.time_ms.to_le_bytes());
+    body.extend_from_slice(&time_ms.to_le_bytes());
     body.extend_from_slice(&a.to_le_bytes());
     body.extend_from_slice(&b.to_le_bytes());
     let countries = &countries[..countries.len().min(255)];
@@ -113,6 +123,8 @@ pub struct LedgerRead {
     pub torn_bytes: u64,
     /// Offset of the end of the last whole record.
     pub whole_len: u64,
+    /// Records of no event (purge log: `(code, time_ms)`), when asked for.
+    pub raw: Vec<(u8, i64)>,
 }
 
 /// Reads every whole record of the ledger at `path` (`Ok(None)` when there
@@ -134,8 +146,14 @@ pub(crate) fn read_in(fs: &dyn Filesystem, path: &Path) -> Result<Option<LedgerR
 }
 
 fn parse(bytes: &[u8]) -> LedgerRead {
+    parse_with(bytes, MAGIC, false)
+}
+
+/// Reads the whole records after `magic`; with `raw`, records of codes
+/// that are no event (250..=254) are kept as `(code, time)`.
+pub(crate) fn parse_with(bytes: &[u8], magic: &[u8; 8], raw: bool) -> LedgerRead {
     let mut out = LedgerRead::default();
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != magic {
         out.torn_bytes = bytes.len() as u64;
         return out;
     }
@@ -147,8 +165,13 @@ fn parse(bytes: &[u8]) -> LedgerRead {
         if crc32c::crc32c(body) != crc {
             break;
         }
-        let Some(e) = decode_body(body) else { break };
-        out.events.push(e);
+        match decode_body(body) {
+            Some(e) => out.events.push(e),
+            None if raw && (250..=254).contains(&body[0]) && body.len() >= 9 => {
+                out.raw.push((body[0], i64::from_le_bytes(body[1..9].try_into().expect("8 bytes"))))
+            }
+            None => break,
+        }
         at += 8 + len;
     }
     out.whole_len = at as u64;

@@ -46,10 +46,34 @@ pub mod event;
 mod json;
 pub mod ledger;
 pub mod policy;
+pub mod purge;
 
 pub use event::{event_of, Action, Event, Family, NotApplied};
+
+impl Action {
+    /// The name of the message the action comes from (`delete`,
+    /// `user_undelete`, `scrub_geo`, ...); `not_applied` for one that
+    /// could not be applied.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::DeletePost { .. } => "delete",
+            Action::Unlike { .. } => "unlike",
+            Action::User { family: Family::Delete, hide: true, .. } => "user_delete",
+            Action::User { family: Family::Delete, hide: false, .. } => "user_undelete",
+            Action::User { family: Family::Protect, hide: true, .. } => "user_protect",
+            Action::User { family: Family::Protect, hide: false, .. } => "user_unprotect",
+            Action::User { family: Family::Suspend, hide: true, .. } => "user_suspend",
+            Action::User { family: Family::Suspend, hide: false, .. } => "user_unsuspend",
+            Action::ScrubGeo { .. } => "scrub_geo",
+            Action::WithholdPost { .. } => "status_withheld",
+            Action::WithholdUser { .. } => "user_withheld",
+            Action::NotApplied { .. } => "not_applied",
+        }
+    }
+}
 pub use ledger::{LedgerRead, LedgerWriter};
-pub use policy::{Applied, Policy, Reason, Verdict, WithheldMode};
+pub use policy::{Applied, Policy, PolicySummary, Reason, Verdict, WithheldMode};
+pub use purge::{PurgeLog, PurgeRead};
 
 use std::path::Path;
 

@@ -82,6 +82,20 @@ impl Applied {
     }
 }
 
+/// What a [`Policy`] holds, counted: what readers apply now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PolicySummary {
+    pub deleted_posts: u64,
+    pub deleted_users: u64,
+    pub protected_users: u64,
+    pub suspended_users: u64,
+    /// (Post, user) pairs unliked.
+    pub unlikes: u64,
+    pub scrub_geo_users: u64,
+    pub withheld_posts: u64,
+    pub withheld_users: u64,
+}
+
 /// The state a ledger's events leave: built in any order, with the same
 /// result (see [`Policy::add`]).
 #[derive(Clone, Debug, Default)]
@@ -158,6 +172,28 @@ impl Policy {
                 self.withheld_users.entry(*user).or_default().extend(countries.iter().cloned());
             }
             Action::NotApplied { .. } => self.not_applied += 1,
+        }
+    }
+
+    /// What the state holds, counted.
+    pub fn summary(&self) -> PolicySummary {
+        let mut hidden = [0u64; 3];
+        for states in self.users.values() {
+            for f in Family::ALL {
+                if states[f as usize].is_some_and(|(_, hide)| hide) {
+                    hidden[f as usize] += 1;
+                }
+            }
+        }
+        PolicySummary {
+            deleted_posts: self.deleted_posts.len() as u64,
+            deleted_users: hidden[Family::Delete as usize],
+            protected_users: hidden[Family::Protect as usize],
+            suspended_users: hidden[Family::Suspend as usize],
+            unlikes: self.unlikes.len() as u64,
+            scrub_geo_users: self.scrub_geo.len() as u64,
+            withheld_posts: self.withheld_posts.len() as u64,
+            withheld_users: self.withheld_users.len() as u64,
         }
     }
 

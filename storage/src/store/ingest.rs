@@ -212,6 +212,11 @@ impl Ingest {
                 keys.insert(minute, e.key);
             }
         }
+        // Purged records are known too: a copy delivered again is a
+        // duplicate (compliance::purge).
+        for k in crate::compliance::purge::purged_keys(self.fs.as_ref(), &path)? {
+            keys.insert(minute, k);
+        }
         Ok(keys)
     }
 

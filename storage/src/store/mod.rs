@@ -138,9 +138,13 @@ pub struct CommitStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealStats {
     pub frames_before: usize,
+    /// Records written to the sealed segment.
     pub records: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// A purge: records left out (their keys kept aside) and rewritten.
+    pub purged: usize,
+    pub scrubbed: usize,
 }
 
 /// The zstd level of bulk import's frames; see [`StoreConfig::bulk`].
@@ -427,6 +431,13 @@ impl StreamWriter {
     pub fn seal_in_background(&mut self, minute: Minute) -> Result<bool> {
         self.commit()?;
         self.sink.seal_in_background(minute)
+    }
+
+    /// Asks the background sealer to purge `minute`; see
+    /// [`Sink::purge_in_background`]. Commits first.
+    pub fn purge_in_background(&mut self, minute: Minute, policy: Arc<crate::compliance::Policy>) -> Result<bool> {
+        self.commit()?;
+        self.sink.purge_in_background(minute, policy)
     }
 
     /// Installs the seals finished in the background; see

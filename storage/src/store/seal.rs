@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
+use crate::compliance::{Policy, Verdict, WithheldMode};
 use crate::dict::Dictionaries;
 use crate::error::IoContext;
 use crate::frame::Encoder;
@@ -100,6 +101,7 @@ pub(super) fn seal_to_tmp(
     compressor: &mut zstd::bulk::Compressor<'static>,
     dicts: &mut Dictionaries,
     cancel: &AtomicBool,
+    purge: Option<&Policy>,
 ) -> Result<std::result::Result<(PathBuf, SealStats), NotSealed>> {
     let path = segment_path(dir, minute);
     if !path.exists() {
@@ -117,9 +119,13 @@ pub(super) fn seal_to_tmp(
         }
     }
     let needed = raw.div_ceil(max_raw as u64).max(1) as usize;
-    if frames <= needed {
+    if frames <= needed && purge.is_none() {
         return Ok(Err(NotSealed::NothingToDo));
     }
+    // A purge (compliance::purge): records dropped (their keys kept aside)
+    // or rewritten as the policy says.
+    let mut purged_keys = Vec::new();
+    let mut scrubbed = 0usize;
     let mut enc = Encoder::new();
     let mut frame_buf = Vec::new();
     let mut payload = Vec::new();
@@ -148,6 +154,19 @@ pub(super) fn seal_to_tmp(
             frames_before += 1;
             let bytes = decompress(&fr.header, &payload, dicts)?;
             for (e, b) in crate::frame::split_records(&fr.header, &bytes)? {
+                let rewritten;
+                let b = match purge.map(|p| p.verdict(e.kind, e.time_ms, b, WithheldMode::Keep)) {
+                    Some(Verdict::Drop(_)) => {
+                        purged_keys.push(e.key);
+                        continue;
+                    }
+                    Some(Verdict::Rewrite { bytes, .. }) => {
+                        scrubbed += 1;
+                        rewritten = bytes;
+                        &rewritten[..]
+                    }
+                    _ => b,
+                };
                 if !enc.is_empty() && enc.raw_len() + b.len() + 1 > max_raw {
                     bytes_after += emit(&mut enc, out)?;
                 }
@@ -165,17 +184,32 @@ pub(super) fn seal_to_tmp(
         }
         Ok(())
     });
+    let purged = purged_keys.len();
     match written {
-        Ok(tmp) => Ok(Ok((tmp, SealStats { frames_before, records, bytes_before: len, bytes_after }))),
+        Ok(tmp) if purge.is_some() && purged == 0 && scrubbed == 0 => {
+            let _ = fs.remove_file(&tmp);
+            Ok(Err(NotSealed::NothingToDo))
+        }
+        Ok(tmp) => {
+            // The keys first: a crash before the rename leaves keys of
+            // records still stored, which only says they are known.
+            if let Err(e) = crate::compliance::purge::add_purged_keys(fs, &path, &purged_keys) {
+                let _ = fs.remove_file(&tmp);
+                return Err(e);
+            }
+            Ok(Ok((tmp, SealStats { frames_before, records, bytes_before: len, bytes_after, purged, scrubbed })))
+        }
         Err(_) if cancelled => Ok(Err(NotSealed::Cancelled)),
         Err(e) => Err(e),
     }
 }
 
-/// A request: seal `minute`, whose segment is `len` bytes, all durable.
+/// A request: seal `minute`, whose segment is `len` bytes, all durable;
+/// with `purge`, apply it (a purge rewrites whatever the frame count).
 struct Job {
     minute: Minute,
     len: u64,
+    purge: Option<Arc<Policy>>,
 }
 
 /// A finished job: the replacement written (and fsynced) at `tmp`, or why
@@ -213,12 +247,14 @@ impl Sealer {
             .name(format!("seal-{label}"))
             .spawn(move || {
                 let _span = span.entered();
-                for Job { minute, len } in job_rx {
+                for Job { minute, len, purge } in job_rx {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let result = seal_compressor(level).and_then(|mut compressor| {
-                        seal_to_tmp(thread_fs.as_ref(), &dir, minute, len, max_raw, &mut compressor, &mut dicts, &stop)
+                        let purge = purge.as_deref();
+                        let fs = thread_fs.as_ref();
+                        seal_to_tmp(fs, &dir, minute, len, max_raw, &mut compressor, &mut dicts, &stop, purge)
                     });
                     if let Err(std::sync::mpsc::SendError(d)) = done_tx.send(Done { minute, len, result }) {
                         // Nobody will install it.
@@ -234,8 +270,8 @@ impl Sealer {
     }
 
     /// Queues a seal. False if the thread is gone.
-    pub fn request(&self, minute: Minute, len: u64) -> bool {
-        self.jobs.as_ref().is_some_and(|j| j.send(Job { minute, len }).is_ok())
+    pub fn request(&self, minute: Minute, len: u64, purge: Option<Arc<Policy>>) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.send(Job { minute, len, purge }).is_ok())
     }
 
     /// A finished job, if any, without waiting.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::compliance::LedgerWriter;
+use crate::compliance::{LedgerWriter, Policy};
 use crate::coverage::{Counts, CoverageMap};
 use crate::dict::Dictionaries;
 use crate::error::IoContext;
@@ -305,7 +305,8 @@ impl Sink {
         let Some(len) = self.durable_len(minute)? else { return Ok(None) };
         let never = std::sync::atomic::AtomicBool::new(false);
         let (dir, fs, max_raw) = (self.dir.clone(), self.fs.clone(), self.config.frame_raw_bytes);
-        match seal::seal_to_tmp(fs.as_ref(), &dir, minute, len, max_raw, &mut self.sealer, &mut self.dicts, &never)? {
+        let (sealer, dicts) = (&mut self.sealer, &mut self.dicts);
+        match seal::seal_to_tmp(fs.as_ref(), &dir, minute, len, max_raw, sealer, dicts, &never, None)? {
             Ok((tmp, stats)) => {
                 self.writers.remove(&minute);
                 segment::install_tmp(fs.as_ref(), &tmp, &segment_path(&dir, minute))?;
@@ -332,6 +333,21 @@ impl Sink {
     /// false if there is nothing to ask (no segment, or a seal of it
     /// already in progress).
     pub fn seal_in_background(&mut self, minute: Minute) -> Result<bool> {
+        self.rewrite_in_background(minute, None)
+    }
+
+    /// Asks the background sealer to purge `minute` with `policy`
+    /// ([`crate::compliance::purge`]): a seal that leaves out or rewrites
+    /// what the policy says, installed the same way
+    /// ([`Sink::finished_seals`]: [`SealOutcome::Sealed`] with its counts,
+    /// or [`SealOutcome::NothingToDo`] if nothing changed). False if there
+    /// is nothing to ask (no segment, or a seal of it in progress: ask
+    /// again later).
+    pub fn purge_in_background(&mut self, minute: Minute, policy: Arc<Policy>) -> Result<bool> {
+        self.rewrite_in_background(minute, Some(policy))
+    }
+
+    fn rewrite_in_background(&mut self, minute: Minute, purge: Option<Arc<Policy>>) -> Result<bool> {
         if self.in_flight.contains_key(&minute) {
             return Ok(false);
         }
@@ -353,7 +369,7 @@ impl Sink {
         if self.background.is_none() {
             self.background = Some(Sealer::spawn(&self.dir, &self.label, &self.config, self.fs.clone())?);
         }
-        let asked = self.background.as_ref().is_some_and(|b| b.request(minute, len));
+        let asked = self.background.as_ref().is_some_and(|b| b.request(minute, len, purge));
         if !asked {
             // The thread is gone (it panicked): start again next time.
             self.background = None;

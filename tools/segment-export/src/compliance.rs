@@ -44,18 +44,11 @@ impl Applier {
         let mut events = BTreeMap::new();
         let mut not_applied = 0;
         for e in &loaded.events {
-            let name = match &e.action {
-                Action::DeletePost { .. } => "delete",
-                Action::Unlike { .. } => "unlike",
-                Action::User { family, hide, .. } => user_event_name(*family, *hide),
-                Action::ScrubGeo { .. } => "scrub_geo",
-                Action::WithholdPost { .. } => "status_withheld",
-                Action::WithholdUser { .. } => "user_withheld",
-                Action::NotApplied { .. } => {
-                    not_applied += 1;
-                    continue;
-                }
-            };
+            if matches!(e.action, Action::NotApplied { .. }) {
+                not_applied += 1;
+                continue;
+            }
+            let name = e.action.name();
             *events.entry(name).or_default() += 1;
         }
         if loaded.torn_bytes > 0 {
@@ -139,18 +132,6 @@ impl Applier {
             a.withheld_dropped,
             a.geo_scrubbed
         )
-    }
-}
-
-fn user_event_name(family: compliance::Family, hide: bool) -> &'static str {
-    use compliance::Family::*;
-    match (family, hide) {
-        (Delete, true) => "user_delete",
-        (Delete, false) => "user_undelete",
-        (Protect, true) => "user_protect",
-        (Protect, false) => "user_unprotect",
-        (Suspend, true) => "user_suspend",
-        (Suspend, false) => "user_unsuspend",
     }
 }
 
