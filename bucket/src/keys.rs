@@ -5,6 +5,7 @@
 //! PREFIX/sites/SITE/streams/LABEL/coverage/YYYY-MM-DD.json         the day's manifest
 //! PREFIX/sites/SITE/streams/LABEL/segments/YYYY-MM-DD/YYYYMMDDTHHMMZ-CCCCCCCC.seg
 //! PREFIX/sites/SITE/streams/LABEL/dict/XXXXXXXX.zdict              as the data directory's
+//! PREFIX/sites/SITE/streams/LABEL/compliance.ledger                the site's compliance ledger
 //! ```
 //!
 //! A segment object is never overwritten: its name carries the CRC32C of
@@ -40,6 +41,12 @@ impl StreamKeys {
     /// A segment object: the minute's segment with these bytes.
     pub fn segment(&self, minute: Minute, crc: u32) -> Path {
         Path::from(format!("{}/segments/{}/{}-{crc:08x}.seg", self.base, minute.day_dir(), minute.file_stem()))
+    }
+
+    /// The site's copy of the stream's compliance ledger (its whole
+    /// records), replaced as it grows.
+    pub fn ledger(&self) -> Path {
+        Path::from(format!("{}/compliance.ledger", self.base))
     }
 
     /// A dictionary object; `name` is its file name in the data directory.

@@ -82,11 +82,26 @@ pub async fn fetch(bucket: &Bucket, want: &Want) -> Result<Replica> {
     let mut streams: BTreeSet<String> = BTreeSet::new();
     // (stream, minute) -> the counts of the site that stored most.
     let mut counts: BTreeMap<(String, Minute), Counts> = BTreeMap::new();
+    // Per stream, the union of its sites' ledgers; `None` once a site has
+    // none (an archive uploaded before ledgers: readers then read the
+    // events from the segments).
+    let mut ledgers: BTreeMap<String, Option<Vec<gapless_storage::compliance::Event>>> = BTreeMap::new();
     for site in &sites {
         let mut labels = bucket.children(&keys::site_streams(bucket.prefix(), site)).await?;
         labels.retain(|l| layout::check_label(l).is_ok() && want.stream.as_ref().is_none_or(|w| w == l));
         for label in labels {
             let keys = StreamKeys::new(bucket.prefix(), site, &label);
+            if want.segments {
+                let union = ledgers.entry(label.clone()).or_insert_with(|| Some(Vec::new()));
+                match bucket.get(&keys.ledger()).await? {
+                    Some(bytes) => {
+                        if let Some(u) = union.as_mut() {
+                            u.extend(gapless_storage::compliance::ledger::decode(&bytes).events);
+                        }
+                    }
+                    None => *union = None,
+                }
+            }
             for manifest in manifests(bucket, &keys, want.minutes.as_ref()).await? {
                 let m = &manifest;
                 let known = coverage.partitions(&label)?.unwrap_or(0);
@@ -141,6 +156,12 @@ pub async fn fetch(bucket: &Bucket, want: &Want) -> Result<Replica> {
     }
     for ((label, minute), c) in counts {
         coverage.add_counts(&label, minute, c)?;
+    }
+    for (label, events) in ledgers {
+        if let Some(events) = events {
+            let path = layout::ledger_path(&layout::stream_dir(&root, &label));
+            gapless_storage::compliance::ledger::write_copy(&path, &events)?;
+        }
     }
     coverage.flush()?;
     drop(coverage);

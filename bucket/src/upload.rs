@@ -79,6 +79,8 @@ pub struct Uploader {
     /// in this process: an unchanged file needs no new object.
     sources: HashMap<Minute, (u64, u64)>,
     dicts: BTreeSet<String>,
+    /// The length of the ledger copy last uploaded (this process).
+    ledger_len: Option<usize>,
     /// Keep the stream's segments under this many bytes (evictions).
     local_max: Option<u64>,
 }
@@ -103,6 +105,7 @@ impl Uploader {
             writer: String::new(),
             sources: HashMap::new(),
             dicts: BTreeSet::new(),
+            ledger_len: None,
             local_max: None,
         }
     }
@@ -269,6 +272,10 @@ impl Uploader {
         if !changed.is_empty() {
             self.upload_dicts().await?;
         }
+        // The ledger before the manifests: it was fsynced before the
+        // segments whose lengths (3) took, so it holds the events of every
+        // object a manifest will name.
+        self.upload_ledger().await?;
         // (6): the manifests, after every object they name.
         for day in &changed {
             let Some(mut m) = pending.remove(day) else { continue };
@@ -420,6 +427,22 @@ impl Uploader {
 
     /// Uploads the stream's dictionaries the bucket does not have yet
     /// (immutable files, named by their checksum).
+    /// Copies the stream's compliance ledger when it grew (an empty one
+    /// when there is none, so that readers know this site's events are
+    /// all in it).
+    async fn upload_ledger(&mut self) -> Result<()> {
+        let path = layout::ledger_path(&self.stream_dir);
+        let bytes = gapless_storage::compliance::ledger::whole_bytes(&path)?
+            .unwrap_or_else(|| gapless_storage::compliance::ledger::MAGIC.to_vec());
+        if self.ledger_len == Some(bytes.len()) {
+            return Ok(());
+        }
+        let len = bytes.len();
+        self.bucket.put_verified(&self.keys.ledger(), Bytes::from(bytes)).await?;
+        self.ledger_len = Some(len);
+        Ok(())
+    }
+
     async fn upload_dicts(&mut self) -> Result<()> {
         let dir = layout::dict_dir(&self.stream_dir);
         let names = match std::fs::read_dir(&dir) {

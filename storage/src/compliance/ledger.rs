@@ -149,6 +149,39 @@ fn parse(bytes: &[u8]) -> LedgerRead {
     parse_with(bytes, MAGIC, false)
 }
 
+/// Decodes a ledger's bytes (as [`read`] does a file's).
+pub fn decode(bytes: &[u8]) -> LedgerRead {
+    parse(bytes)
+}
+
+/// The ledger at `path` up to its last whole record (`Ok(None)` when there
+/// is none): what a copy of it should hold.
+pub fn whole_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).ctx("read compliance ledger", path),
+    };
+    let whole = parse(&bytes).whole_len as usize;
+    bytes.truncate(whole.max(MAGIC.len()));
+    if !bytes.starts_with(MAGIC) {
+        bytes = MAGIC.to_vec();
+    }
+    Ok(Some(bytes))
+}
+
+/// Writes a new ledger file holding `events` (a copy: a bucket's union).
+pub fn write_copy(path: &Path, events: &[Event]) -> Result<()> {
+    let mut bytes = MAGIC.to_vec();
+    for e in events {
+        encode(e, &mut bytes);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    }
+    std::fs::write(path, bytes).ctx("write compliance ledger", path)
+}
+
 /// Reads the whole records after `magic`; with `raw`, records of codes
 /// that are no event (250..=254) are kept as `(code, time)`.
 pub(crate) fn parse_with(bytes: &[u8], magic: &[u8; 8], raw: bool) -> LedgerRead {

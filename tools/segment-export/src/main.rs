@@ -10,8 +10,9 @@
 //! `gapless_storage::layout`.
 //!
 //! `--data s3://BUCKET/PREFIX` exports from an archive in a bucket, with no
-//! archiver anywhere: the stream's minutes of the range (and, unless
-//! `--raw`, every other minute: its compliance events), with their
+//! archiver anywhere: the stream's minutes of the range and its sites'
+//! compliance ledgers (every minute instead, unless `--raw`, when a site
+//! has no ledger in the bucket), with their
 //! coverage, are fetched from the bucket's sites (their union) into a
 //! temporary data directory (`gapless_client::bucket`), read as a local
 //! one, and removed when done. With `--require-full`, the coverage alone
@@ -237,14 +238,14 @@ fn coverage(cli: &Cli, data: &Path, q: &Query) -> Result<CoverageInfo> {
     Ok(CoverageInfo::Known(Box::new(source.report(q, false, env!("CARGO_PKG_VERSION"))?)))
 }
 
-/// The stream's minutes of `[from_ms, to_ms)` in the bucket at `url`
-/// (every minute of the stream unless --raw: its compliance events may
-/// be anywhere, and a replica has no ledger), with segments or not.
-fn fetch(cli: &Cli, url: &str, from_ms: i64, to_ms: i64, segments: bool) -> Result<Replica> {
-    let minutes = if cli.raw {
-        Minute::of_ms(from_ms)..Minute(Minute::of_ms(to_ms - 1).0 + 1)
-    } else {
+/// The stream's minutes of `[from_ms, to_ms)` in the bucket at `url`, with
+/// segments or not; with `all`, every minute of the stream (compliance
+/// without a ledger in the bucket reads its events from every segment).
+fn fetch(cli: &Cli, url: &str, from_ms: i64, to_ms: i64, segments: bool, all: bool) -> Result<Replica> {
+    let minutes = if all {
         Minute::of_ms(EARLIEST_MS)..Minute::of_ms(LATEST_MS)
+    } else {
+        Minute::of_ms(from_ms)..Minute(Minute::of_ms(to_ms - 1).0 + 1)
     };
     let want = Want { stream: Some(cli.stream.clone()), minutes: Some(minutes), segments };
     let replica = gapless_client::bucket::fetch(url, &want)?;
@@ -257,6 +258,18 @@ fn fetch(cli: &Cli, url: &str, from_ms: i64, to_ms: i64, segments: bool) -> Resu
         );
     }
     Ok(replica)
+}
+
+/// The range from the bucket, and, unless `--raw`, the stream's compliance
+/// ledger: the union of its sites' copies, or, when a site has none (an
+/// archive uploaded before ledgers), every minute of the stream.
+fn fetch_for_export(cli: &Cli, url: &str, from_ms: i64, to_ms: i64) -> Result<Replica> {
+    let replica = fetch(cli, url, from_ms, to_ms, true, false)?;
+    let ledger = layout::ledger_path(&layout::stream_dir(replica.root(), &cli.stream));
+    if cli.raw || ledger.exists() || replica.sites.is_empty() {
+        return Ok(replica);
+    }
+    fetch(cli, url, from_ms, to_ms, true, true)
 }
 
 /// `--require-full`: refuses (exit 3) unless every minute of the range is full.
@@ -357,10 +370,10 @@ fn run(cli: Cli) -> Result<()> {
     let replica = match bucket {
         Some(url) => {
             if cli.require_full && cli.admin.is_none() {
-                let precheck = fetch(&cli, url, from_ms, to_ms, false)?;
+                let precheck = fetch(&cli, url, from_ms, to_ms, false, false)?;
                 require_full(&coverage(&cli, precheck.root(), &q)?)?;
             }
-            Some(fetch(&cli, url, from_ms, to_ms, true)?)
+            Some(fetch_for_export(&cli, url, from_ms, to_ms)?)
         }
         None => None,
     };
