@@ -49,6 +49,11 @@ impl StreamKeys {
         Path::from(format!("{}/compliance.ledger", self.base))
     }
 
+    /// Where the stream's segment objects are listed.
+    pub fn segments(&self) -> Path {
+        Path::from(format!("{}/segments", self.base))
+    }
+
     /// A dictionary object; `name` is its file name in the data directory.
     pub fn dict(&self, name: &str) -> Path {
         Path::from(format!("{}/dict/{name}", self.base))
