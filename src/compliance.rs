@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use gapless_storage::activity::{EARLIEST_MS, LATEST_MS};
 use gapless_storage::compliance::{self, purge, Action, Event, Family, Policy, PolicySummary, PurgeLog, Source};
 use gapless_storage::io::StdFs;
-use gapless_storage::layout;
+use gapless_storage::{layout, Minute};
 use gapless_time::rfc3339_ms;
 use serde::Serialize;
 
@@ -48,6 +49,10 @@ pub struct StreamReport {
     pub undeleted_after_purge: Vec<String>,
     /// Compliance messages that name no usable ID (by line hash).
     pub not_applied: NotAppliedList,
+    /// Minutes evicted to the bucket (`[archive] local_max`): a purge pass
+    /// does not reach them, so their objects keep what they held when
+    /// evicted (readers still hide it).
+    pub evicted_minutes_not_purged: u64,
 }
 
 #[derive(Serialize, Default)]
@@ -174,6 +179,8 @@ fn stream_report(label: &str, dir: &Path, purge_after: Duration, now_ms: i64) ->
         pending,
         undeleted_after_purge: undeleted.iter().map(u64::to_string).collect(),
         not_applied,
+        evicted_minutes_not_purged: layout::evicted_minutes(dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?
+            .len() as u64,
     })
 }
 
@@ -221,6 +228,13 @@ impl Report {
                 for n in &s.not_applied.listed {
                     let _ = writeln!(out, "    {} line {}: {}", n.time, n.line_hash, n.reason);
                 }
+            }
+            if s.evicted_minutes_not_purged > 0 {
+                let _ = writeln!(
+                    out,
+                    "  not purged: {} minutes evicted to the bucket (the purge does not reach them; readers hide their content)",
+                    s.evicted_minutes_not_purged
+                );
             }
             if s.ledger_torn_bytes > 0 {
                 let _ = writeln!(out, "  the ledger ends in {} bytes that do not verify", s.ledger_torn_bytes);

@@ -155,6 +155,14 @@ impl Purger {
         let todo: VecDeque<Minute> =
             layout::minutes_with_segments(&self.stream_dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?
                 .into();
+        let evicted =
+            layout::evicted_minutes(&self.stream_dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?.len();
+        if evicted > 0 {
+            tracing::warn!(
+                evicted,
+                "compliance purge: minutes evicted to the bucket are not purged (readers hide their content)"
+            );
+        }
         tracing::info!(events = new.len(), minutes = todo.len(), "compliance purge: a pass starts");
         Ok(Some(Pass {
             policy: Arc::new(Policy::of(&all_due)),

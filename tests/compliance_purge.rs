@@ -117,6 +117,14 @@ fn content_is_purged_after_the_delay_and_an_undo_inside_it_keeps_it() {
     let r = report(dir.path(), None, DELAY, later + 2000).unwrap();
     assert_eq!(r.streams[0].undeleted_after_purge, vec!["1".to_string()]);
     assert!(r.text().contains("gone for good): users 1"), "{}", r.text());
+    assert_eq!(r.streams[0].evicted_minutes_not_purged, 0);
+    // A minute evicted to the bucket is out of the purge's reach: said.
+    let evicted = layout::evicted_path(&segment_path(w.dir(), Minute::of_ms(T0 + 7_200_000)));
+    std::fs::create_dir_all(evicted.parent().unwrap()).unwrap();
+    std::fs::write(&evicted, b"{}").unwrap();
+    let r = report(dir.path(), None, DELAY, later + 2000).unwrap();
+    assert_eq!(r.streams[0].evicted_minutes_not_purged, 1);
+    assert!(r.text().contains("not purged: 1 minutes evicted"), "{}", r.text());
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["schema"], "gapless.compliance-report/1");
     assert_eq!(json["streams"][0]["purged"]["events"], 2);
