@@ -117,3 +117,42 @@ fn a_missing_file_is_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("/nonexistent.gz"), "{err}");
 }
+
+/// Compliance events in imported files go to the stream's ledger like
+/// those of the stream, and `gapless compliance` reports them.
+#[test]
+fn imported_compliance_events_are_in_the_ledger_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let posts: Vec<serde_json::Value> = NATIVE.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (first, second) = (posts[0]["id_str"].as_str().unwrap(), posts[1]["user"]["id_str"].as_str().unwrap());
+    let ms = posts[0]["timestamp_ms"].as_str().map_or(1_500_000_000_000, |t| t.parse::<i64>().unwrap());
+    let mut file = NATIVE.to_string();
+    file.push_str(&format!(
+        "{{\"delete\":{{\"status\":{{\"id_str\":\"{first}\",\"user_id_str\":\"1\"}},\"timestamp_ms\":\"{ms}\"}}}}\n"
+    ));
+    file.push_str(&format!("{{\"user_protect\":{{\"id_str\":\"{second}\",\"timestamp_ms\":\"{ms}\"}}}}\n"));
+    let path = dir.path().join("with-events.ndjson");
+    std::fs::write(&path, file).unwrap();
+    let data = dir.path().join("data");
+    let (ok, out, err) = gapless(&[
+        "import".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--stream".as_ref(),
+        "a".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let events = gapless_storage::compliance::load(&data.join("streams/a")).unwrap();
+    assert_eq!(events.source, gapless_storage::compliance::Source::Ledger);
+    assert_eq!(events.events.len(), 2);
+    let (ok, out, err) = gapless(&["compliance".as_ref(), "--data".as_ref(), data.as_os_str(), "--json".as_ref()]);
+    assert!(ok, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &report["streams"][0];
+    assert_eq!(s["stream"], "a");
+    assert_eq!((s["events"]["delete"].as_u64(), s["events"]["user_protect"].as_u64()), (Some(1), Some(1)));
+    assert_eq!((s["applied"]["deleted_posts"].as_u64(), s["applied"]["protected_users"].as_u64()), (Some(1), Some(1)));
+    let (ok, text, _) = gapless(&["compliance".as_ref(), "--data".as_ref(), data.as_os_str()]);
+    assert!(ok && text.contains("a: 2 events from the ledger"), "{text}");
+}
