@@ -306,6 +306,67 @@ impl Uploader {
         Ok(round)
     }
 
+    /// Purges the minutes evicted from the data directory (a marker and no
+    /// segment), in the bucket: each object is read back and checked,
+    /// rewritten without what `policy` removes (as a purge of a local
+    /// segment, `gapless_storage::compliance::purge`), uploaded as a new
+    /// object and read back; then the day's manifest names it, then the
+    /// local marker, and only then is the old object deleted. A crash
+    /// before the marker is replaced leaves the old object named by it: the
+    /// next round names it again and the next purge does it again.
+    pub async fn purge_evicted(&mut self, policy: &gapless_storage::compliance::Policy) -> Result<EvictedPurge> {
+        let mut out = EvictedPurge::default();
+        let Some(partitions) = self.coverage.partitions(&self.label)? else { return Ok(out) };
+        let all = Minute::of_ms(gapless_storage::activity::EARLIEST_MS)..Minute::of_ms(gapless_storage::activity::LATEST_MS);
+        let dict_dir = layout::dict_dir(&self.stream_dir);
+        for minute in layout::evicted_minutes(&self.stream_dir, all.start, all.end)? {
+            let path = layout::segment_path(&self.stream_dir, minute);
+            let Some(marker) = read_marker(&path)? else { continue };
+            let key = Path::from(marker.key.as_str());
+            let old = self.bucket.get(&key).await?.ok_or_else(|| Error::Verify {
+                key: marker.key.clone(),
+                why: "the evicted minute's object is not in the bucket".into(),
+            })?;
+            let crc = crc32c::crc32c(&old);
+            if (old.len() as u64, crc) != (marker.bytes, marker.crc32c) {
+                return Err(Error::Checksum { key: marker.key.clone(), bytes: old.len() as u64, expected: marker.crc32c, got: crc });
+            }
+            let Some(copy) = gapless_storage::compliance::purge::purge_copy(&old, minute, &dict_dir, policy)? else {
+                continue;
+            };
+            let crc = crc32c::crc32c(&copy.bytes);
+            let object = self.keys.segment(minute, crc);
+            let bytes = copy.bytes.len() as u64;
+            self.bucket.put_verified(&object, Bytes::from(copy.bytes)).await?;
+            let day = minute.day_dir();
+            let mut m = self.manifest(&day, partitions).await?;
+            let entry_key = Manifest::minute_key(minute);
+            let counts = m.minutes.get(&entry_key).map(|o| o.counts).unwrap_or_default();
+            m.minutes.insert(entry_key, MinuteObject { key: object.to_string(), bytes, crc32c: crc, counts });
+            m.writer = self.writer.clone();
+            let body = serde_json::to_vec_pretty(&m)
+                .map_err(|e| Error::BadManifest { key: self.keys.manifest(&day).to_string(), why: e.to_string() })?;
+            if let Err(e) = self.publish(&day, Bytes::from(body)).await {
+                self.manifests.remove(&day);
+                self.versions.remove(&day);
+                return Err(e);
+            }
+            self.manifests.insert(day, m);
+            let marker = EvictionMarker { format: MARKER_FORMAT.into(), key: object.to_string(), bytes, crc32c: crc };
+            let json = serde_json::to_vec(&marker).map_err(|e| Error::BadManifest { key: path.display().to_string(), why: e.to_string() })?;
+            gapless_storage::segment::replace_atomically(&gapless_storage::io::StdFs, &layout::evicted_path(&path), &json)?;
+            if key != object {
+                if let Err(e) = self.bucket.delete(&key).await {
+                    tracing::warn!(error = %e, "a purged minute's old object could not be deleted; it is unused");
+                }
+            }
+            out.minutes += 1;
+            out.purged += copy.purged;
+            out.scrubbed += copy.scrubbed;
+        }
+        Ok(out)
+    }
+
     /// The object an eviction marker names, read back and checked, with the
     /// frames of the first `len` bytes of `file` (a segment started after
     /// the eviction) after it.
@@ -477,6 +538,16 @@ pub struct EvictionMarker {
     pub key: String,
     pub bytes: u64,
     pub crc32c: u32,
+}
+
+/// What [`Uploader::purge_evicted`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvictedPurge {
+    /// Evicted minutes whose object was rewritten.
+    pub minutes: usize,
+    /// Records left out, and rewritten.
+    pub purged: usize,
+    pub scrubbed: usize,
 }
 
 /// A segment the caller may evict (`StreamWriter::evict`): its copy in the

@@ -82,6 +82,77 @@ pub fn add_purged_keys(fs: &dyn Filesystem, segment: &Path, keys: &[Key]) -> Res
     crate::segment::replace_atomically(fs, &layout::purged_path(segment), &bytes)
 }
 
+/// What a purge of a copy did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgedCopy {
+    /// The segment's new bytes.
+    pub bytes: Vec<u8>,
+    /// Records left out, and rewritten.
+    pub purged: usize,
+    pub scrubbed: usize,
+}
+
+/// Purges a copy of `minute`'s segment (`bytes`, e.g. its object in a
+/// bucket, whose local segment was evicted): the same rewrite a purge of
+/// the local segment does, at the store's seal level, with the stream's
+/// dictionaries in `dict_dir`. `None` when nothing changes.
+pub fn purge_copy(bytes: &[u8], minute: crate::Minute, dict_dir: &Path, policy: &Policy) -> Result<Option<PurgedCopy>> {
+    let config = crate::store::StoreConfig::default();
+    let dir = tempfile_dir()?;
+    let path = layout::segment_path(dir.path(), minute);
+    let fs = crate::io::StdFs;
+    if let Some(day) = path.parent() {
+        std::fs::create_dir_all(day).ctx("create directory", day)?;
+    }
+    std::fs::write(&path, bytes).ctx("write", &path)?;
+    let mut compressor = crate::store::seal::seal_compressor(config.seal_level)?;
+    let mut dicts = crate::dict::Dictionaries::new(dict_dir);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let done = crate::store::seal::seal_to_tmp(
+        &fs,
+        dir.path(),
+        minute,
+        bytes.len() as u64,
+        config.frame_raw_bytes,
+        &mut compressor,
+        &mut dicts,
+        &never,
+        Some(policy),
+    )?;
+    match done {
+        Ok((tmp, stats)) => {
+            let bytes = std::fs::read(&tmp).ctx("read", &tmp)?;
+            Ok(Some(PurgedCopy { bytes, purged: stats.purged, scrubbed: stats.scrubbed }))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> Result<TempDir> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::temp_dir();
+    let name = format!("gapless-purge-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let path = base.join(name);
+    std::fs::create_dir_all(&path).ctx("create directory", &path)?;
+    Ok(TempDir(path))
+}
+
 /// The events due for purge at `now_ms`: of the kinds purge applies
 /// (see the module doc), at least `delay_ms` old, and not in `done`. A
 /// `user_delete` is due only if the user is still deleted (`current`, the

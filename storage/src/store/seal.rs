@@ -74,14 +74,14 @@ pub enum SealOutcome {
 }
 
 /// The compressor of sealed frames.
-pub(super) fn seal_compressor(level: i32) -> Result<zstd::bulk::Compressor<'static>> {
+pub(crate) fn seal_compressor(level: i32) -> Result<zstd::bulk::Compressor<'static>> {
     let mut c = zstd::bulk::Compressor::new(level).map_err(Error::Compression)?;
     c.set_parameter(zstd::stream::raw::CParameter::WindowLog(SEAL_WINDOW_LOG)).map_err(Error::Compression)?;
     Ok(c)
 }
 
 /// Why [`seal_to_tmp`] wrote nothing.
-pub(super) enum NotSealed {
+pub(crate) enum NotSealed {
     /// Already as few frames as its size needs, or no segment.
     NothingToDo,
     /// Abandoned (shutdown).
@@ -92,7 +92,7 @@ pub(super) enum NotSealed {
 /// its temporary path, fsynced; see the module doc. Returns the temporary
 /// path and what it holds. On error or cancellation nothing is left behind.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn seal_to_tmp(
+pub(crate) fn seal_to_tmp(
     fs: &dyn Filesystem,
     dir: &Path,
     minute: Minute,
