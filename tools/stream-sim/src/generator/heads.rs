@@ -71,7 +71,7 @@ pub(super) enum Class {
 
 /// The head of a Post: its ID and author.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct PostHead {
+pub(crate) struct PostHead {
     pub ms: i64,
     pub id: u64,
     pub author_idx: u64,
@@ -137,10 +137,16 @@ impl Generator {
     }
 
     /// The heads of the Posts (by class) of second `sec`, in activity order.
-    pub(super) fn posts_of(&self, sec: i64) -> Vec<PostHead> {
+    pub(crate) fn posts_of(&self, sec: i64) -> Vec<PostHead> {
         let mut pend = self.pending(sec);
         pend.retain(|p| self.class(p.roll) == Class::Post);
         pend.iter_mut().map(|p| post_head(&mut p.rng, p.ms, p.seq)).collect()
+    }
+
+    /// The user ID of a Post's author.
+    #[cfg(test)]
+    pub(crate) fn author_id(&self, p: &PostHead) -> u64 {
+        self.payload.user_id(p.author_idx)
     }
 
     /// The heads of the likes (by class) of second `sec`, in activity order.
