@@ -9,7 +9,7 @@
 //! heads of an earlier second, and the generator stays stateless:
 //!
 //! - A **Post delete** names a real Post of an earlier second, seconds to
-//!   minutes or hours to two days earlier ([`DELETE_AGES_S`]), and its
+//!   minutes or half an hour to two days earlier ([`DELETE_AGES_S`]), and its
 //!   author. No Post is deleted twice: the `k`-th delete of second `s`, at
 //!   age index `a`, takes slot `a + |ages|·k` of the target second
 //!   `s − age`, and a slot maps to a Post by a rotation fixed per target
@@ -20,8 +20,8 @@
 //! - `status_withheld` names a real earlier Post and its author;
 //!   `user_withheld`, `scrub_geo` and the hiding user events (`user_delete`,
 //!   `user_protect`, `user_suspend`) the author of one (so users who post,
-//!   heavy posters more often). `scrub_geo` prefers a geotagged Post and
-//!   scrubs up to its ID or a later one.
+//!   heavy posters more often), at the same ages as deletes. `scrub_geo`
+//!   prefers a geotagged Post and scrubs up to its ID or a later one.
 //! - An **undo** (`user_undelete`, `user_unprotect`, `user_unsuspend`)
 //!   looks back from a few seconds to minutes earlier, second by second
 //!   (within [`UNDO_SCAN_ACTIVITIES`] activities' heads), for a hiding event
@@ -33,7 +33,13 @@
 //! every message names something real. Searches look only at activities
 //! whose *class* (their first draw) is Post or like, so they never recurse
 //! beyond one level (an undo resolves the hiding event it finds, which only
-//! looks for a Post).
+//! looks for a Post). The heads of a second are computed once per generated
+//! second ([`HeadCache`]), so a Firehose second, whose hundred deletes name
+//! Posts of 16 seconds, costs 16 seconds' heads, not a hundred.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::Generator;
 use crate::payload::{draw_liked, geo_tagged, user_index, Compliance, Liked, UserEvent};
@@ -58,6 +64,26 @@ pub const UNLIKE_AGES_S: [i64; 8] = [2, 5, 10, 20, 45, 90, 180, 420];
 pub const UNDO_SCAN_ACTIVITIES: u64 = 16_384;
 /// ... and at most this many seconds.
 const UNDO_SCAN_SECONDS: i64 = 3_600;
+
+/// Heads of earlier seconds, computed once per generated second: the
+/// messages of a second name activities of few distinct seconds (one per
+/// age), so on a Firehose the heads of each are computed once, not once per
+/// message. Pure memoization: it never changes what is generated.
+#[derive(Default)]
+pub(super) struct HeadCache {
+    posts: RefCell<HashMap<i64, Rc<Vec<PostHead>>>>,
+    likes: RefCell<HashMap<i64, Rc<Vec<LikeHead>>>>,
+}
+
+impl HeadCache {
+    fn posts(&self, g: &Generator, sec: i64) -> Rc<Vec<PostHead>> {
+        self.posts.borrow_mut().entry(sec).or_insert_with(|| Rc::new(g.posts_of(sec))).clone()
+    }
+
+    fn likes(&self, g: &Generator, sec: i64) -> Rc<Vec<LikeHead>> {
+        self.likes.borrow_mut().entry(sec).or_insert_with(|| Rc::new(g.likes_of(sec))).clone()
+    }
+}
 
 /// What an activity is, by its first draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,39 +194,40 @@ impl Generator {
 
     /// The Post that the `k`-th Post delete of its second names: (status ID,
     /// author's user ID).
-    pub(super) fn delete_head(&self, r: &mut Rng, ms: i64, k: u64) -> Option<(u64, u64)> {
+    pub(super) fn delete_head(&self, r: &mut Rng, ms: i64, k: u64, cache: &HeadCache) -> Option<(u64, u64)> {
         let a = r.below(DELETE_AGES_S.len() as u64) as usize;
         let t = ms.div_euclid(1000) - DELETE_AGES_S[a];
         let slot = a + DELETE_AGES_S.len() * k as usize;
         if slot as u64 >= self.count_in_second(t) {
             return None;
         }
-        let p = self.slot_pick(&self.posts_of(t), t, slot, 0xDE1E7E)?;
+        let p = self.slot_pick(&cache.posts(self, t), t, slot, 0xDE1E7E)?;
         Some((p.id, self.payload.user_id(p.author_idx)))
     }
 
     /// The like that the `k`-th unlike of its second names: (liked Post ID,
     /// liker's user ID).
-    pub(super) fn unlike_head(&self, r: &mut Rng, ms: i64, k: u64) -> Option<(u64, u64)> {
+    pub(super) fn unlike_head(&self, r: &mut Rng, ms: i64, k: u64, cache: &HeadCache) -> Option<(u64, u64)> {
         let a = r.below(UNLIKE_AGES_S.len() as u64) as usize;
         let t = ms.div_euclid(1000) - UNLIKE_AGES_S[a];
         let slot = a + UNLIKE_AGES_S.len() * k as usize;
         if slot as u64 >= self.count_in_second(t) {
             return None;
         }
-        let l = self.slot_pick(&self.likes_of(t), t, slot, 0x0F1E)?;
+        let l = self.slot_pick(&cache.likes(self, t), t, slot, 0x0F1E)?;
         Some((l.liked.liked_id, self.payload.user_id(l.liked.liker_idx)))
     }
 
-    /// A real Post of an earlier second (seconds to minutes or hours to two
-    /// days before `ms`), geotagged if `prefer_geo` and the second has one;
-    /// up to 8 seconds further back when a second has no Post.
-    fn find_post(&self, r: &mut Rng, ms: i64, prefer_geo: bool) -> Option<PostHead> {
-        let age = if r.chance(0.5) { r.range(1, 600) } else { r.range(3_600, 2 * 86_400) } as i64;
+    /// A real Post of an earlier second (at one of [`DELETE_AGES_S`] before
+    /// `ms`, so that the seconds' heads are shared with the deletes),
+    /// geotagged if `prefer_geo` and the second has one; up to 7 seconds
+    /// further back when a second has no Post.
+    fn find_post(&self, r: &mut Rng, ms: i64, prefer_geo: bool, cache: &HeadCache) -> Option<PostHead> {
+        let age = DELETE_AGES_S[r.below(DELETE_AGES_S.len() as u64) as usize];
         let pick = r.next_u64();
         let start = ms.div_euclid(1000) - age;
         for t in (start - 7..=start).rev() {
-            let posts = self.posts_of(t);
+            let posts = cache.posts(self, t);
             if posts.is_empty() {
                 continue;
             }
@@ -217,36 +244,36 @@ impl Generator {
 
     /// A compliance message other than a Post delete: its kind, then what it
     /// names.
-    pub(super) fn compliance_head(&self, r: &mut Rng, ms: i64) -> Option<Compliance> {
+    pub(super) fn compliance_head(&self, r: &mut Rng, ms: i64, cache: &HeadCache) -> Option<Compliance> {
         let kind = KINDS[r.below(KINDS.len() as u64) as usize];
-        self.resolve(kind, r, ms)
+        self.resolve(kind, r, ms, cache)
     }
 
-    fn resolve(&self, kind: Kind, r: &mut Rng, ms: i64) -> Option<Compliance> {
+    fn resolve(&self, kind: Kind, r: &mut Rng, ms: i64, cache: &HeadCache) -> Option<Compliance> {
         let uid = |p: &PostHead| self.payload.user_id(p.author_idx);
         Some(match kind {
             Kind::ScrubGeo => {
-                let p = self.find_post(r, ms, true)?;
+                let p = self.find_post(r, ms, true, cache)?;
                 let later_ms = p.ms + r.below((ms - p.ms).max(1) as u64) as i64;
                 let later = snowflake(later_ms, r.below(1024), r.below(4096));
                 let up_to = if r.chance(0.5) { p.id } else { later.max(p.id) };
                 Compliance::ScrubGeo { user_id: uid(&p), up_to }
             }
             Kind::StatusWithheld => {
-                let p = self.find_post(r, ms, false)?;
+                let p = self.find_post(r, ms, false, cache)?;
                 Compliance::StatusWithheld { status_id: p.id, user_id: uid(&p) }
             }
-            Kind::UserWithheld => Compliance::UserWithheld { user_id: uid(&self.find_post(r, ms, false)?) },
+            Kind::UserWithheld => Compliance::UserWithheld { user_id: uid(&self.find_post(r, ms, false, cache)?) },
             Kind::User(event) => match event.undoes() {
-                None => Compliance::User { event, user_id: uid(&self.find_post(r, ms, false)?) },
-                Some(hide) => Compliance::User { event, user_id: self.find_hidden(r, ms, hide)? },
+                None => Compliance::User { event, user_id: uid(&self.find_post(r, ms, false, cache)?) },
+                Some(hide) => Compliance::User { event, user_id: self.find_hidden(r, ms, hide, cache)? },
             },
         })
     }
 
     /// The user of a `hide` event found looking back from 1 s to 5 min
     /// before `ms`, latest first.
-    fn find_hidden(&self, r: &mut Rng, ms: i64, hide: UserEvent) -> Option<u64> {
+    fn find_hidden(&self, r: &mut Rng, ms: i64, hide: UserEvent, cache: &HeadCache) -> Option<u64> {
         let start = ms.div_euclid(1000) - r.range(1, 300) as i64;
         let mut examined = 0;
         for t in (start - UNDO_SCAN_SECONDS..=start).rev() {
@@ -258,7 +285,7 @@ impl Generator {
                 }
                 let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
                 if kind == Kind::User(hide) {
-                    if let Some(Compliance::User { user_id, .. }) = self.resolve(kind, &mut rng, hide_ms) {
+                    if let Some(Compliance::User { user_id, .. }) = self.resolve(kind, &mut rng, hide_ms, cache) {
                         return Some(user_id);
                     }
                 }
