@@ -368,10 +368,17 @@ impl Ledger {
         if withheld_applies && withheld == Withheld::Drop {
             return Outcome::WithheldDropped;
         }
+        let scrub_applies = rec.posts.iter().any(
+            |p| matches!((p.id, p.user.and_then(|u| self.scrub_geo.get(&u))), (Some(id), Some(up_to)) if id <= *up_to),
+        );
+        if !withheld_applies && !scrub_applies {
+            return Outcome::Kept { line: None, withheld_marked: false, geo_scrubbed: false };
+        }
         let mut edits = Vec::new();
         let top = spans::object_at(line, 0);
         if withheld_applies {
-            let list = format!("[{}]", cs.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(","));
+            let quoted: Vec<String> = cs.iter().filter_map(|c| serde_json::to_string(c).ok()).collect();
+            let list = format!("[{}]", quoted.join(","));
             if let Some(top) = &top {
                 match top.get("withheld_in_countries") {
                     Some(m) => edits.push((m.start, m.end, list.into_bytes())),

@@ -316,3 +316,29 @@ fn one_partition_is_the_whole_export_restricted_to_it() {
     assert!(!one.entries.is_empty() && one.entries.len() < all.entries.len());
     assert_eq!(one.entries.iter().collect::<Vec<_>>(), want);
 }
+
+#[test]
+fn activity_streams_deletes_leave_their_posts_out() {
+    let mut spec = StreamSpec::new(StreamKind::Sample10, "as");
+    spec.rate = 100.0;
+    spec.format = crate::stream::Format::ActivityStreams;
+    let g = Generator::new(11, &spec);
+    let (from, to) = (FROM, FROM + 60_000);
+    let raw: Vec<Activity> = g.range(from, to, None).collect();
+    let truth = compliant_truth(&g, &CompliantQuery::new(from, to));
+    let kept: HashSet<&Key> = truth.entries.iter().map(|e| &e.key).collect();
+    let deleted: HashSet<u64> =
+        raw.iter().filter_map(|a| if let Key::Delete(id) = a.key { Some(id) } else { None }).collect();
+    let mut gone = 0;
+    for a in &raw {
+        if let Key::Post(id) = a.key {
+            assert_eq!(json(&a.line)["verb"].as_str().map(|v| v == "post" || v == "share"), Some(true));
+            if deleted.contains(&id) {
+                assert!(!kept.contains(&a.key), "deleted Post {id} exported");
+                gone += 1;
+            }
+        }
+    }
+    assert!(gone >= 10, "{gone}");
+    assert!(truth.counts.deleted >= gone);
+}
