@@ -12,16 +12,26 @@
 //! by delivery time; Recovery and `truth` go by activity time.
 //!
 //! This module decides how many activities a second holds, their times, kinds,
-//! keys, partitions and latencies; `payload` writes their bytes.
+//! keys, partitions and latencies; [`heads`] what each is and what a
+//! compliance message names (a real Post, user or like the stream sent
+//! earlier); `payload` writes their bytes.
+//!
+//! On a stream of Posts, ~2 % of activities are Post deletes and ~0.3 %
+//! other compliance messages (`scrub_geo`, `status_withheld`,
+//! `user_withheld`, `user_delete`/`user_undelete`,
+//! `user_protect`/`user_unprotect`, `user_suspend`/`user_unsuspend`, equally
+//! likely); on Likes, ~5 % are unlikes.
+
+pub mod heads;
 
 use bytes::Bytes;
 
 use crate::clock::StreamMs;
-use crate::payload::{write_delete, write_unlike, Writer, USERS};
+use crate::payload::{write_compliance, write_delete, write_unlike, Writer};
 use crate::rng::{fnv1a64, hash_str, mix64, Rng};
-use crate::snowflake::past_snowflake;
 pub use crate::snowflake::{snowflake, snowflake_ms, TWEPOCH_MS};
 use crate::stream::{Format, StreamKind, StreamSpec};
+use heads::{like_head, post_head, Class};
 
 /// Realtime delivery latency is in `[MIN_LATENCY_MS, MAX_LATENCY_MS)`.
 pub const MIN_LATENCY_MS: i64 = 200;
@@ -106,10 +116,23 @@ pub fn daily_factor(ms: StreamMs) -> f64 {
     1.0 + 0.3 * (2.0 * std::f64::consts::PI * (day_frac - 0.416)).sin()
 }
 
+/// An activity of a second before its head is drawn: its time, index,
+/// sequence within its millisecond, its first draw (the class) and its
+/// random stream after it.
 struct Pending {
     ms: i64,
     idx: u64,
+    seq: u64,
+    roll: f64,
     rng: Rng,
+}
+
+/// Which activities of a second to generate.
+#[derive(Clone, Copy)]
+struct Filter {
+    partition: Option<u32>,
+    /// Only deletes, unlikes and other compliance messages.
+    messages_only: bool,
 }
 
 impl Generator {
@@ -150,30 +173,77 @@ impl Generator {
     /// Like [`Generator::second`], only the activities of `partition` (if
     /// given); the others' payloads are not generated.
     pub fn second_of(&self, sec: i64, partition: Option<u32>) -> Vec<Activity> {
-        let n = self.count_in_second(sec);
-        let mut pend: Vec<Pending> = (0..n)
-            .map(|i| {
-                let mut rng = Rng::from_words(&[self.seed, self.stream_word, sec as u64, i]);
-                let ms = sec * 1000 + rng.below(1000) as i64;
-                Pending { ms, idx: i, rng }
-            })
-            .collect();
-        pend.sort_by_key(|p| (p.ms, p.idx));
-        let mut out = Vec::with_capacity(pend.len());
-        let mut seq_in_ms = 0u64;
-        let mut last_ms = i64::MIN;
-        for mut p in pend {
-            if p.ms == last_ms {
-                seq_in_ms += 1;
+        self.second_filtered(sec, Filter { partition, messages_only: false })
+    }
+
+    fn second_filtered(&self, sec: i64, filter: Filter) -> Vec<Activity> {
+        let mut out = Vec::new();
+        let mut ranks = 0u64;
+        let cache = heads::HeadCache::default();
+        for mut p in self.pending(sec) {
+            let class = self.class(p.roll);
+            // Deletes and unlikes are ranked in their second (see `heads`).
+            let rank = if matches!(class, Class::Delete | Class::Unlike) {
+                ranks += 1;
+                ranks - 1
             } else {
-                seq_in_ms = 0;
-                last_ms = p.ms;
+                0
+            };
+            if filter.messages_only && matches!(class, Class::Post | Class::Like) {
+                continue;
             }
-            if let Some(a) = self.activity(p.ms, seq_in_ms, &mut p.rng, partition) {
+            if let Some(a) = self.activity(&mut p, class, rank, filter, &cache) {
                 out.push(a);
             }
         }
         out
+    }
+
+    /// The activities of second `sec` before their heads, in activity-time
+    /// order.
+    fn pending(&self, sec: i64) -> Vec<Pending> {
+        let n = self.count_in_second(sec);
+        let mut pend: Vec<Pending> = (0..n)
+            .map(|idx| {
+                let (ms, roll, rng) = self.first_draws(sec, idx);
+                Pending { ms, idx, seq: 0, roll, rng }
+            })
+            .collect();
+        pend.sort_by_key(|p| (p.ms, p.idx));
+        let mut last_ms = i64::MIN;
+        let mut seq = 0;
+        for p in &mut pend {
+            if p.ms == last_ms {
+                seq += 1;
+            } else {
+                seq = 0;
+                last_ms = p.ms;
+            }
+            p.seq = seq;
+        }
+        pend
+    }
+
+    /// Activity `idx` of second `sec`: its time, its class draw and its
+    /// random stream after them.
+    fn first_draws(&self, sec: i64, idx: u64) -> (i64, f64, Rng) {
+        let mut rng = Rng::from_words(&[self.seed, self.stream_word, sec as u64, idx]);
+        let ms = sec * 1000 + rng.below(1000) as i64;
+        let roll = rng.unit();
+        (ms, roll, rng)
+    }
+
+    /// Deletes, unlikes and the other compliance messages (no Posts, no
+    /// likes) of every partition with activity time in `[from_ms, to_ms)`,
+    /// in activity-time order: what a ledger of the range is made of,
+    /// without writing a Post.
+    pub fn messages(&self, from_ms: StreamMs, to_ms: StreamMs) -> impl Iterator<Item = Activity> + '_ {
+        let first = from_ms.div_euclid(1000);
+        let last = (to_ms - 1).div_euclid(1000);
+        let filter = Filter { partition: None, messages_only: true };
+        (first..=last).flat_map(move |sec| {
+            self.second_filtered(sec, filter).into_iter().filter(move |a| a.time_ms >= from_ms && a.time_ms < to_ms)
+        })
     }
 
     /// Activities with activity time in `[from_ms, to_ms)`, optionally of one
@@ -204,40 +274,51 @@ impl Generator {
             + (mix64(word ^ self.stream_word ^ 0x01A7_E4C7) % (MAX_LATENCY_MS - MIN_LATENCY_MS) as u64) as i64
     }
 
-    /// Generate one activity; `None` when `keep` refuses its partition (the
+    /// Generate one activity; `None` when the filter refuses it (the
     /// payload, the expensive part, is then never written). The draws that
-    /// decide the key, partition and latency come first, so filtering does
-    /// not change the activities that are kept.
-    fn activity(&self, ms: i64, seq: u64, r: &mut Rng, keep: Option<u32>) -> Option<Activity> {
+    /// decide the head, partition and latency come first, so filtering does
+    /// not change the activities that are kept. `rank` is a delete's or an
+    /// unlike's rank among those of its second.
+    fn activity(
+        &self,
+        p: &mut Pending,
+        class: Class,
+        rank: u64,
+        filter: Filter,
+        cache: &heads::HeadCache,
+    ) -> Option<Activity> {
         enum Head {
             Unlike(u64, u64),
-            Like(u128),
+            Like(heads::LikeHead),
             Delete(u64, u64),
-            Compliance,
-            Post(u64),
+            Compliance(crate::payload::Compliance),
+            Post(heads::PostHead),
         }
-        let roll = r.unit();
-        let (head, word) = if self.kind == StreamKind::Likes {
-            if roll < 0.05 {
-                let tweet_id = past_snowflake(r, ms, 60_000, 7 * 86_400_000);
-                let user_id = self.payload.user_id(r.below(USERS));
-                (Head::Unlike(tweet_id, user_id), tweet_id)
-            } else {
-                let id = (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64());
-                (Head::Like(id), id as u64)
-            }
-        } else if roll < 0.02 {
-            let status_id = past_snowflake(r, ms, 1_000, 2 * 86_400_000);
-            let user_id = self.payload.user_id(r.below(USERS));
-            (Head::Delete(status_id, user_id), status_id)
-        } else if roll < 0.023 {
-            (Head::Compliance, r.next_u64())
-        } else {
-            let id = snowflake(ms, r.below(1024), seq);
-            (Head::Post(id), id)
+        let (ms, r) = (p.ms, &mut p.rng);
+        let head = match class {
+            Class::Unlike => self.unlike_head(r, ms, rank, cache).map(|(t, u)| Head::Unlike(t, u)),
+            Class::Delete => self.delete_head(r, ms, rank, cache).map(|(s, u)| Head::Delete(s, u)),
+            Class::Compliance => self.compliance_head(r, ms, cache).map(Head::Compliance),
+            Class::Like | Class::Post => None,
+        };
+        // A message that names nothing real is the stream's ordinary activity.
+        let head = match head {
+            Some(h) => h,
+            None if self.kind == StreamKind::Likes => Head::Like(like_head(r, ms)),
+            None => Head::Post(post_head(r, ms, p.seq)),
+        };
+        if filter.messages_only && matches!(head, Head::Like(_) | Head::Post(_)) {
+            return None;
+        }
+        let word = match &head {
+            Head::Unlike(tweet_id, _) => *tweet_id,
+            Head::Like(l) => l.id as u64,
+            Head::Delete(status_id, _) => *status_id,
+            Head::Compliance(_) => r.next_u64(),
+            Head::Post(h) => h.id,
         };
         let partition = self.partition_of(word);
-        if keep.is_some_and(|p| p != partition) {
+        if filter.partition.is_some_and(|p| p != partition) {
             return None;
         }
         let mut s = String::with_capacity(4096);
@@ -246,21 +327,21 @@ impl Generator {
                 write_unlike(&mut s, tweet_id, user_id, ms);
                 Key::Unlike { tweet_id, user_id, timestamp_ms: ms }
             }
-            Head::Like(id) => {
-                self.payload.write_like(&mut s, id, ms, r);
-                Key::Like(id)
+            Head::Like(l) => {
+                self.payload.write_like(&mut s, l.id, ms, &l.liked);
+                Key::Like(l.id)
             }
             Head::Delete(status_id, user_id) => {
                 write_delete(&mut s, status_id, user_id, ms);
                 Key::Delete(status_id)
             }
-            Head::Compliance => {
-                self.payload.write_compliance(&mut s, ms, r);
+            Head::Compliance(c) => {
+                write_compliance(&mut s, &c, ms, r);
                 Key::Compliance(fnv1a64(s.as_bytes()))
             }
-            Head::Post(id) => {
-                self.payload.write_post(&mut s, id, ms, r);
-                Key::Post(id)
+            Head::Post(h) => {
+                self.payload.write_post(&mut s, h.id, ms, h.author_idx, r);
+                Key::Post(h.id)
             }
         };
         if self.activity_streams && matches!(key, Key::Post(_) | Key::Delete(_)) {
@@ -388,7 +469,7 @@ mod golden {
                 h = mix64(h);
             }
         }
-        assert_eq!(h, 0xbbd2_de64_11f4_51c9, "generator output changed: {h:#018x}");
+        assert_eq!(h, 0xc197_e47b_6352_a6a8, "generator output changed: {h:#018x}");
     }
 
     /// A minute of every stream kind (and of Activity Streams), hashed
@@ -430,6 +511,13 @@ mod golden {
                         ("user_withheld", "{\"user_withheld\":"),
                         ("user_protect", "{\"user_protect\":"),
                         ("user_delete", "{\"user_delete\":"),
+                        ("user_undelete", "{\"user_undelete\":"),
+                        ("user_unprotect", "{\"user_unprotect\":"),
+                        ("user_suspend", "{\"user_suspend\":"),
+                        ("user_unsuspend", "{\"user_unsuspend\":"),
+                        ("post delete", "{\"delete\":{\"status\":"),
+                        ("favorite delete", "{\"delete\":{\"favorite\":"),
+                        ("geo", "\"coordinates\":{\"type\":\"Point\""),
                     ]
                 };
                 for (name, needle) in shapes {
@@ -458,11 +546,18 @@ mod golden {
             "user_withheld",
             "user_protect",
             "user_delete",
+            "user_undelete",
+            "user_unprotect",
+            "user_suspend",
+            "user_unsuspend",
+            "post delete",
+            "favorite delete",
+            "geo",
             "as:share",
             "as:post",
         ] {
             assert!(seen.get(kind).copied().unwrap_or(0) > 0, "no {kind} in the pinned minute: {seen:?}");
         }
-        assert_eq!(h, 0xf00f_4e55_3875_0522, "generator output changed: {h:#018x}");
+        assert_eq!(h, 0x63c2_4f50_ce2b_0983, "generator output changed: {h:#018x}");
     }
 }

@@ -21,7 +21,8 @@
 //!   keys, partitions and latencies), `payload` (their bytes), [`snowflake`]
 //!   (IDs that carry their time), [`activity_streams`] (the optional older
 //!   format), [`json`] and [`words`] (payload writing), `prepared`
-//!   (max-speed content), [`truth`], [`faults`], [`protocol`] (requests,
+//!   (max-speed content), [`truth`], [`compliant`] (what a compliant export
+//!   must contain: the compliance policy applied to the truth), [`faults`], [`protocol`] (requests,
 //!   refusals, system lines), [`config`], [`stream`], [`clock`] (stream
 //!   time: the project's one clock, `gapless_time::clock::Clock`, and the
 //!   API's time formats), [`gzip`], [`rng`] (SplitMix64 and FNV-1a: output never
@@ -34,6 +35,7 @@
 pub mod activity_streams;
 pub(crate) mod admin;
 pub mod clock;
+pub mod compliant;
 pub mod config;
 pub(crate) mod connection;
 pub mod faults;

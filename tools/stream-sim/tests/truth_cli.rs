@@ -51,3 +51,64 @@ fn from_and_to_take_the_one_time_grammar() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--from") && err.contains("2017-07-18T23:25"), "{err}");
 }
+
+/// `truth --compliant`: the compliant truth of the library, line for line,
+/// with the ledger range and the withheld option given or defaulted.
+#[test]
+fn compliant_prints_the_compliant_truth() {
+    use stream_sim::compliant::{compliant_truth, CompliantQuery, Withheld};
+    let run = |extra: &[&str]| -> (String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_stream-sim"))
+            .args(["truth", "--seed", "9", "--rate", "100", "--stream", "sample10/prod"])
+            .args(["--from", "2026-03-01T00:00:00Z", "--to", "2026-03-01T00:01:00Z"])
+            .args(extra)
+            .output()
+            .expect("run stream-sim truth");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let mut spec = StreamSpec::new(StreamKind::Sample10, "prod");
+    spec.rate = 100.0;
+    let gen = Generator::new(9, &spec);
+    let (from, to) = (1_772_323_200_000, 1_772_323_260_000);
+
+    let (plain, _) = run(&[]);
+    let (lines, stderr) = run(&["--compliant"]);
+    let want = compliant_truth(&gen, &CompliantQuery::new(from, to));
+    assert_eq!(lines, want.entries.iter().map(|e| format!("{}\n", e.truth_line())).collect::<String>());
+    assert!(lines.lines().count() < plain.lines().count(), "deleted Posts of the range are left out");
+    assert!(want.counts.deleted > 0);
+    assert!(stderr.contains(&format!("deleted {}", want.counts.deleted)), "{stderr}");
+
+    let (lines, _) = run(&[
+        "--compliant",
+        "--fingerprints",
+        "--withheld",
+        "keep",
+        "--ledger-from",
+        "2026-02-28T23:00:00Z",
+        "--ledger-to",
+        "2026-03-01T00:30:00Z",
+    ]);
+    let q = CompliantQuery {
+        from_ms: from,
+        to_ms: to,
+        ledger_from_ms: from - 3_600_000,
+        ledger_to_ms: from + 1_800_000,
+        partition: None,
+        withheld: Withheld::Keep,
+    };
+    let want = compliant_truth(&gen, &q);
+    assert_eq!(want.counts.withheld_dropped, 0);
+    let want_lines: String = want.entries.iter().map(|e| format!("{} {}\n", e.truth_line(), e.fingerprint)).collect();
+    assert_eq!(lines, want_lines);
+
+    for bad in [&["--compliant", "--withheld", "maybe"][..], &["--ledger-from", "2026-03-01"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stream-sim"))
+            .args(["truth", "--stream", "sample10/prod", "--from", "2026-03-01", "--to", "2026-03-01T00:00:01Z"])
+            .args(bad)
+            .output()
+            .expect("run stream-sim truth");
+        assert!(!out.status.success(), "{bad:?} accepted");
+    }
+}

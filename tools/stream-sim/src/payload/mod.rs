@@ -12,15 +12,19 @@
 //!   originals), [`text`]: a Post's text and its entities,
 //! - [`user`]: the user population and user objects,
 //! - [`messages`]: likes, unlikes, deletes and compliance messages.
+//!
+//! A Post's author and whether it is geotagged, and what a like likes, are
+//! decided by the generator (its cheap *heads*), so that compliance
+//! messages can name them without writing payloads.
 
 mod messages;
 mod post;
 mod text;
 mod user;
 
-pub(crate) use messages::{write_delete, write_unlike};
+pub(crate) use messages::{draw_liked, write_compliance, write_delete, write_unlike, Compliance, Liked, UserEvent};
 
-use crate::rng::Rng;
+use crate::rng::{mix64, Rng};
 use crate::stream::StreamKind;
 use crate::words::{Lang, LANGS};
 
@@ -43,9 +47,16 @@ impl Writer {
 }
 
 /// A skewed user pick: a few users post a lot.
-fn user_index(r: &mut Rng) -> u64 {
+pub(crate) fn user_index(r: &mut Rng) -> u64 {
     let u = r.unit();
     (u * u * u * USERS as f64) as u64
+}
+
+/// Whether stream Post `id` carries a place (`geo`, `coordinates`,
+/// `place`): about 3 % do. A function of the ID alone, so that the generator
+/// can find geotagged Posts (for `scrub_geo`) without writing them.
+pub(crate) fn geo_tagged(seed: u64, id: u64) -> bool {
+    mix64(seed ^ mix64(id ^ 0x6E0_7A66)) % 1000 < 30
 }
 
 fn pick_lang(r: &mut Rng) -> &'static Lang {

@@ -6,7 +6,7 @@
 //! written, key by key in the order of real payloads.
 
 use super::text::TextBuilder;
-use super::{pick_lang, tco, user_index, words, Writer};
+use super::{geo_tagged, pick_lang, tco, user_index, words, Writer};
 use crate::clock::twitter_date;
 use crate::json::Obj;
 use crate::rng::{fnv1a64, Rng};
@@ -37,8 +37,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn draw(r: &mut Rng) -> Shape {
-        let user_idx = user_index(r);
+    fn draw(r: &mut Rng, user_idx: u64) -> Shape {
         let lang = pick_lang(r);
         let kind_roll = r.unit();
         let retweet = kind_roll < 0.28;
@@ -92,26 +91,27 @@ struct Details {
 }
 
 impl Details {
-    fn draw(r: &mut Rng, ms: i64) -> Details {
+    fn draw(r: &mut Rng, ms: i64, geo_tagged: bool) -> Details {
         let source = *r.pick(SOURCES);
-        let place = if r.chance(0.03) { Some(*r.pick(PLACES)) } else { None };
+        let place = if geo_tagged { Some(*r.pick(PLACES)) } else { None };
         let edit_of = if r.chance(0.03) { Some(past_snowflake(r, ms, 10_000, 1_700_000)) } else { None };
         Details { source, place, edit_of }
     }
 }
 
 impl Writer {
-    /// A Post of the stream: it may retweet or quote an original, and
-    /// carries `timestamp_ms` (and `matching_rules` on PowerTrack).
-    pub(crate) fn write_post(&self, out: &mut String, id: u64, ms: i64, r: &mut Rng) {
-        let shape = Shape::draw(r);
+    /// A Post of the stream by user `author_idx` (drawn by the generator):
+    /// it may retweet or quote an original, and carries `timestamp_ms` (and
+    /// `matching_rules` on PowerTrack); a place when [`geo_tagged`].
+    pub(crate) fn write_post(&self, out: &mut String, id: u64, ms: i64, author_idx: u64, r: &mut Rng) {
+        let shape = Shape::draw(r, author_idx);
         let original = if shape.retweet || shape.quote { Some(self.draw_original(ms, r)) } else { None };
         let (tb, reply_to) = match &original {
             Some(o) if shape.retweet => (self.retweet_text(o), None),
             quoted => self.own_text(&shape, quoted.as_ref(), ms, r),
         };
         let shown = Shown::of(&tb, shape.retweet, r);
-        let details = Details::draw(r, ms);
+        let details = Details::draw(r, ms, geo_tagged(self.seed, id));
         let post = Post { id, ms, shape, original, tb, reply_to, shown, details };
         self.write_post_json(out, &post, r);
     }

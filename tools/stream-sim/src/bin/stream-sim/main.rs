@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use gapless_time::Dur;
 use stream_sim::clock::{run_start_ms, Clock};
+use stream_sim::compliant::{compliant_truth, CompliantQuery, Withheld};
 use stream_sim::config::{SimConfig, DEFAULT_PASSWORD, DEFAULT_USER};
 use stream_sim::faults::FaultPlan;
 use stream_sim::generator::Generator;
@@ -95,7 +96,8 @@ enum Cmd {
         #[command(flatten)]
         clock: ClockArgs,
     },
-    /// Print every activity of a range as `KIND KEY`, in time order.
+    /// Print every activity of a range as `KIND KEY`, in time order (with
+    /// --compliant: what a compliant export of it contains).
     Truth {
         /// Add each activity's fingerprint: `KIND KEY LEN HASH` (the length
         /// and FNV-1a 64 of its exact bytes, without `\r\n`).
@@ -120,6 +122,21 @@ enum Cmd {
         /// Same as serve's --config (stream rates and partitions matter).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Print what a compliant export of the range must contain (the
+        /// compliance policy applied; fingerprints are of the compliant bytes).
+        #[arg(long)]
+        compliant: bool,
+        /// With --compliant: start of the activity time whose compliance messages the ledger holds
+        /// (default: --from).
+        #[arg(long, requires = "compliant")]
+        ledger_from: Option<String>,
+        /// With --compliant: end of the ledger range, excluded (default: --to).
+        #[arg(long, requires = "compliant")]
+        ledger_to: Option<String>,
+        /// With --compliant: withheld records are left out (drop) or kept with
+        /// `withheld_in_countries` set (keep).
+        #[arg(long, requires = "compliant", default_value_t = Withheld::Drop)]
+        withheld: Withheld,
     },
 }
 
@@ -209,7 +226,20 @@ fn main() -> Result<()> {
                 r.wire_mb_per_sec()
             );
         }
-        Cmd::Truth { seed, stream, from, to, partition, rate, config, fingerprints } => {
+        Cmd::Truth {
+            seed,
+            stream,
+            from,
+            to,
+            partition,
+            rate,
+            config,
+            fingerprints,
+            compliant,
+            ledger_from,
+            ledger_to,
+            withheld,
+        } => {
             let (kind, label) =
                 parse_stream_name(&stream).with_context(|| format!("--stream {stream:?}: KIND/LABEL expected"))?;
             let cfg = load_config(seed, config.as_deref(), rate)?;
@@ -224,7 +254,32 @@ fn main() -> Result<()> {
             let gen = Generator::new(seed, &spec);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            stream_sim::truth::write_truth_with(&gen, from_ms, to_ms, partition, fingerprints, &mut out)?;
+            if compliant {
+                let ledger_from_ms = match ledger_from {
+                    Some(t) => parse_time_ms(&t).context("--ledger-from")?,
+                    None => from_ms,
+                };
+                let ledger_to_ms = match ledger_to {
+                    Some(t) => parse_time_ms(&t).context("--ledger-to")?,
+                    None => to_ms,
+                };
+                let q = CompliantQuery { from_ms, to_ms, ledger_from_ms, ledger_to_ms, partition, withheld };
+                let truth = compliant_truth(&gen, &q);
+                for e in &truth.entries {
+                    if fingerprints {
+                        writeln!(out, "{} {}", e.truth_line(), e.fingerprint)?;
+                    } else {
+                        writeln!(out, "{}", e.truth_line())?;
+                    }
+                }
+                let c = truth.counts;
+                eprintln!(
+                    "compliant: kept {} (compliance messages {}, withheld marked {}, geo scrubbed {}); left out: deleted {}, unliked {}, withheld {}",
+                    c.kept, c.messages, c.withheld_marked, c.geo_scrubbed, c.deleted, c.unliked, c.withheld_dropped
+                );
+            } else {
+                stream_sim::truth::write_truth_with(&gen, from_ms, to_ms, partition, fingerprints, &mut out)?;
+            }
             out.flush()?;
         }
     }
