@@ -317,7 +317,8 @@ impl Uploader {
     pub async fn purge_evicted(&mut self, policy: &gapless_storage::compliance::Policy) -> Result<EvictedPurge> {
         let mut out = EvictedPurge::default();
         let Some(partitions) = self.coverage.partitions(&self.label)? else { return Ok(out) };
-        let all = Minute::of_ms(gapless_storage::activity::EARLIEST_MS)..Minute::of_ms(gapless_storage::activity::LATEST_MS);
+        let all =
+            Minute::of_ms(gapless_storage::activity::EARLIEST_MS)..Minute::of_ms(gapless_storage::activity::LATEST_MS);
         let dict_dir = layout::dict_dir(&self.stream_dir);
         for minute in layout::evicted_minutes(&self.stream_dir, all.start, all.end)? {
             let path = layout::segment_path(&self.stream_dir, minute);
@@ -329,7 +330,12 @@ impl Uploader {
             })?;
             let crc = crc32c::crc32c(&old);
             if (old.len() as u64, crc) != (marker.bytes, marker.crc32c) {
-                return Err(Error::Checksum { key: marker.key.clone(), bytes: old.len() as u64, expected: marker.crc32c, got: crc });
+                return Err(Error::Checksum {
+                    key: marker.key.clone(),
+                    bytes: old.len() as u64,
+                    expected: marker.crc32c,
+                    got: crc,
+                });
             }
             let Some(copy) = gapless_storage::compliance::purge::purge_copy(&old, minute, &dict_dir, policy)? else {
                 continue;
@@ -353,8 +359,13 @@ impl Uploader {
             }
             self.manifests.insert(day, m);
             let marker = EvictionMarker { format: MARKER_FORMAT.into(), key: object.to_string(), bytes, crc32c: crc };
-            let json = serde_json::to_vec(&marker).map_err(|e| Error::BadManifest { key: path.display().to_string(), why: e.to_string() })?;
-            gapless_storage::segment::replace_atomically(&gapless_storage::io::StdFs, &layout::evicted_path(&path), &json)?;
+            let json = serde_json::to_vec(&marker)
+                .map_err(|e| Error::BadManifest { key: path.display().to_string(), why: e.to_string() })?;
+            gapless_storage::segment::replace_atomically(
+                &gapless_storage::io::StdFs,
+                &layout::evicted_path(&path),
+                &json,
+            )?;
             if key != object {
                 if let Err(e) = self.bucket.delete(&key).await {
                     tracing::warn!(error = %e, "a purged minute's old object could not be deleted; it is unused");

@@ -100,7 +100,15 @@ pub const MAX_COUNTRIES: usize = 255;
 /// kinds, and compliance messages that ask nothing of stored Posts
 /// (`limit`, `status_edit`, ...), give `None`.
 pub fn event_of(kind: ActivityKind, time_ms: i64, line: &[u8]) -> Option<Event> {
-    if !matches!(kind, ActivityKind::PostDelete | ActivityKind::Unlike | ActivityKind::Compliance) {
+    if !matches!(
+        kind,
+        ActivityKind::PostDelete | ActivityKind::Unlike | ActivityKind::Compliance | ActivityKind::AsActivity
+    ) {
+        return None;
+    }
+    // Activity Streams: only a `delete` is an event (a cheap look first:
+    // Posts in that format come by here too).
+    if kind == ActivityKind::AsActivity && !contains(line, b"\"delete\"") {
         return None;
     }
     let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(line) else { return None };
@@ -111,8 +119,24 @@ pub fn event_of(kind: ActivityKind, time_ms: i64, line: &[u8]) -> Option<Event> 
     Some(Event { time_ms, action })
 }
 
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// `None`: not a compliance event. `Some(Err)`: one that cannot be applied.
 fn action_of(top: &Map<String, Value>) -> Option<Result<Action, NotApplied>> {
+    if top.get("verb").and_then(Value::as_str) == Some("delete") {
+        // Activity Streams: `object.id` is `tag:search.twitter.com,2005:ID`,
+        // `actor.id` is `id:twitter.com:ID`.
+        let tagged = |v: Option<&Value>| {
+            v.and_then(|o| o.get("id")).and_then(Value::as_str).and_then(|t| t.rsplit(':').next()?.parse::<u64>().ok())
+        };
+        return Some(
+            tagged(top.get("object"))
+                .map(|post| Action::DeletePost { post, user: tagged(top.get("actor")).unwrap_or(0) })
+                .ok_or(NotApplied::MissingId),
+        );
+    }
     if let Some(Value::Object(delete)) = top.get("delete") {
         if let Some(Value::Object(s)) = delete.get("status") {
             return Some(id(s, "id").map(|post| Action::DeletePost { post, user: id(s, "user_id").unwrap_or(0) }));
@@ -256,6 +280,17 @@ mod tests {
             ev(C, r#"{"user_withheld":{"id":123456,"withheld_in_countries":["TR"]},"timestamp_ms":"1"}"#),
             Some(Action::WithholdUser { user: 123_456, countries: vec!["TR".into()] })
         );
+    }
+
+    #[test]
+    fn an_activity_streams_delete() {
+        let line = r#"{"verb":"delete","objectType":"activity","postedTime":"2026-01-01T00:00:00.000Z","actor":{"objectType":"person","id":"id:twitter.com:42"},"object":{"objectType":"activity","id":"tag:search.twitter.com,2005:9223372036854775809"}}"#;
+        assert_eq!(
+            ev(ActivityKind::AsActivity, line),
+            Some(Action::DeletePost { post: 9_223_372_036_854_775_809, user: 42 })
+        );
+        let post = r#"{"verb":"post","id":"tag:search.twitter.com,2005:1","body":"delete this"}"#;
+        assert_eq!(ev(ActivityKind::AsActivity, post), None);
     }
 
     #[test]

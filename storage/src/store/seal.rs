@@ -123,7 +123,13 @@ pub(crate) fn seal_to_tmp(
         return Ok(Err(NotSealed::NothingToDo));
     }
     // A purge (compliance::purge): records dropped (their keys kept aside)
-    // or rewritten as the policy says.
+    // or rewritten as the policy says. Most minutes hold nothing a pass
+    // removes: they are read once and left alone, never recompressed.
+    if let Some(policy) = purge {
+        if !any_change(fs, &path, len, dicts, policy, cancel)? {
+            return Ok(Err(NotSealed::NothingToDo));
+        }
+    }
     let mut purged_keys = Vec::new();
     let mut scrubbed = 0usize;
     let mut enc = Encoder::new();
@@ -202,6 +208,33 @@ pub(crate) fn seal_to_tmp(
         Err(_) if cancelled => Ok(Err(NotSealed::Cancelled)),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `policy` changes a record of the first `len` bytes of the
+/// segment at `path` (a purge's first look).
+fn any_change(
+    fs: &dyn Filesystem,
+    path: &Path,
+    len: u64,
+    dicts: &mut Dictionaries,
+    policy: &Policy,
+    cancel: &AtomicBool,
+) -> Result<bool> {
+    let mut r = SegmentReader::open_in(fs, path)?;
+    r.limit(len);
+    let mut payload = Vec::new();
+    while let Some(fr) = r.next_header()? {
+        if cancel.load(Ordering::Relaxed) || !r.read_payload(&fr, &mut payload)? {
+            return Ok(false);
+        }
+        let bytes = decompress(&fr.header, &payload, dicts)?;
+        for (e, b) in crate::frame::split_records(&fr.header, &bytes)? {
+            if !matches!(policy.verdict(e.kind, e.time_ms, b, WithheldMode::Keep), Verdict::Keep) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// A request: seal `minute`, whose segment is `len` bytes, all durable;
