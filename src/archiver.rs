@@ -163,6 +163,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
                 peers: ctx.peers.clone().unwrap_or_else(crate::upload::Peers::new),
                 writer: ctx.tx.clone(),
                 identity: identity.clone(),
+                purge: opts.config.purge.is_some(),
             };
             let upload_span = tracing::info_span!(parent: &span, "upload");
             tasks.push(tokio::spawn(crate::upload::run_uploader(up).instrument(upload_span)));

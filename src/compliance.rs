@@ -49,9 +49,9 @@ pub struct StreamReport {
     pub undeleted_after_purge: Vec<String>,
     /// Compliance messages that name no usable ID (by line hash).
     pub not_applied: NotAppliedList,
-    /// Minutes evicted to the bucket (`[archive] local_max`): a purge pass
-    /// does not reach them, so their objects keep what they held when
-    /// evicted (readers still hide it).
+    /// Minutes evicted to the bucket (`[archive] local_max`) that the last
+    /// purge pass has not reached yet: the uploader applies each pass to
+    /// them in the bucket after it (readers hide their content meanwhile).
     pub evicted_minutes_not_purged: u64,
 }
 
@@ -179,8 +179,12 @@ fn stream_report(label: &str, dir: &Path, purge_after: Duration, now_ms: i64) ->
         pending,
         undeleted_after_purge: undeleted.iter().map(u64::to_string).collect(),
         not_applied,
-        evicted_minutes_not_purged: layout::evicted_minutes(dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?
-            .len() as u64,
+        evicted_minutes_not_purged: match log.last_pass_ms {
+            Some(last) if purge::bucket_mark(dir)?.is_none_or(|m| m < last) => {
+                layout::evicted_minutes(dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?.len() as u64
+            }
+            _ => 0,
+        },
     })
 }
 
@@ -232,7 +236,7 @@ impl Report {
             if s.evicted_minutes_not_purged > 0 {
                 let _ = writeln!(
                     out,
-                    "  not purged: {} minutes evicted to the bucket (the purge does not reach them; readers hide their content)",
+                    "  not purged yet: {} minutes evicted to the bucket (the uploader purges them there after the last pass; readers hide their content)",
                     s.evicted_minutes_not_purged
                 );
             }

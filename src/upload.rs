@@ -158,6 +158,30 @@ pub struct UploadCtx {
     pub writer: tokio::sync::mpsc::Sender<Msg>,
     /// The data directory's identity, named in the manifests.
     pub identity: String,
+    /// `[compliance] purge`: purge passes are mirrored onto the minutes
+    /// evicted to the bucket ([`mirror_purge`]).
+    pub purge: bool,
+}
+
+/// Applies the last purge pass of the stream in `stream_dir` (the purge
+/// log's events) to the minutes evicted to the bucket, which the pass
+/// itself cannot reach (`Uploader::purge_evicted`), once per pass: the
+/// pass's end time is recorded when done. `None` when there was nothing
+/// new to mirror.
+pub async fn mirror_purge(
+    up: &mut Uploader,
+    stream_dir: &std::path::Path,
+) -> anyhow::Result<Option<gapless_bucket::upload::EvictedPurge>> {
+    use gapless_storage::compliance::{purge, Policy, PurgeLog};
+    let fs = Arc::new(gapless_storage::io::StdFs);
+    let log = PurgeLog::new(fs.clone(), stream_dir).read()?;
+    let Some(last) = log.last_pass_ms else { return Ok(None) };
+    if purge::bucket_mark(stream_dir)?.is_some_and(|m| m >= last) {
+        return Ok(None);
+    }
+    let done = up.purge_evicted(&Policy::of(&log.events)).await?;
+    purge::set_bucket_mark(fs.as_ref(), stream_dir, last)?;
+    Ok(Some(done))
 }
 
 /// Runs until shutdown.
@@ -216,6 +240,25 @@ pub async fn run_uploader(mut ctx: UploadCtx) {
                         manifests = round.manifests,
                         "copied to the bucket"
                     );
+                }
+                if ctx.purge {
+                    let stream_dir = gapless_storage::layout::stream_dir(&ctx.data, &ctx.label);
+                    let mirrored = tokio::select! {
+                        m = mirror_purge(&mut up, &stream_dir) => m,
+                        _ = ctx.shutdown.wait_for(|s| *s) => return,
+                    };
+                    match mirrored {
+                        Ok(Some(p)) if p.minutes > 0 => tracing::info!(
+                            minutes = p.minutes,
+                            records_removed = p.purged,
+                            records_scrubbed = p.scrubbed,
+                            "compliance purge applied to minutes evicted to the bucket"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "compliance purge of evicted minutes failed; retrying next round")
+                        }
+                    }
                 }
                 ctx.archive.interval
             }

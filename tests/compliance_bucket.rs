@@ -91,3 +91,65 @@ async fn purged_content_leaves_the_bucket() {
     let ledger = bucket.get(&StreamKeys::new(bucket.prefix(), "east", "d").ledger()).await.unwrap().unwrap();
     assert_eq!(gapless_storage::compliance::ledger::decode(&ledger).events.len(), 1);
 }
+
+/// Minutes evicted to the bucket (`local_max`) are out of a local pass's
+/// reach: the uploader applies the pass to their objects in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_reaches_the_minutes_evicted_to_the_bucket() {
+    let Some(server) = test_server::server() else { return };
+    let url = format!("s3://{}/archive", server.fresh_bucket());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    store.coverage().set_partitions("d", 1).unwrap();
+    let mut w = store.stream("d").unwrap();
+    for i in 0..40u64 {
+        w.ingest(post(100 + i, i % 2 + 1, T0 + i as i64 * 4_000).as_bytes(), T0).unwrap();
+    }
+    let delete = format!(r#"{{"user_delete":{{"id":1,"id_str":"1","timestamp_ms":"{}"}}}}"#, T0 + 1000);
+    w.ingest(delete.as_bytes(), T0).unwrap();
+    let (proof, _) = w.commit().unwrap();
+    store.coverage().cover(&proof, "d", 1, T0 / 1000..T0 / 1000 + 600).unwrap();
+
+    // No local room: every minute copied is evicted.
+    let bucket = Bucket::open(&url).unwrap();
+    let mut up = Uploader::new(bucket.clone(), "east", dir.path(), "d", store.coverage().clone()).with_local_max(0);
+    let span = Minute::of_ms(T0)..Minute::of_ms(T0 + 600_000);
+    let round = up.round(span.clone(), span.end).await.unwrap();
+    assert!(!round.evictions.is_empty());
+    for e in &round.evictions {
+        assert!(w.evict(e.minute, e.ino, e.len, &e.marker).unwrap());
+    }
+    assert!(layout::minutes_with_segments(w.dir(), span.start, span.end).unwrap().is_empty(), "all evicted");
+
+    // The local pass has nothing to rewrite; the uploader mirrors it.
+    let mut purger =
+        Purger::new(PurgeConfig { after: Duration::from_secs(60), interval: Duration::ZERO }, w.dir().to_path_buf());
+    purger.tick(&mut w, T0 + 3_600_000);
+    assert!(!purger.busy(), "a pass over no local minute ends at once");
+    let report = gapless::compliance::report(dir.path(), None, Duration::from_secs(60), T0 + 3_600_000).unwrap();
+    assert_eq!(report.streams[0].evicted_minutes_not_purged, 3, "{}", report.text());
+    let done = gapless::upload::mirror_purge(&mut up, w.dir()).await.unwrap().expect("a pass to mirror");
+    assert_eq!((done.minutes, done.purged), (3, 20), "{done:?}");
+    assert!(gapless::upload::mirror_purge(&mut up, w.dir()).await.unwrap().is_none(), "once per pass");
+    let report = gapless::compliance::report(dir.path(), None, Duration::from_secs(60), T0 + 3_600_000).unwrap();
+    assert_eq!(report.streams[0].evicted_minutes_not_purged, 0);
+
+    let dicts = layout::dict_dir(w.dir());
+    let text = bucket_text(&bucket, &dicts).await;
+    assert!(!text.contains("said by user1:"), "no object in the bucket holds user 1's text");
+    assert_eq!(text.matches("said by user2:").count(), 20);
+    // The bucket reads back as an archive: the manifests name the new
+    // objects, and the markers too (a round changes nothing).
+    let replica = gapless_bucket::replica::fetch(
+        &bucket,
+        &gapless_bucket::replica::Want { stream: None, minutes: None, segments: true },
+    )
+    .await
+    .unwrap();
+    let n: usize = gapless_storage::reader::RangeReader::new(replica.root(), "d", T0..T0 + 600_000)
+        .map(|b| b.unwrap().len())
+        .sum();
+    assert_eq!(n, 20 + 1);
+    let again = up.round(span.clone(), span.end).await.unwrap();
+    assert_eq!((again.objects, again.manifests), (0, 0), "{again:?}");
+}

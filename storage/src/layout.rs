@@ -17,6 +17,7 @@
 //! DATA/streams/LABEL/compliance.ledger             compliance events (deletes, withholdings, ...)
 //!                    compliance.ledger.torn-OFFSET a torn tail cut off on open
 //! DATA/streams/LABEL/compliance.purged             events whose purge finished
+//! DATA/streams/LABEL/compliance.purged-bucket      the last pass also applied to evicted minutes
 //! ```
 //!
 //! A file replaced atomically is written to `NAME.tmp` beside it, fsynced
@@ -94,6 +95,12 @@ pub fn ledger_path(stream_dir: &Path) -> PathBuf {
 /// A stream's purge log ([`crate::compliance::purge`]).
 pub fn purge_log_path(stream_dir: &Path) -> PathBuf {
     stream_dir.join("compliance.purged")
+}
+
+/// When the last purge pass whose events were also applied to the
+/// minutes evicted to the bucket finished (the uploader's mark).
+pub fn bucket_purge_mark_path(stream_dir: &Path) -> PathBuf {
+    stream_dir.join("compliance.purged-bucket")
 }
 
 /// The keys purged from a segment (kept so that a copy delivered again is

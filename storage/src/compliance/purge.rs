@@ -226,6 +226,23 @@ impl PurgeLog {
     }
 }
 
+/// The end time of the last purge pass that was also applied to the
+/// minutes evicted to the bucket (`None`: none was).
+pub fn bucket_mark(stream_dir: &Path) -> Result<Option<i64>> {
+    let path = layout::bucket_purge_mark_path(stream_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().parse().ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read", &path),
+    }
+}
+
+/// Records that the pass that ended at `pass_ms` was applied to the
+/// minutes evicted to the bucket.
+pub fn set_bucket_mark(fs: &dyn Filesystem, stream_dir: &Path, pass_ms: i64) -> Result<()> {
+    crate::segment::replace_atomically(fs, &layout::bucket_purge_mark_path(stream_dir), pass_ms.to_string().as_bytes())
+}
+
 /// Reads a stream's purge log.
 pub fn read_log(fs: &dyn Filesystem, path: &Path) -> Result<PurgeRead> {
     let bytes = match fs.open(path, Mode::Read) {
