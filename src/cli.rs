@@ -74,6 +74,10 @@ pub enum Command {
         /// purges become due (90, 45s, 30m, 6h, 5d, ...).
         #[arg(long, default_value = "24h", value_parser = |s: &str| gapless_time::parse_duration_secs(s).map_err(|e| e.to_string()))]
         purge_after: i64,
+        /// Take the purge delay from the archiver's configuration file
+        /// (`[compliance]`) instead of --purge-after.
+        #[arg(long, conflicts_with = "purge_after")]
+        config: Option<PathBuf>,
     },
     /// Check every checksum of every segment; repair what does not verify
     /// (its minute's coverage withdrawn first, so that the archiver
@@ -138,8 +142,14 @@ pub fn run() -> anyhow::Result<()> {
             println!("{summary}");
             Ok(())
         }
-        Command::Compliance { data, stream, json, purge_after } => {
-            let after = std::time::Duration::from_secs(purge_after.max(0) as u64);
+        Command::Compliance { data, stream, json, purge_after, config } => {
+            let after = match config {
+                Some(path) => match crate::config::Config::load(&path)?.purge {
+                    Some(p) => p.after,
+                    None => anyhow::bail!("{}: [compliance] purge = false: nothing is purged", path.display()),
+                },
+                None => std::time::Duration::from_secs(purge_after.max(0) as u64),
+            };
             let now_ms = chrono::Utc::now().timestamp_millis();
             let report = crate::compliance::report(&data, stream.as_deref(), after, now_ms)?;
             if json {

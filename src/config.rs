@@ -513,6 +513,21 @@ mod tests {
     }
 
     #[test]
+    fn compliance_purges_after_a_day_unless_told_otherwise() {
+        let parse = |extra: &str| {
+            let text =
+                format!("credentials={{env='X'}}\n[[stream]]\nlabel='a'\nkind='decahose'\nurl='http://h/x'\n{extra}");
+            Config::parse(&text, Path::new(".")).map(|c| c.purge)
+        };
+        let p = parse("").unwrap().expect("on by default");
+        assert_eq!((p.after, p.interval), (Duration::from_secs(86_400), Duration::from_secs(3_600)));
+        let p = parse("[compliance]\npurge_after = '2h'\npurge_interval = '10m'").unwrap().unwrap();
+        assert_eq!((p.after, p.interval), (Duration::from_secs(7_200), Duration::from_secs(600)));
+        assert!(parse("[compliance]\npurge = false").unwrap().is_none());
+        assert!(parse("[compliance]\npurge_afer = '2h'").is_err(), "a misspelt key is refused");
+    }
+
+    #[test]
     fn a_streams_account_is_given_or_read_from_its_url() {
         let parse = |extra: &str, url: &str| {
             let text = format!("credentials={{env='X'}}\n[[stream]]\nlabel='a'\nkind='decahose'\nurl='{url}'\n{extra}");
