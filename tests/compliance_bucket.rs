@@ -12,7 +12,7 @@ use gapless_bucket::{test_server, Bucket};
 use gapless_storage::dict::Dictionaries;
 use gapless_storage::io::StdFs;
 use gapless_storage::reader::for_each_record;
-use gapless_storage::store::{Store, StoreConfig};
+use gapless_storage::store::{Store, StoreConfig, StreamWriter};
 use gapless_storage::{layout, Minute};
 
 const T0: i64 = 1_772_366_400_000; // 2026-03-01T12:00:00Z
@@ -21,6 +21,22 @@ fn post(id: u64, user: u64, ms: i64) -> String {
     format!(
         r#"{{"id_str":"{id}","created_at":"x","user":{{"id_str":"{user}"}},"text":"said by user{user}: {id}","timestamp_ms":"{ms}"}}"#
     )
+}
+
+/// A store with 40 Posts of users 1 and 2 (`gap_ms` apart) and a
+/// `user_delete` of user 1, committed and covered.
+fn archive(dir: &std::path::Path, gap_ms: i64) -> (Store, StreamWriter) {
+    let store = Store::open(dir, StoreConfig::default()).unwrap();
+    store.coverage().set_partitions("d", 1).unwrap();
+    let mut w = store.stream("d").unwrap();
+    for i in 0..40u64 {
+        w.ingest(post(100 + i, i % 2 + 1, T0 + i as i64 * gap_ms).as_bytes(), T0).unwrap();
+    }
+    let delete = format!(r#"{{"user_delete":{{"id":1,"id_str":"1","timestamp_ms":"{}"}}}}"#, T0 + 1000);
+    w.ingest(delete.as_bytes(), T0).unwrap();
+    let (proof, _) = w.commit().unwrap();
+    store.coverage().cover(&proof, "d", 1, T0 / 1000..T0 / 1000 + 600).unwrap();
+    (store, w)
 }
 
 /// Every record of every segment object in the bucket, decompressed.
@@ -47,16 +63,7 @@ async fn purged_content_leaves_the_bucket() {
     let Some(server) = test_server::server() else { return };
     let url = format!("s3://{}/archive", server.fresh_bucket());
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    store.coverage().set_partitions("d", 1).unwrap();
-    let mut w = store.stream("d").unwrap();
-    for i in 0..40u64 {
-        w.ingest(post(100 + i, i % 2 + 1, T0 + i as i64 * 7_000).as_bytes(), T0).unwrap();
-    }
-    let delete = format!(r#"{{"user_delete":{{"id":1,"id_str":"1","timestamp_ms":"{}"}}}}"#, T0 + 1000);
-    w.ingest(delete.as_bytes(), T0).unwrap();
-    let (proof, _) = w.commit().unwrap();
-    store.coverage().cover(&proof, "d", 1, T0 / 1000..T0 / 1000 + 600).unwrap();
+    let (store, mut w) = archive(dir.path(), 7_000);
 
     let bucket = Bucket::open(&url).unwrap();
     let mut up = Uploader::new(bucket.clone(), "east", dir.path(), "d", store.coverage().clone());
@@ -99,16 +106,7 @@ async fn a_purge_reaches_the_minutes_evicted_to_the_bucket() {
     let Some(server) = test_server::server() else { return };
     let url = format!("s3://{}/archive", server.fresh_bucket());
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    store.coverage().set_partitions("d", 1).unwrap();
-    let mut w = store.stream("d").unwrap();
-    for i in 0..40u64 {
-        w.ingest(post(100 + i, i % 2 + 1, T0 + i as i64 * 4_000).as_bytes(), T0).unwrap();
-    }
-    let delete = format!(r#"{{"user_delete":{{"id":1,"id_str":"1","timestamp_ms":"{}"}}}}"#, T0 + 1000);
-    w.ingest(delete.as_bytes(), T0).unwrap();
-    let (proof, _) = w.commit().unwrap();
-    store.coverage().cover(&proof, "d", 1, T0 / 1000..T0 / 1000 + 600).unwrap();
+    let (store, mut w) = archive(dir.path(), 4_000);
 
     // No local room: every minute copied is evicted.
     let bucket = Bucket::open(&url).unwrap();

@@ -324,19 +324,7 @@ impl Uploader {
             let path = layout::segment_path(&self.stream_dir, minute);
             let Some(marker) = read_marker(&path)? else { continue };
             let key = Path::from(marker.key.as_str());
-            let old = self.bucket.get(&key).await?.ok_or_else(|| Error::Verify {
-                key: marker.key.clone(),
-                why: "the evicted minute's object is not in the bucket".into(),
-            })?;
-            let crc = crc32c::crc32c(&old);
-            if (old.len() as u64, crc) != (marker.bytes, marker.crc32c) {
-                return Err(Error::Checksum {
-                    key: marker.key.clone(),
-                    bytes: old.len() as u64,
-                    expected: marker.crc32c,
-                    got: crc,
-                });
-            }
+            let old = self.evicted_object(&marker).await?;
             let Some(copy) = gapless_storage::compliance::purge::purge_copy(&old, minute, &dict_dir, policy)? else {
                 continue;
             };
@@ -378,10 +366,8 @@ impl Uploader {
         Ok(out)
     }
 
-    /// The object an eviction marker names, read back and checked, with the
-    /// frames of the first `len` bytes of `file` (a segment started after
-    /// the eviction) after it.
-    async fn merge(&self, marker: &EvictionMarker, file: std::fs::File, len: u64) -> Result<Bytes> {
+    /// The object an eviction marker names, read back and checked against it.
+    async fn evicted_object(&self, marker: &EvictionMarker) -> Result<Bytes> {
         let key = Path::from(marker.key.as_str());
         let old = self.bucket.get(&key).await?.ok_or_else(|| Error::Verify {
             key: marker.key.clone(),
@@ -396,6 +382,14 @@ impl Uploader {
                 got: crc,
             });
         }
+        Ok(old)
+    }
+
+    /// The object an eviction marker names, read back and checked, with the
+    /// frames of the first `len` bytes of `file` (a segment started after
+    /// the eviction) after it.
+    async fn merge(&self, marker: &EvictionMarker, file: std::fs::File, len: u64) -> Result<Bytes> {
+        let old = self.evicted_object(marker).await?;
         let header = gapless_storage::segment::FILE_HEADER_LEN;
         let mut out = Vec::with_capacity(old.len() + len as usize);
         out.extend_from_slice(&old);
