@@ -167,3 +167,64 @@ proptest! {
         }
     }
 }
+
+fn arb_any_event() -> impl Strategy<Value = Event> {
+    let id = prop_oneof![1u64..20, 100u64..120, Just(1_234_567_890_123u64)];
+    let action = prop_oneof![
+        (id.clone(), id.clone()).prop_map(|(post, user)| Action::DeletePost { post, user }),
+        (id.clone(), id.clone()).prop_map(|(post, user)| Action::Unlike { post, user }),
+        (id.clone(), 0usize..3, any::<bool>()).prop_map(|(user, f, hide)| Action::User {
+            user,
+            family: Family::ALL[f],
+            hide
+        }),
+        (id.clone(), id.clone()).prop_map(|(user, up_to)| Action::ScrubGeo { user, up_to }),
+        (id.clone(), id.clone()).prop_map(|(post, user)| Action::WithholdPost {
+            post,
+            user,
+            countries: vec!["DE".into()]
+        }),
+        id.clone().prop_map(|user| Action::WithholdUser { user, countries: vec!["FR".into()] }),
+    ];
+    (T - 5..T + 5, action).prop_map(|(time_ms, action)| Event { time_ms, action })
+}
+
+/// A record: a Post (maybe retweeting or quoting another, maybe with its
+/// ID written with escaped digits) or a like.
+fn arb_record() -> impl Strategy<Value = (ActivityKind, String)> {
+    let id = prop_oneof![1u64..20, 100u64..120, 1000u64..1010];
+    let geo = prop_oneof![Just(""), Just(r#","place":{"id":"p"}"#)];
+    (id.clone(), id.clone(), id.clone(), id, geo, 0u8..5).prop_map(|(a, u, b, v, geo, shape)| match shape {
+        0 => (Post, post(a, u, geo)),
+        1 => (Post, post(a, u, &format!(r#","retweeted_status":{}"#, post(b, v, geo)))),
+        2 => (Post, post(a, u, &format!(r#","quoted_status":{}"#, post(b, v, geo)))),
+        3 => {
+            let escaped: String = a.to_string().chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+            (Post, post(a, u, geo).replacen(&format!(r#""id_str":"{a}""#), &format!(r#""id_str":"{escaped}""#), 1).replacen(&format!(r#""id":{a},"#), "", 1))
+        }
+        _ => (
+            Like,
+            format!(r#"{{"id":"0123456789abcdef0123456789abcdef","timestamp_ms":{T},"favorited_status":{},"user":{{"id":{u},"id_str":"{u}"}}}}"#, post(b, v, geo)),
+        ),
+    })
+}
+
+proptest! {
+    /// Looking for the ledger's IDs before parsing never changes a verdict.
+    #[test]
+    fn the_look_for_ids_changes_no_verdict(
+        events in prop::collection::vec(arb_any_event(), 1..10),
+        records in prop::collection::vec(arb_record(), 1..20),
+    ) {
+        let p = Policy::of(&events);
+        for (kind, line) in &records {
+            for mode in [WithheldMode::Drop, WithheldMode::Keep] {
+                prop_assert_eq!(
+                    p.verdict(*kind, T, line.as_bytes(), mode),
+                    p.verdict_parsed(*kind, T, line.as_bytes(), mode),
+                    "{}", line
+                );
+            }
+        }
+    }
+}
