@@ -111,20 +111,6 @@ pub struct Policy {
     withheld_users: HashMap<u64, BTreeSet<String>>,
     not_applied: u64,
     events: u64,
-    /// Every ID that can change a record (see [`Policy::prefilter`]),
-    /// built on the first verdict after a change.
-    prefilter: std::sync::OnceLock<Prefilter>,
-}
-
-/// What a record must show before it is parsed.
-#[derive(Clone, Debug)]
-enum Prefilter {
-    /// No ID can change a record.
-    Nothing,
-    /// One of these IDs, in decimal.
-    Ids(aho_corasick::AhoCorasick),
-    /// Nothing known: parse every record.
-    ParseAll,
 }
 
 /// Embedded Posts a record may carry, searched to this depth.
@@ -160,7 +146,6 @@ impl Policy {
     /// event winning a tie.
     pub fn add(&mut self, e: &Event) {
         self.events += 1;
-        self.prefilter = std::sync::OnceLock::new();
         match &e.action {
             Action::DeletePost { post, .. } => {
                 self.deleted_posts.insert(*post);
@@ -245,48 +230,6 @@ impl Policy {
         if !matches!(kind, ActivityKind::Post | ActivityKind::AsActivity | ActivityKind::Like) || self.is_empty() {
             return Verdict::Keep;
         }
-        // A record changes only if an ID it involves is one of the
-        // ledger's, so its decimal digits are in the line: most records
-        // are kept without being parsed. (An ID written with escaped
-        // digits, `\u0031`, cannot be seen so: such a line is parsed.)
-        match self.prefilter() {
-            Prefilter::Nothing => return Verdict::Keep,
-            Prefilter::Ids(ac) if !ac.is_match(line) && memchr::memmem::find(line, b"\\u003").is_none() => {
-                return Verdict::Keep
-            }
-            _ => {}
-        }
-        self.verdict_parsed(kind, time_ms, line, mode)
-    }
-
-    /// The automaton of every ID that can change a record: deleted and
-    /// withheld Posts, unliked Posts, users hidden now, withheld or
-    /// scrubbed.
-    fn prefilter(&self) -> &Prefilter {
-        self.prefilter.get_or_init(|| {
-            let hidden = self.users.iter().filter(|(_, s)| s.iter().flatten().any(|(_, hide)| *hide)).map(|(u, _)| u);
-            let ids: std::collections::BTreeSet<u64> = self
-                .deleted_posts
-                .iter()
-                .chain(hidden)
-                .chain(self.unlikes.keys().map(|(post, _)| post))
-                .chain(self.scrub_geo.keys())
-                .chain(self.withheld_posts.keys())
-                .chain(self.withheld_users.keys())
-                .copied()
-                .collect();
-            if ids.is_empty() {
-                return Prefilter::Nothing;
-            }
-            match aho_corasick::AhoCorasick::new(ids.iter().map(u64::to_string)) {
-                Ok(ac) => Prefilter::Ids(ac),
-                Err(_) => Prefilter::ParseAll,
-            }
-        })
-    }
-
-    /// [`Policy::verdict`] without the look for IDs first.
-    pub(crate) fn verdict_parsed(&self, kind: ActivityKind, time_ms: i64, line: &[u8], mode: WithheldMode) -> Verdict {
         let Ok(text) = std::str::from_utf8(line) else { return Verdict::Keep };
         let mut posts = Vec::new();
         let mut liker = None;
