@@ -176,3 +176,33 @@ fn require_full_missing_streams_and_buckets_follow_the_exit_table() {
     assert!(err.contains("NoSuchBucket: The specified bucket does not exist") && err.contains(&missing), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+/// A site without a ledger in the bucket (an archive uploaded before
+/// ledgers): compliance reads the events from every minute of the stream
+/// instead, and still applies the delete that lies after the range.
+#[test]
+fn without_a_sites_ledger_compliance_reads_every_minute() {
+    let Some((url, all)) = archives("se-noledger") else { return };
+    let bucket = gapless_bucket::Bucket::open(&url).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = gapless_bucket::keys::StreamKeys::new(bucket.prefix(), "west", "decahose").ledger();
+    runtime.block_on(bucket.delete(&key)).unwrap();
+    let outs = tempfile::tempdir().unwrap();
+    let (lp, rp) = (outs.path().join("local.ndjson"), outs.path().join("remote.ndjson"));
+    let local = all.path().to_str().unwrap();
+    for (data, out) in [(local, &lp), (url.as_str(), &rp)] {
+        let mut args = range(data, -20, 30, &["--kinds", "posts"]);
+        args.extend(["--out".into(), out.to_str().unwrap().into()]);
+        let o = run(&args);
+        ok(&o);
+        if data == url.as_str() {
+            // The range's minutes, then the whole stream (a site has no ledger).
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(err.matches("segment-export: fetched").count(), 2, "{err}");
+        }
+    }
+    assert_eq!(std::fs::read(&rp).unwrap(), std::fs::read(&lp).unwrap());
+    let m = manifest(&rp);
+    assert_eq!(m["compliance"]["source"], "segments");
+    assert_eq!(m["compliance"]["posts_dropped"], 1, "{}", m["compliance"]);
+}
