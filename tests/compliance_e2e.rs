@@ -32,7 +32,11 @@ const RATE: f64 = 10.0;
 const SPEED: f64 = 200.0;
 
 fn generator(seed: u64) -> Generator {
-    let mut spec = StreamSpec::new(StreamKind::Sample10, "prod");
+    generator_of(seed, StreamKind::Sample10)
+}
+
+fn generator_of(seed: u64, kind: StreamKind) -> Generator {
+    let mut spec = StreamSpec::new(kind, "prod");
     spec.rate = RATE;
     Generator::new(seed, &spec)
 }
@@ -43,7 +47,11 @@ fn start_ms() -> i64 {
 
 /// The archive's compliance events with a time in `[from_ms, to_ms)`.
 fn ledger_events(data: &std::path::Path, from_ms: i64, to_ms: i64) -> Vec<Event> {
-    let loaded = compliance::load(&layout::stream_dir(data, "decahose")).unwrap();
+    ledger_events_of(data, "decahose", from_ms, to_ms)
+}
+
+fn ledger_events_of(data: &std::path::Path, stream: &str, from_ms: i64, to_ms: i64) -> Vec<Event> {
+    let loaded = compliance::load(&layout::stream_dir(data, stream)).unwrap();
     assert_eq!(loaded.source, compliance::Source::Ledger);
     loaded.events.into_iter().filter(|e| (from_ms..to_ms).contains(&e.time_ms)).collect()
 }
@@ -68,8 +76,19 @@ fn compliant_archive(
     policy: &Policy,
     mode: WithheldMode,
 ) -> Vec<(i64, Vec<u8>)> {
+    compliant_archive_of(data, "decahose", from_ms, to_ms, policy, mode)
+}
+
+fn compliant_archive_of(
+    data: &std::path::Path,
+    stream: &str,
+    from_ms: i64,
+    to_ms: i64,
+    policy: &Policy,
+    mode: WithheldMode,
+) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
-    for batch in RangeReader::new(data, "decahose", from_ms..to_ms) {
+    for batch in RangeReader::new(data, stream, from_ms..to_ms) {
         for (e, b) in batch.unwrap().iter() {
             match policy.verdict(e.kind, e.time_ms, b, mode) {
                 Verdict::Keep => out.push((e.time_ms, b.to_vec())),
@@ -110,11 +129,12 @@ async fn the_compliant_view_equals_the_compliant_truth_after_faults_and_recovery
     // Realtime withholds minutes 6 and 7 (Recovery brings them), and the
     // connection drops at minute 11 (Backfill).
     let faults = script(&[fault("drop_realtime", "+6m", "2m"), fault("drop", "+11m", "30s")]);
-    let h = Arc::new(Harness::launch(Setup::new(SEED, RATE, SPEED).faults(&faults)).await);
+    let h = Arc::new(Harness::launch(Setup::new(SEED, RATE, SPEED).faults(&faults).likes()).await);
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");
     h.until_minute(END as f64).await;
     until_full(&h, admin, "decahose", 1, END, Duration::from_secs(30)).await;
+    until_full(&h, admin, "likes", 1, END, Duration::from_secs(30)).await;
     running.stop().await.unwrap();
     assert!(!log_lines(&["recovery completed"]).is_empty(), "the withheld minutes came by Recovery:\n{}", log_tail(30));
 
@@ -141,6 +161,19 @@ async fn the_compliant_view_equals_the_compliant_truth_after_faults_and_recovery
         };
         assert_same(&format!("withheld {withheld}"), &compliant_archive(&h.data(), from, to, &policy, mode), &want);
     }
+
+    // The Likes stream (no faults: it has no Recovery): unlikes remove the
+    // likes they name.
+    let likes = generator_of(SEED, StreamKind::Likes);
+    let ledger_likes = ledger_events_of(&h.data(), "likes", from, to);
+    let got: HashSet<Event> = ledger_likes.iter().cloned().collect();
+    assert!(got == truth_events(&likes, from, to), "the likes ledger's events of the range are the stream's");
+    let truth = compliant_truth(&likes, &CompliantQuery::new(from, to));
+    assert!(truth.counts.unliked > 0, "no like of the range was unliked in it");
+    let mut want: Vec<(i64, Vec<u8>)> = truth.entries.iter().map(|e| (e.time_ms, e.line.to_vec())).collect();
+    want.sort();
+    let got = compliant_archive_of(&h.data(), "likes", from, to, &Policy::of(&ledger_likes), WithheldMode::Drop);
+    assert_same("likes", &got, &want);
 
     // Deletes that arrived before their Post: the Post's minute was
     // withheld from realtime (6..8) and came by Recovery after the hole
