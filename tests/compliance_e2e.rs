@@ -229,12 +229,19 @@ fn user_deletes(gen: &Generator, from_ms: i64, to_ms: i64) -> Vec<(u64, i64, Opt
     out
 }
 
-/// The text of every Post of `user` in the truth of `[from_ms, to_ms)`.
+/// The text of every Post of `user` in the truth of `[from_ms, to_ms)`,
+/// as its line holds it (the JSON string, quotes and escapes included), so
+/// that a search of the stored bytes finds it wherever it was copied.
 fn texts_of(gen: &Generator, user: u64, from_ms: i64, to_ms: i64) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        text: Box<serde_json::value::RawValue>,
+        user: Option<serde_json::Value>,
+    }
     gen.range(from_ms, to_ms, None)
         .filter_map(|a| {
-            let v: serde_json::Value = serde_json::from_slice(&a.line).ok()?;
-            (v["user"]["id_str"].as_str()? == user.to_string()).then(|| v["text"].as_str().map(str::to_string))?
+            let r: Raw = serde_json::from_slice(&a.line).ok()?;
+            (r.user?["id_str"].as_str()? == user.to_string()).then(|| r.text.get().to_string())
         })
         .filter(|t| t.len() > 20)
         .collect()
@@ -289,7 +296,6 @@ async fn deleted_users_are_purged_after_the_delay_and_an_undo_inside_it_keeps_th
     setup.admin = true;
     let mut h = Harness::launch(setup).await;
     h.config_text.push_str("\n[compliance]\npurge_after = \"3m\"\npurge_interval = \"100ms\"\n");
-    let h = Arc::new(h);
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");
     h.until_minute(END as f64).await;
@@ -365,6 +371,37 @@ async fn deleted_users_are_purged_after_the_delay_and_an_undo_inside_it_keeps_th
             assert!(!disk.contains(t.as_str()), "user {u}, undeleted after the purge, stays purged");
         }
     }
+    // Recovery does not bring purged Posts back: a minute holding Posts of
+    // the purged user is damaged, repaired (its coverage withdrawn) and
+    // recovered by an archiver that purges nothing, so that only the ID
+    // index (the purged keys beside the segment) can keep them out.
+    let minute = gen
+        .range(from, to, None)
+        .find(|a| {
+            serde_json::from_slice::<serde_json::Value>(&a.line)
+                .is_ok_and(|v| v["user"]["id_str"].as_str() == Some(purged_user.to_string().as_str()))
+        })
+        .map(|a| Minute::of_ms(a.time_ms))
+        .unwrap();
+    let path = layout::segment_path(&stream_dir, minute);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 50;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(gapless::verify::verify(&data, Some("decahose")).unwrap().exit_code(), 1, "the damage is repaired");
+    h.config_text = h.config_text.replace("purge_after = \"3m\"", "purge = false");
+    clear_logs();
+    let running = h.archiver().await;
+    let admin = running.admin.expect("admin API");
+    until_full(&h, admin, "decahose", 1, END, Duration::from_secs(60)).await;
+    running.stop().await.unwrap();
+    assert!(!log_lines(&["recovery completed"]).is_empty(), "the minute came back by Recovery:\n{}", log_tail(30));
+    assert!(log_lines(&["compliance purge: a pass"]).is_empty(), "this archiver purges nothing");
+    let disk = segment_text(&data);
+    for t in &gone {
+        assert!(!disk.contains(t.as_str()), "Recovery brought user {purged_user}'s Post back: {t:?}");
+    }
+
     eprintln!(
         "seed {seed}: purged user {purged_user} ({} Posts), kept user {kept_user} ({} Posts); report: {} purged, undeleted after purge {:?}",
         gone.len(),
