@@ -53,6 +53,18 @@ pub struct StreamReport {
     /// purge pass has not reached yet: the uploader applies each pass to
     /// them in the bucket after it (readers hide their content meanwhile).
     pub evicted_minutes_not_purged: u64,
+    /// What a purge does not rewrite: files kept aside as they were for a
+    /// person to look at (a repair's `.damaged` bytes, torn tails), and
+    /// the quarantine (lines that could not be stored). They may hold
+    /// content the stream deleted: look, then remove them.
+    pub kept_aside: KeptAside,
+}
+
+#[derive(Serialize, Default)]
+pub struct KeptAside {
+    pub files: Vec<String>,
+    pub bytes: u64,
+    pub quarantine_bytes: u64,
 }
 
 #[derive(Serialize, Default)]
@@ -179,6 +191,15 @@ fn stream_report(label: &str, dir: &Path, purge_after: Duration, now_ms: i64) ->
         pending,
         undeleted_after_purge: undeleted.iter().map(u64::to_string).collect(),
         not_applied,
+        kept_aside: {
+            let mut k = KeptAside::default();
+            for f in layout::kept_aside_files(dir)? {
+                k.bytes += std::fs::metadata(&f).map_or(0, |m| m.len());
+                k.files.push(f.display().to_string());
+            }
+            k.quarantine_bytes = std::fs::metadata(layout::quarantine_path(dir)).map_or(0, |m| m.len());
+            k
+        },
         evicted_minutes_not_purged: match log.last_pass_ms {
             Some(last) if purge::bucket_mark(dir)?.is_none_or(|m| m < last) => {
                 layout::evicted_minutes(dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?.len() as u64
@@ -238,6 +259,15 @@ impl Report {
                     out,
                     "  not purged yet: {} minutes evicted to the bucket (the uploader purges them there after the last pass; readers hide their content)",
                     s.evicted_minutes_not_purged
+                );
+            }
+            if !s.kept_aside.files.is_empty() || s.kept_aside.quarantine_bytes > 0 {
+                let _ = writeln!(
+                    out,
+                    "  not purged (kept as they were for a person to look at; they may hold deleted content): {} files kept aside ({} bytes), quarantine {} bytes",
+                    s.kept_aside.files.len(),
+                    s.kept_aside.bytes,
+                    s.kept_aside.quarantine_bytes
                 );
             }
             if s.ledger_torn_bytes > 0 {

@@ -131,6 +131,13 @@ fn content_is_purged_after_the_delay_and_an_undo_inside_it_keeps_it() {
     gapless_storage::compliance::purge::set_bucket_mark(&StdFs, w.dir(), last.unwrap()).unwrap();
     let r = report(dir.path(), None, DELAY, later + 2000).unwrap();
     assert_eq!(r.streams[0].evicted_minutes_not_purged, 0);
+    assert!(r.streams[0].kept_aside.files.is_empty());
+    // A repair's damaged bytes are kept as they were, not purged: said.
+    let damaged = layout::damaged_path(&segment_path(w.dir(), Minute::of_ms(T0)));
+    std::fs::write(&damaged, b"damaged frame bytes").unwrap();
+    let r = report(dir.path(), None, DELAY, later + 2000).unwrap();
+    assert_eq!(r.streams[0].kept_aside.files, vec![damaged.display().to_string()]);
+    assert!(r.text().contains("1 files kept aside (19 bytes)"), "{}", r.text());
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["schema"], "gapless.compliance-report/1");
     assert_eq!(json["streams"][0]["purged"]["events"], 2);

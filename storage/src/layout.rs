@@ -126,6 +126,39 @@ pub fn damaged_path(segment: &Path) -> PathBuf {
     with_suffix(segment, ".damaged")
 }
 
+/// The files a stream keeps aside as they were, for a person to look at:
+/// bytes a repair moved out of segments (`….seg.damaged`) and torn tails
+/// cut off append-only files (`….torn-OFFSET`). Purges do not rewrite them.
+pub fn kept_aside_files(stream_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let kept = |p: &Path| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".damaged") || n.contains(".torn-"))
+    };
+    let mut dirs = vec![stream_dir.to_path_buf()];
+    let segments = stream_dir.join("segments");
+    if segments.is_dir() {
+        for e in std::fs::read_dir(&segments).ctx("list segments", &segments)? {
+            let p = e.ctx("list segments", &segments)?.path();
+            if p.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    for d in dirs {
+        if !d.is_dir() {
+            continue;
+        }
+        for e in std::fs::read_dir(&d).ctx("list", &d)? {
+            let p = e.ctx("list", &d)?.path();
+            if kept(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Where the torn tail of an append-only file (cut off at `offset` on
 /// open) is kept.
 pub fn torn_path(path: &Path, offset: u64) -> PathBuf {
