@@ -268,7 +268,7 @@ async fn deleted_users_are_purged_after_the_delay_and_an_undo_inside_it_keeps_th
     capture_logs();
     clear_logs();
     const END: i64 = 24;
-    const DELAY_MIN: i64 = 3;
+    const DELAY_MIN: i64 = 5;
     let delay = DELAY_MIN * 60_000;
     let (from, to) = (start_ms() + 60_000, start_ms() + END * 60_000);
     // A seed whose stream, in minutes 1..END, deletes a user who posts
@@ -282,7 +282,9 @@ async fn deleted_users_are_purged_after_the_delay_and_an_undo_inside_it_keeps_th
             undo.is_none() && *t + delay + 120_000 < to && !texts_of(&gen, *u, from, to).is_empty()
         });
         let kept = dels.iter().find(|(u, t, undo)| {
-            undo.is_some_and(|x| x - t < delay - 40_000) && !texts_of(&gen, *u, from, to).is_empty()
+            // Stored well before the delete is due: a pass reads the ledger
+            // as last committed (every 0.5 s wall: 100 s of stream time).
+            undo.is_some_and(|x| x - t < delay - 150_000) && !texts_of(&gen, *u, from, to).is_empty()
         });
         if let (Some(p), Some(k)) = (purged, kept) {
             chosen = Some((seed, p.0, k.0));
@@ -295,7 +297,7 @@ async fn deleted_users_are_purged_after_the_delay_and_an_undo_inside_it_keeps_th
     let mut setup = Setup::new(seed, RATE, SPEED);
     setup.admin = true;
     let mut h = Harness::launch(setup).await;
-    h.config_text.push_str("\n[compliance]\npurge_after = \"3m\"\npurge_interval = \"100ms\"\n");
+    h.config_text.push_str("\n[compliance]\npurge_after = \"5m\"\npurge_interval = \"100ms\"\n");
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");
     h.until_minute(END as f64).await;
@@ -389,7 +391,7 @@ async fn deleted_users_are_purged_after_the_delay_and_an_undo_inside_it_keeps_th
     bytes[at] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
     assert_eq!(gapless::verify::verify(&data, Some("decahose")).unwrap().exit_code(), 1, "the damage is repaired");
-    h.config_text = h.config_text.replace("purge_after = \"3m\"", "purge = false");
+    h.config_text = h.config_text.replace("purge_after = \"5m\"", "purge = false");
     clear_logs();
     let running = h.archiver().await;
     let admin = running.admin.expect("admin API");
