@@ -16,11 +16,11 @@
 //!   happen.
 //! - **Later data.** A Post that arrives after its delete was purged is a
 //!   duplicate if its copy was purged (its key is kept), and otherwise is
-//!   stored, hidden by readers, and removed by the next pass (its events
-//!   are in the log, so the next pass purges with the whole log's due
-//!   events, not only the new ones).
+//!   stored, hidden by readers, and removed by the next pass: a pass
+//!   applies every due event, logged or not, and when no new event is due
+//!   it still starts, over the minutes written since the last one.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,12 +61,20 @@ pub struct Purger {
     log: PurgeLog,
     next: Instant,
     pass: Option<Pass>,
+    /// Minutes written since the last pass started.
+    written: BTreeSet<Minute>,
 }
 
 impl Purger {
     pub fn new(config: PurgeConfig, stream_dir: PathBuf) -> Purger {
         let log = PurgeLog::new(Arc::new(StdFs), &stream_dir);
-        Purger { config, stream_dir, log, next: Instant::now(), pass: None }
+        Purger { config, stream_dir, log, next: Instant::now(), pass: None, written: BTreeSet::new() }
+    }
+
+    /// Records that `minute` was written (late data after a pass may hold
+    /// what an earlier pass removed).
+    pub fn written(&mut self, minute: Minute) {
+        self.written.insert(minute);
     }
 
     /// Whether a pass is in progress.
@@ -139,22 +147,26 @@ impl Purger {
 
     /// A pass over every local minute, if events are due that the log
     /// does not hold yet.
-    fn start(&self, now_ms: i64) -> anyhow::Result<Option<Pass>> {
+    fn start(&mut self, now_ms: i64) -> anyhow::Result<Option<Pass>> {
         let events = compliance::load(&self.stream_dir)?.events;
         let done_log = self.log.read()?;
         let done: HashSet<Event> = done_log.events.iter().cloned().collect();
         let current = Policy::of(&events);
         let delay = self.config.after.as_millis() as i64;
         let new = purge::due(&events, &current, &done, now_ms, delay);
-        if new.is_empty() {
-            return Ok(None);
-        }
         // Everything due, logged or not: a Post stored after an earlier
         // pass is purged too.
         let all_due = purge::due(&events, &current, &HashSet::new(), now_ms, delay);
-        let todo: VecDeque<Minute> =
+        let written = std::mem::take(&mut self.written);
+        let todo: VecDeque<Minute> = if !new.is_empty() {
             layout::minutes_with_segments(&self.stream_dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?
-                .into();
+                .into()
+        } else if !all_due.is_empty() && !written.is_empty() {
+            // Nothing new is due: only what was written since.
+            written.into_iter().filter(|m| layout::segment_path(&self.stream_dir, *m).exists()).collect()
+        } else {
+            return Ok(None);
+        };
         let evicted =
             layout::evicted_minutes(&self.stream_dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?.len();
         if evicted > 0 {

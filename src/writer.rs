@@ -163,6 +163,9 @@ pub fn spawn(
                         };
                         if let Outcome::Stored { minute, .. } = outcome {
                             unsealed.insert(minute, now_ms);
+                            if let Some(p) = purger.as_mut() {
+                                p.written(minute);
+                            }
                         }
                         count(&metrics, &outcome);
                         Ok(())

@@ -109,6 +109,17 @@ fn content_is_purged_after_the_delay_and_an_undo_inside_it_keeps_it() {
     assert_eq!(s.purged.by_kind.get("user_delete"), Some(&1));
     assert!(s.purged.last_pass.is_some());
 
+    // A Post of user 1 that comes after the purge (late, or by Recovery,
+    // never stored before) is removed by the next pass, though no new
+    // event is due: it goes over the minutes written since.
+    let late = post(9999, 1, T0 + 1_800_000);
+    w.ingest(late.as_bytes(), later).unwrap();
+    w.commit().unwrap();
+    assert!(on_disk(&w).contains("said by user1: 9999"));
+    purger.written(Minute::of_ms(T0 + 1_800_000));
+    run_purger(&mut purger, &mut w, later + 500);
+    assert!(!on_disk(&w).contains("said by user1: 9999"), "the late Post is purged too");
+
     // User 1 undeleted after the purge: readers would show their Posts
     // again, but they are gone, and the report says so.
     w.ingest(user_event("user_undelete", 1, later + 1000).as_bytes(), later).unwrap();
