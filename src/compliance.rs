@@ -200,8 +200,8 @@ fn stream_report(label: &str, dir: &Path, purge_after: Duration, now_ms: i64) ->
             k.quarantine_bytes = std::fs::metadata(layout::quarantine_path(dir)).map_or(0, |m| m.len());
             k
         },
-        evicted_minutes_not_purged: match log.last_pass_ms {
-            Some(last) if purge::bucket_mark(dir)?.is_none_or(|m| m < last) => {
+        evicted_minutes_not_purged: match log.events.len() as u64 {
+            logged if logged > 0 && purge::bucket_mark(dir)?.is_none_or(|m| m < logged) => {
                 layout::evicted_minutes(dir, Minute::of_ms(EARLIEST_MS), Minute::of_ms(LATEST_MS))?.len() as u64
             }
             _ => 0,

@@ -165,9 +165,9 @@ pub struct UploadCtx {
 
 /// Applies the last purge pass of the stream in `stream_dir` (the purge
 /// log's events) to the minutes evicted to the bucket, which the pass
-/// itself cannot reach (`Uploader::purge_evicted`), once per pass: the
-/// pass's end time is recorded when done. `None` when there was nothing
-/// new to mirror.
+/// itself cannot reach (`Uploader::purge_evicted`), once per new event in
+/// the log: how many were applied is recorded when done. `None` when
+/// there was nothing new to mirror.
 pub async fn mirror_purge(
     up: &mut Uploader,
     stream_dir: &std::path::Path,
@@ -175,12 +175,12 @@ pub async fn mirror_purge(
     use gapless_storage::compliance::{purge, Policy, PurgeLog};
     let fs = Arc::new(gapless_storage::io::StdFs);
     let log = PurgeLog::new(fs.clone(), stream_dir).read()?;
-    let Some(last) = log.last_pass_ms else { return Ok(None) };
-    if purge::bucket_mark(stream_dir)?.is_some_and(|m| m >= last) {
+    let logged = log.events.len() as u64;
+    if logged == 0 || purge::bucket_mark(stream_dir)?.is_some_and(|m| m >= logged) {
         return Ok(None);
     }
     let done = up.purge_evicted(&Policy::of(&log.events)).await?;
-    purge::set_bucket_mark(fs.as_ref(), stream_dir, last)?;
+    purge::set_bucket_mark(fs.as_ref(), stream_dir, logged)?;
     Ok(Some(done))
 }
 

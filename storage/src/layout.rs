@@ -17,7 +17,7 @@
 //! DATA/streams/LABEL/compliance.ledger             compliance events (deletes, withholdings, ...)
 //!                    compliance.ledger.torn-OFFSET a torn tail cut off on open
 //! DATA/streams/LABEL/compliance.purged             events whose purge finished
-//! DATA/streams/LABEL/compliance.purged-bucket      the last pass also applied to evicted minutes
+//! DATA/streams/LABEL/compliance.purged-bucket      purged events also applied to evicted minutes
 //! ```
 //!
 //! A file replaced atomically is written to `NAME.tmp` beside it, fsynced
@@ -97,8 +97,8 @@ pub fn purge_log_path(stream_dir: &Path) -> PathBuf {
     stream_dir.join("compliance.purged")
 }
 
-/// When the last purge pass whose events were also applied to the
-/// minutes evicted to the bucket finished (the uploader's mark).
+/// How many of the purge log's events were also applied to the minutes
+/// evicted to the bucket (the uploader's mark).
 pub fn bucket_purge_mark_path(stream_dir: &Path) -> PathBuf {
     stream_dir.join("compliance.purged-bucket")
 }

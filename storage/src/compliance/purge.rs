@@ -226,9 +226,10 @@ impl PurgeLog {
     }
 }
 
-/// The end time of the last purge pass that was also applied to the
-/// minutes evicted to the bucket (`None`: none was).
-pub fn bucket_mark(stream_dir: &Path) -> Result<Option<i64>> {
+/// How many of the purge log's events were also applied to the minutes
+/// evicted to the bucket (`None`: none were). The log only grows, so the
+/// events past the mark are the ones the evicted minutes still owe.
+pub fn bucket_mark(stream_dir: &Path) -> Result<Option<u64>> {
     let path = layout::bucket_purge_mark_path(stream_dir);
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(s.trim().parse().ok()),
@@ -237,10 +238,10 @@ pub fn bucket_mark(stream_dir: &Path) -> Result<Option<i64>> {
     }
 }
 
-/// Records that the pass that ended at `pass_ms` was applied to the
+/// Records that the purge log's first `events` events were applied to the
 /// minutes evicted to the bucket.
-pub fn set_bucket_mark(fs: &dyn Filesystem, stream_dir: &Path, pass_ms: i64) -> Result<()> {
-    crate::segment::replace_atomically(fs, &layout::bucket_purge_mark_path(stream_dir), pass_ms.to_string().as_bytes())
+pub fn set_bucket_mark(fs: &dyn Filesystem, stream_dir: &Path, events: u64) -> Result<()> {
+    crate::segment::replace_atomically(fs, &layout::bucket_purge_mark_path(stream_dir), events.to_string().as_bytes())
 }
 
 /// Reads a stream's purge log.
