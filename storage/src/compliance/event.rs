@@ -34,6 +34,17 @@ impl Family {
     }
 }
 
+/// The user events: the message's key, its family, and whether it hides
+/// (the undo events do not).
+pub const USER_EVENTS: [(&str, Family, bool); 6] = [
+    ("user_delete", Family::Delete, true),
+    ("user_undelete", Family::Delete, false),
+    ("user_protect", Family::Protect, true),
+    ("user_unprotect", Family::Protect, false),
+    ("user_suspend", Family::Suspend, true),
+    ("user_unsuspend", Family::Suspend, false),
+];
+
 /// What a compliance event asks of the archive.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -146,15 +157,7 @@ fn action_of(top: &Map<String, Value>) -> Option<Result<Action, NotApplied>> {
         }
         return None;
     }
-    let users = [
-        ("user_delete", Family::Delete, true),
-        ("user_undelete", Family::Delete, false),
-        ("user_protect", Family::Protect, true),
-        ("user_unprotect", Family::Protect, false),
-        ("user_suspend", Family::Suspend, true),
-        ("user_unsuspend", Family::Suspend, false),
-    ];
-    for (name, family, hide) in users {
+    for (name, family, hide) in USER_EVENTS {
         if let Some(body) = top.get(name) {
             let user = body.as_object().ok_or(NotApplied::MissingId).and_then(|b| id(b, "id"));
             return Some(user.map(|user| Action::User { user, family, hide }));
@@ -247,14 +250,7 @@ mod tests {
             ),
             Some(Action::Unlike { post: 5, user: 8 })
         );
-        for (name, family, hide) in [
-            ("user_delete", Family::Delete, true),
-            ("user_undelete", Family::Delete, false),
-            ("user_protect", Family::Protect, true),
-            ("user_unprotect", Family::Protect, false),
-            ("user_suspend", Family::Suspend, true),
-            ("user_unsuspend", Family::Suspend, false),
-        ] {
+        for (name, family, hide) in USER_EVENTS {
             let line = format!(r#"{{"{name}":{{"id":12,"id_str":"12","timestamp_ms":"1"}}}}"#);
             assert_eq!(ev(C, &line), Some(Action::User { user: 12, family, hide }), "{name}");
         }

@@ -48,7 +48,7 @@ pub mod ledger;
 pub mod policy;
 pub mod purge;
 
-pub use event::{event_of, Action, Event, Family, NotApplied};
+pub use event::{event_of, Action, Event, Family, NotApplied, USER_EVENTS};
 
 impl Action {
     /// The name of the message the action comes from (`delete`,
@@ -58,12 +58,9 @@ impl Action {
         match self {
             Action::DeletePost { .. } => "delete",
             Action::Unlike { .. } => "unlike",
-            Action::User { family: Family::Delete, hide: true, .. } => "user_delete",
-            Action::User { family: Family::Delete, hide: false, .. } => "user_undelete",
-            Action::User { family: Family::Protect, hide: true, .. } => "user_protect",
-            Action::User { family: Family::Protect, hide: false, .. } => "user_unprotect",
-            Action::User { family: Family::Suspend, hide: true, .. } => "user_suspend",
-            Action::User { family: Family::Suspend, hide: false, .. } => "user_unsuspend",
+            Action::User { family, hide, .. } => {
+                USER_EVENTS.iter().find(|(_, f, h)| f == family && h == hide).map_or("user", |(name, ..)| name)
+            }
             Action::ScrubGeo { .. } => "scrub_geo",
             Action::WithholdPost { .. } => "status_withheld",
             Action::WithholdUser { .. } => "user_withheld",

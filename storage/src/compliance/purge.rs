@@ -98,7 +98,10 @@ pub struct PurgedCopy {
 /// dictionaries in `dict_dir`. `None` when nothing changes.
 pub fn purge_copy(bytes: &[u8], minute: crate::Minute, dict_dir: &Path, policy: &Policy) -> Result<Option<PurgedCopy>> {
     let config = crate::store::StoreConfig::default();
-    let dir = tempfile_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("gapless-purge-")
+        .tempdir()
+        .ctx("create a temporary directory", std::env::temp_dir())?;
     let path = layout::segment_path(dir.path(), minute);
     let fs = crate::io::StdFs;
     if let Some(day) = path.parent() {
@@ -126,31 +129,6 @@ pub fn purge_copy(bytes: &[u8], minute: crate::Minute, dict_dir: &Path, policy: 
         }
         Err(_) => Ok(None),
     }
-}
-
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempfile_dir() -> Result<TempDir> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let base = std::env::temp_dir();
-    let name = format!("gapless-purge-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    let path = base.join(name);
-    std::fs::create_dir_all(&path).ctx("create directory", &path)?;
-    Ok(TempDir(path))
 }
 
 /// The events due for purge at `now_ms`: of the kinds purge applies

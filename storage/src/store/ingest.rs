@@ -186,7 +186,12 @@ impl Ingest {
         if let Key::Hashed(h) = a.key {
             self.hashed.entry(minute).or_default().add(h, line);
         }
-        self.pending.ledger.extend(compliance::event_of(a.kind, a.time_ms, line));
+        // Posts and likes carry no event: only the rest (deletes, unlikes,
+        // compliance messages, Activity Streams activities of other verbs,
+        // all keyed otherwise) is read again.
+        if !matches!(a.key, Key::Post(_) | Key::Like(_)) {
+            self.pending.ledger.extend(compliance::event_of(a.kind, a.time_ms, line));
+        }
         self.pending.frames.entry(minute).or_default().push(a.kind, a.key, a.time_ms, line);
         Ok(Outcome::Stored { minute, kind: a.kind })
     }
